@@ -1,0 +1,68 @@
+"""``enclave audit``: read and verify the tamper-evident audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from enclave import audit
+from enclave.cli.common import JsonOption, command_errors, console, emit_json, err_console, get_context
+
+NAME = "audit"
+app = typer.Typer(help="The audit log. / 审计日志。", no_args_is_help=True)
+
+
+@app.command("tail")
+@command_errors
+def tail(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, max=100_000)] = 20,
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    action: Annotated[str | None, typer.Option("--action")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest events, oldest first."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        events = audit.events_to_dicts(audit.tail(session, limit, project=project, action=action))
+    if as_json:
+        emit_json(events)
+        return
+    table = Table("seq", "time (UTC)", "actor", "action", "object", "project", "outcome", "details")
+    for e in events:
+        details = json.dumps(e["details"], ensure_ascii=False)
+        table.add_row(
+            str(e["seq"]),
+            e["ts"][:19],
+            e["actor"],
+            e["action"],
+            e["object"],
+            e["project"] or "",
+            e["outcome"],
+            details if len(details) <= 80 else details[:77] + "...",
+        )
+    console.print(table)
+
+
+@app.command("verify")
+@command_errors
+def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Recompute the hash chain. Exit 0 when intact, 1 with the first broken record otherwise."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        result = audit.verify(session)
+    if as_json:
+        emit_json(result.to_dict())
+    elif result.ok:
+        console.print(f"audit chain intact: {result.checked} records / 审计链完整：{result.checked} 条记录")
+    else:
+        err_console.print(
+            f"audit chain BROKEN at record {result.broken_seq}: {result.problem} / "
+            f"审计链在第 {result.broken_seq} 条记录处断裂",
+            markup=False,
+        )
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,274 @@
+"""``enclave project``: create from an approved spec, inspect, prepare, and run the lifecycle."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from enclave import audit, lifecycle, projects
+from enclave.audit import AuditAction
+from enclave.cli.common import (
+    ActorOption,
+    EnclaveContext,
+    JsonOption,
+    actor_or_default,
+    command_errors,
+    console,
+    emit_json,
+    get_context,
+)
+from enclave.errors import BadInput, EnclaveError
+from enclave.specs import load_project_spec
+
+NAME = "project"
+app = typer.Typer(help="Project workspaces. / 项目工作空间。", no_args_is_help=True)
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
+
+
+def _parse_overrides(values: list[str]) -> dict[str, str]:
+    overrides = {}
+    for value in values:
+        name, sep, reason = value.partition("=")
+        if not sep or not name.strip() or not reason.strip():
+            raise BadInput(
+                "override_malformed",
+                f"--override-share takes DATASET=REASON, not {value!r}",
+                f"--override-share 的格式为 数据集=理由，而不是 {value!r}",
+            )
+        overrides[name.strip()] = reason.strip()
+    return overrides
+
+
+def _record_refusal(enclave: EnclaveContext, spec_path: Path, actor: str, error: EnclaveError) -> None:
+    """A refused creation is audited too (R-AUD-6: success and failure), in its own transaction."""
+    try:
+        with enclave.session() as session:
+            audit.record(
+                session,
+                AuditAction.PROJECT_CREATE_REFUSED,
+                actor=actor,
+                obj=f"spec:{spec_path.name}",
+                outcome="refused",
+                details={"code": error.code, "reasons": [r.code for r in error.reasons]},
+            )
+    except EnclaveError:
+        pass  # not initialised: nothing to audit into
+
+
+@app.command("create")
+@command_errors
+def create(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Project spec (YAML) of an approved application.")],
+    override_share: Annotated[
+        list[str],
+        typer.Option(
+            "--override-share",
+            help="DATASET=REASON: approve a not-shared or level-5 dataset anyway, with the reason (audited).",
+        ),
+    ] = [],  # noqa: B006 (typer needs a list default)
+    prepare: Annotated[bool, typer.Option("--prepare/--no-prepare", help="Prepare the data now.")] = True,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate an approved project spec, store it, and provision the workspace."""
+    enclave = get_context(ctx)
+    who = actor_or_default(actor)
+    try:
+        project_spec = load_project_spec(spec)
+        overrides = _parse_overrides(override_share)
+        with enclave.session() as session:
+            result = projects.create_project(
+                session,
+                enclave.paths,
+                project_spec,
+                actor=who,
+                overrides=overrides,
+                preparer=projects.workspace_preparer if prepare else None,
+            )
+            dropped = projects.dropped_at_preparation(
+                project_spec, projects.dataset_specs_for(session, project_spec.id)
+            )
+    except EnclaveError as error:
+        _record_refusal(enclave, spec, who, error)
+        raise
+    result["dropped_columns"] = dropped
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"project [bold]{result['project']}[/] created: {result['state']} / 项目已创建")
+    for name, columns in dropped.items():
+        console.print(
+            f"  {name}: {', '.join(columns)} dropped at preparation (direct identifiers / free text)"
+        )
+
+
+@app.command("prepare")
+@command_errors
+def prepare(
+    ctx: typer.Context, project_id: str, actor: ActorOption = None, as_json: JsonOption = False
+) -> None:
+    """Prepare the project's data again, e.g. for a new dataset version."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        result = projects.prepare_project(session, enclave.paths, project_id, actor=actor_or_default(actor))
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(f"project {project_id} prepared at version {result['spec_version']}")
+
+
+@app.command("list")
+@command_errors
+def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List projects."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        rows = [
+            {
+                "id": p.id,
+                "title": p.title,
+                "state": p.state,
+                "locked": p.locked,
+                "access": p.access,
+                "pi": p.pi,
+                "period": {"start": p.period_start, "end": p.period_end},
+                "spec_version": p.current_spec_version,
+            }
+            for p in projects.list_projects(session)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("id", "title", "state", "access", "PI", "period", "version")
+    for r in rows:
+        state = r["state"] + (" (locked)" if r["locked"] else "")
+        period = f"{r['period']['start']} → {r['period']['end']}"
+        table.add_row(r["id"], r["title"], state, r["access"], r["pi"], period, str(r["spec_version"]))
+    console.print(table)
+
+
+@app.command("show")
+@command_errors
+def show(ctx: typer.Context, project_id: str, as_json: JsonOption = False) -> None:
+    """Show a project: state, members, approved datasets and columns, spec versions."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        info = projects.describe(session, project_id)
+    if as_json:
+        emit_json(info)
+        return
+    console.print(f"[bold]{info['id']}[/] — {info['title']} ({info['state']}, {info['access']})")
+    console.print(
+        f"period {info['period']['start']} → {info['period']['end']} · spec v{info['spec_version']}"
+    )
+    for member in info["members"]:
+        console.print(f"  {member['role']:<10} {member['user']}")
+    for name, columns in info["spec"]["datasets"].items():
+        console.print(f"  {name}: {', '.join(columns)}")
+
+
+def _emit_state(project_id: str, state: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        emit_json({"project": project_id, "state": state, **(extra or {})})
+    else:
+        console.print(f"project {project_id}: {state}")
+
+
+@app.command("suspend")
+@command_errors
+def suspend(
+    ctx: typer.Context,
+    project_id: str,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Emergency stop: end sessions, freeze exports, revoke access (R-LIFE-10)."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        project = lifecycle.suspend(session, project_id, actor=actor_or_default(actor), reason=reason)
+        _emit_state(project.id, project.state, as_json)
+
+
+@app.command("resume")
+@command_errors
+def resume(
+    ctx: typer.Context,
+    project_id: str,
+    reason: ReasonOption,
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Lift a suspension."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        project = lifecycle.resume(session, project_id, actor=actor_or_default(actor), reason=reason)
+        _emit_state(project.id, project.state, as_json)
+
+
+@app.command("expire")
+@command_errors
+def expire(
+    ctx: typer.Context,
+    project_id: str,
+    reason: Annotated[str, typer.Option("--reason")] = "ended by a steward",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """End the project's use now: access revoked, exports frozen."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        project = lifecycle.expire(session, project_id, actor=actor_or_default(actor), reason=reason)
+        _emit_state(project.id, project.state, as_json)
+
+
+@app.command("destroy")
+@command_errors
+def destroy(
+    ctx: typer.Context, project_id: str, actor: ActorOption = None, as_json: JsonOption = False
+) -> None:
+    """Destroy the project's data, volumes and keys; write a signed destruction certificate."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        certificate = lifecycle.destroy(session, enclave.paths, project_id, actor=actor_or_default(actor))
+    _emit_state(project_id, "destroyed", as_json, {"certificate": certificate})
+
+
+@app.command("sweep")
+@command_errors
+def sweep(
+    ctx: typer.Context,
+    today: Annotated[str | None, typer.Option("--today", help="Pretend today is YYYY-MM-DD.")] = None,
+    grace_days: Annotated[
+        int, typer.Option("--grace-days", min=0, max=30)
+    ] = lifecycle.MAX_DESTRUCTION_GRACE_DAYS,
+    every: Annotated[
+        int,
+        typer.Option("--every", min=0, help="Run again every N seconds (a service for the hub); 0: once."),
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Expire projects past their end; destroy them at most 30 days later (cron or hub service)."""
+    enclave = get_context(ctx)
+    try:
+        day = date.fromisoformat(today) if today else None
+    except ValueError:
+        raise BadInput(
+            "date_invalid", f"--today: not a date: {today!r}", f"--today：不是日期：{today!r}"
+        ) from None
+    while True:
+        result = lifecycle.sweep(enclave.session, enclave.paths, today=day, grace_days=grace_days)
+        if as_json:
+            emit_json(result.to_dict())
+        else:
+            console.print(f"expired: {result.expired or '-'} · destroyed: {result.destroyed or '-'}")
+        if every <= 0:
+            return
+        time.sleep(every)

@@ -1,0 +1,136 @@
+"""The state database: SQLAlchemy 2 models. Every change to a table here needs an Alembic migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Dataset(Base):
+    """A dataset in the catalog (R-CAT-1). Its versions are the sha256 of each registered source."""
+
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    steward: Mapped[str] = mapped_column(String(100))
+    level: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(40))
+    share_type: Mapped[str] = mapped_column(String(20))
+    current_version: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[str] = mapped_column(String(40))
+
+    versions: Mapped[list[DatasetVersion]] = relationship(
+        back_populates="dataset", order_by="DatasetVersion.registered_at"
+    )
+
+
+class DatasetVersion(Base):
+    """One registered version of a dataset: the spec as registered and its source's hash."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_name", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_name: Mapped[str] = mapped_column(ForeignKey("datasets.name"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str] = mapped_column(String(10))
+    row_count: Mapped[int] = mapped_column(Integer)
+    spec_json: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[str] = mapped_column(String(40))
+    registered_by: Mapped[str] = mapped_column(String(100))
+
+    dataset: Mapped[Dataset] = relationship(back_populates="versions")
+
+
+class Project(Base):
+    """A project workspace. Its approved spec lives in immutable ``ProjectSpecVersion`` rows."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))
+    access: Mapped[str] = mapped_column(String(20))
+    pi: Mapped[str] = mapped_column(String(100))
+    period_start: Mapped[str] = mapped_column(String(10))
+    period_end: Mapped[str] = mapped_column(String(10))
+    current_spec_version: Mapped[int] = mapped_column(Integer)
+    locked: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[str] = mapped_column(String(40))
+
+    spec_versions: Mapped[list[ProjectSpecVersion]] = relationship(
+        back_populates="project", order_by="ProjectSpecVersion.version"
+    )
+    members: Mapped[list[ProjectMember]] = relationship(back_populates="project")
+
+
+class ProjectSpecVersion(Base):
+    """An approved project spec, never changed once written (R-PREP-22)."""
+
+    __tablename__ = "project_spec_versions"
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    spec_json: Mapped[str] = mapped_column(Text)
+    spec_sha256: Mapped[str] = mapped_column(String(64))
+    dataset_versions_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(40))
+    created_by: Mapped[str] = mapped_column(String(100))
+
+    project: Mapped[Project] = relationship(back_populates="spec_versions")
+
+
+class ProjectMember(Base):
+    """Who holds which role in a project: ``pi``, ``analyst`` or ``committee``."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "username", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    username: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+
+    project: Mapped[Project] = relationship(back_populates="members")
+
+
+class AuditEvent(Base):
+    """One record of the append-only, hash-chained audit log (R-AUD-5, R-AUD-7)."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(60))
+    object: Mapped[str] = mapped_column(String(200))
+    project: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    details_json: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's head: one row, locked by every append so appends are serialised.
+
+    It also holds the count and the last hash, so that cutting records off the end of the
+    chain is detected as well as editing or deleting one in the middle.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))

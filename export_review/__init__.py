@@ -1,0 +1,1 @@
+"""The export-review service: automated disclosure checks, committee votes, signed release."""

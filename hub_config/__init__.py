@@ -1,0 +1,1 @@
+"""JupyterHub configuration and the locked-down spawner for project workspaces."""
