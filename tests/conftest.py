@@ -16,7 +16,9 @@ from enclave import db
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 
-POSTGRES_ADMIN_URL = os.environ.get("ENCLAVE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ENCLAVE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _postgres_available() -> bool:

@@ -89,7 +89,8 @@ def write_dataset(
         table.to_pandas().to_csv(source, index=False)
     spec_path = directory / f"{name}.yaml"
     spec_path.write_text(
-        yaml.safe_dump({**dataset_spec(name, source.name, columns), **fields}, allow_unicode=True), encoding="utf-8"
+        yaml.safe_dump({**dataset_spec(name, source.name, columns), **fields}, allow_unicode=True),
+        encoding="utf-8",
     )
     return spec_path
 
@@ -102,7 +103,10 @@ def project_spec(**fields: Any) -> dict[str, Any]:
         "pi": "alice",
         "analysts": ["alice", "bob"],
         "committee": ["carol", "dave", "erin"],
-        "datasets": {"patients": ["pid", "zip", "age", "sex", "dx", "income"], "visits": ["pid", "visit_date", "cost"]},
+        "datasets": {
+            "patients": ["pid", "zip", "age", "sex", "dx", "income"],
+            "visits": ["pid", "visit_date", "cost"],
+        },
         "access": "aggregate",
         "min_cell_count": 5,
         "period": {"start": "2026-11-01", "end": "2027-10-31"},

@@ -17,7 +17,9 @@ from enclave.db import session_scope
 def append(sessions: sessionmaker[Session], n: int, actor: str = "alice") -> None:
     for i in range(n):
         with session_scope(sessions) as s:
-            audit.record(s, AuditAction.QUERY_RUN, actor=actor, obj=f"query:{i}", project="p1", details={"i": i})
+            audit.record(
+                s, AuditAction.QUERY_RUN, actor=actor, obj=f"query:{i}", project="p1", details={"i": i}
+            )
 
 
 def drop_guards(session: Session) -> None:

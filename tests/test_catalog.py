@@ -61,7 +61,9 @@ def test_register_again_is_a_no_op_and_a_changed_source_is_a_new_version(
     assert catalog.raw_copy_path(paths, "patients", first.version, "parquet").exists()
 
 
-def test_source_columns_must_match_spec(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> None:
+def test_source_columns_must_match_spec(
+    sessions: sessionmaker[Session], paths: Paths, tmp_path: Path
+) -> None:
     columns = {**PATIENT_COLUMNS, "weight": {"role": "measure"}}
     del columns["income"]
     spec = write_dataset(tmp_path, "patients", patients_table(10), columns)
@@ -83,7 +85,9 @@ def test_source_columns_must_match_spec(sessions: sessionmaker[Session], paths: 
         ("s3://bucket/patients.parquet", "source_scheme_unsupported"),
     ],
 )
-def test_bad_sources(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path, source: str, code: str) -> None:
+def test_bad_sources(
+    sessions: sessionmaker[Session], paths: Paths, tmp_path: Path, source: str, code: str
+) -> None:
     spec = write_dataset(tmp_path, "patients", patients_table(5), PATIENT_COLUMNS, source=source)
     with pytest.raises(BadInput) as info:
         register(sessions, paths, spec)

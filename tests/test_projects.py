@@ -15,14 +15,25 @@ from enclave.db import session_scope
 from enclave.db.models import Project, ProjectMember, ProjectSpecVersion
 from enclave.errors import BadInput, Refused
 from enclave.specs import parse_project_spec
-from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, project_spec, visits_table, write_dataset
+from tests.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    project_spec,
+    visits_table,
+    write_dataset,
+)
 
 
 @pytest.fixture
 def catalogued(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> sessionmaker[Session]:
     with session_scope(sessions) as s:
-        catalog.register(s, paths, write_dataset(tmp_path, "patients", patients_table(), PATIENT_COLUMNS), actor="st")
-        catalog.register(s, paths, write_dataset(tmp_path, "visits", visits_table(), VISIT_COLUMNS), actor="st")
+        catalog.register(
+            s, paths, write_dataset(tmp_path, "patients", patients_table(), PATIENT_COLUMNS), actor="st"
+        )
+        catalog.register(
+            s, paths, write_dataset(tmp_path, "visits", visits_table(), VISIT_COLUMNS), actor="st"
+        )
     return sessions
 
 
@@ -31,7 +42,12 @@ def create(sessions: sessionmaker[Session], paths: Paths, **fields: Any) -> dict
     preparer = fields.pop("preparer", None)
     with session_scope(sessions) as s:
         return projects.create_project(
-            s, paths, parse_project_spec(project_spec(**fields)), actor="steward", overrides=overrides, preparer=preparer
+            s,
+            paths,
+            parse_project_spec(project_spec(**fields)),
+            actor="steward",
+            overrides=overrides,
+            preparer=preparer,
         )
 
 
@@ -49,7 +65,9 @@ def test_create_stores_spec_members_and_audit(catalogued: sessionmaker[Session],
         assert event.project == "cardio-2026" and '"spec_sha256"' in event.details_json
 
 
-def test_unknown_datasets_and_columns_and_missing_person_key(catalogued: sessionmaker[Session], paths: Paths) -> None:
+def test_unknown_datasets_and_columns_and_missing_person_key(
+    catalogued: sessionmaker[Session], paths: Paths
+) -> None:
     datasets = {"patients": ["zip", "age", "bogus"], "labs": ["pid"], "visits": ["pid", "cost"]}
     with pytest.raises(BadInput) as info:
         create(catalogued, paths, datasets=datasets)
@@ -74,7 +92,9 @@ def test_not_shareable_dataset_needs_an_audited_override(
     with session_scope(sessions) as s:
         spec = write_dataset(tmp_path, "patients", patients_table(), PATIENT_COLUMNS, **fields)
         catalog.register(s, paths, spec, actor="st")
-        catalog.register(s, paths, write_dataset(tmp_path, "visits", visits_table(), VISIT_COLUMNS), actor="st")
+        catalog.register(
+            s, paths, write_dataset(tmp_path, "visits", visits_table(), VISIT_COLUMNS), actor="st"
+        )
     with pytest.raises(Refused) as info:
         create(sessions, paths)
     assert info.value.code == "dataset_not_shareable" and info.value.exit_code == 3
@@ -116,7 +136,9 @@ def test_preparation_makes_the_project_active_and_re_preparing_adds_a_version(
     result = create(catalogued, paths, preparer=recording_preparer)
     assert result["state"] == "active" and result["preparation"] == {"version": 1}
     with session_scope(catalogued) as s:
-        again = projects.prepare_project(s, paths, "cardio-2026", actor="steward", preparer=recording_preparer)
+        again = projects.prepare_project(
+            s, paths, "cardio-2026", actor="steward", preparer=recording_preparer
+        )
     assert again["spec_version"] == 2
     assert calls == [("cardio-2026", 1, {"patients", "visits"}), ("cardio-2026", 2, {"patients", "visits"})]
     with session_scope(catalogued) as s:
@@ -127,7 +149,9 @@ def test_preparation_makes_the_project_active_and_re_preparing_adds_a_version(
 
 
 def test_direct_identifiers_are_reported_as_dropped(catalogued: sessionmaker[Session], paths: Paths) -> None:
-    spec = parse_project_spec(project_spec(datasets={"patients": ["pid", "name", "age"], "visits": ["pid", "notes"]}))
+    spec = parse_project_spec(
+        project_spec(datasets={"patients": ["pid", "name", "age"], "visits": ["pid", "notes"]})
+    )
     with session_scope(catalogued) as s:
         dropped = projects.dropped_at_preparation(spec, projects.validate_against_catalog(s, spec))
     assert dropped == {"patients": ["name"], "visits": ["notes"]}
