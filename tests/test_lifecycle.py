@@ -1,0 +1,120 @@
+"""Project lifecycle: one transition table, audited steps, revocation hooks, the sweep."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from enclave import audit, catalog, lifecycle, projects
+from enclave.config import Paths
+from enclave.db import session_scope
+from enclave.errors import BadInput, Forbidden
+from enclave.projects import ProjectState
+from enclave.specs import parse_project_spec
+from tests.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    project_spec,
+    visits_table,
+    write_dataset,
+)
+
+
+@pytest.fixture
+def project(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> str:
+    with session_scope(sessions) as s:
+        for name, table, columns in (
+            ("patients", patients_table(), PATIENT_COLUMNS),
+            ("visits", visits_table(), VISIT_COLUMNS),
+        ):
+            catalog.register(s, paths, write_dataset(tmp_path, name, table, columns), actor="steward")
+        spec = parse_project_spec(project_spec(period={"start": "2026-01-01", "end": "2026-06-30"}))
+        projects.create_project(s, paths, spec, actor="steward", preparer=None)
+    return spec.id
+
+
+def state_of(sessions: sessionmaker[Session], project_id: str) -> str:
+    with session_scope(sessions) as s:
+        return projects.get(s, project_id).state
+
+
+def test_every_state_has_its_transitions_listed() -> None:
+    states = {v for k, v in vars(ProjectState).items() if k.isupper()}
+    assert set(lifecycle.VALID_TRANSITIONS) == states
+    assert all(targets <= states for targets in lifecycle.VALID_TRANSITIONS.values())
+    assert lifecycle.VALID_TRANSITIONS[ProjectState.DESTROYED] == set()
+
+
+def test_suspend_revokes_and_resume_restores(sessions: sessionmaker[Session], project: str) -> None:
+    revoked: list[str] = []
+    with session_scope(sessions) as s:
+        lifecycle.suspend(s, project, actor="steward", reason="breach suspected", hooks=[revoked.append])
+    assert revoked == [project]
+    assert state_of(sessions, project) == ProjectState.SUSPENDED
+    with session_scope(sessions) as s:
+        lifecycle.resume(s, project, actor="steward", reason="cleared", today=date(2026, 3, 1))
+        events = audit.tail(s, project=project)
+    assert [e.action for e in events][-2:] == ["project.suspend", "project.resume"]
+    assert "breach suspected" in events[-2].details_json
+    assert state_of(sessions, project) == ProjectState.ACTIVE
+
+
+def test_suspend_needs_a_reason(sessions: sessionmaker[Session], project: str) -> None:
+    with session_scope(sessions) as s, pytest.raises(BadInput):
+        lifecycle.suspend(s, project, actor="steward", reason="  ")
+
+
+def test_cannot_resume_after_the_period(sessions: sessionmaker[Session], project: str) -> None:
+    with session_scope(sessions) as s:
+        lifecycle.suspend(s, project, actor="steward", reason="x")
+    with session_scope(sessions) as s, pytest.raises(Forbidden) as info:
+        lifecycle.resume(s, project, actor="steward", reason="y", today=date(2026, 7, 1))
+    assert info.value.code == "project_period_over"
+
+
+def test_expired_project_cannot_come_back(sessions: sessionmaker[Session], project: str) -> None:
+    with session_scope(sessions) as s:
+        lifecycle.expire(s, project, actor="steward")
+    for action in (
+        lambda s: lifecycle.resume(s, project, actor="steward", reason="please"),
+        lambda s: lifecycle.suspend(s, project, actor="steward", reason="x"),
+        lambda s: lifecycle.expire(s, project, actor="steward"),
+    ):
+        with session_scope(sessions) as s, pytest.raises(Forbidden) as info:
+            action(s)
+        assert info.value.code == "project_state_invalid" and info.value.exit_code == 4
+    assert state_of(sessions, project) == ProjectState.EXPIRED
+
+
+def test_sweep_plans_expiry_at_period_end_and_destruction_within_30_days(
+    sessions: sessionmaker[Session], project: str
+) -> None:
+    with session_scope(sessions) as s:
+        assert lifecycle.plan_sweep(s, today=date(2026, 6, 30)).to_dict() == {"expired": [], "destroyed": []}
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 1)).expired == [project]
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 30)).destroyed == []
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 31)).destroyed == [project]
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 2), grace_days=0).destroyed == [project]
+        with pytest.raises(BadInput):
+            lifecycle.plan_sweep(s, grace_days=31)
+
+
+def test_sweep_expires_in_its_own_transaction(
+    sessions: sessionmaker[Session], paths: Paths, project: str
+) -> None:
+    revoked: list[str] = []
+
+    def open_session():  # type: ignore[no-untyped-def]
+        return session_scope(sessions)
+
+    result = lifecycle.sweep(open_session, paths, today=date(2026, 7, 5), hooks=[revoked.append])
+    assert result.expired == [project] and result.destroyed == []
+    assert revoked == [project]
+    assert state_of(sessions, project) == ProjectState.EXPIRED
+    with session_scope(sessions) as s:
+        (event,) = audit.tail(s, action="project.expire")
+        assert event.actor == "scheduler"
