@@ -16,7 +16,7 @@ from enclave import config
 from enclave.cli.common import EnclaveContext
 
 GROUP_MODULES = ("dataset", "project", "audit")
-TOP_LEVEL_MODULES = ("admin",)
+TOP_LEVEL_MODULES = ("admin", "query")
 
 app = typer.Typer(
     name="enclave",

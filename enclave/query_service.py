@@ -1,0 +1,154 @@
+"""Run an analyst's query exactly as the gateway does: who may, the guard, locked-down DuckDB, audit.
+
+Both ``enclave query`` and the gateway service call ``run_query``, so the CLI contract and the
+service can never drift apart. Every query is audited, allowed or refused (R-AUD-6, R-QRY-4).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from enclave import audit, projects
+from enclave.audit import AuditAction
+from enclave.config import Paths
+from enclave.errors import EnclaveError, Forbidden
+from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
+from enclave.guard.lockdown import open_locked
+from enclave.guard.policy import policy_from_specs
+from enclave.projects import ProjectState
+from enclave.workspace.prepare import current_twin_db, current_views_db
+
+OpenSession = Callable[[], AbstractContextManager[Session]]
+MAX_AUDITED_SQL = 20_000
+
+
+@dataclass(frozen=True)
+class QueryContext:
+    """What a query runs against: the project's guard policy and its views database."""
+
+    project_id: str
+    policy: GuardPolicy
+
+
+def check_analyst_access(session: Session, project_id: str, user: str) -> projects.Project:
+    """Only an analyst of an active, unlocked project may query it (R-QRY-2, R-QRY-16)."""
+    project = projects.get(session, project_id)
+    if "analyst" not in projects.roles_of(session, project_id, user):
+        raise Forbidden(
+            "not_a_project_analyst",
+            f"{user} is not an analyst of project {project_id}",
+            f"{user} 不是项目 {project_id} 的分析人员",
+        )
+    if project.state != ProjectState.ACTIVE:
+        raise Forbidden(
+            "project_not_active",
+            f"Project {project_id} is {project.state}: queries are not allowed",
+            f"项目 {project_id} 状态为 {project.state}：不允许查询",
+        )
+    if project.locked:
+        raise Forbidden(
+            "project_access_locked",
+            f"Access to project {project_id} is locked after monitoring alerts; a steward must unlock it",
+            f"因监控告警，项目 {project_id} 的访问已被锁定；需由数据管理员解锁",
+        )
+    return project
+
+
+def query_context(session: Session, project_id: str) -> QueryContext:
+    spec = projects.current_spec(session, project_id)
+    return QueryContext(project_id, policy_from_specs(spec, projects.dataset_specs_for(session, project_id)))
+
+
+def check_query(open_session: OpenSession, project_id: str, sql: str) -> Verdict:
+    """The guard's verdict for the project's policy, without running anything."""
+    with open_session() as session:
+        context = query_context(session, project_id)
+    return check(sql, context.policy)
+
+
+def _audit_query(
+    open_session: OpenSession,
+    *,
+    user: str,
+    project_id: str,
+    sql: str,
+    source: str | None,
+    outcome: str,
+    details: dict[str, Any],
+) -> None:
+    action = AuditAction.QUERY_RUN if outcome == "success" else AuditAction.QUERY_REFUSE
+    with open_session() as session:
+        audit.record(
+            session,
+            action,
+            actor=user,
+            obj=f"project:{project_id}",
+            project=project_id,
+            outcome=outcome,
+            source=source,
+            details={"sql": sql[:MAX_AUDITED_SQL], "sql_truncated": len(sql) > MAX_AUDITED_SQL, **details},
+        )
+
+
+def run_query(
+    open_session: OpenSession,
+    paths: Paths,
+    project_id: str,
+    user: str,
+    sql: str,
+    *,
+    synthetic: bool = False,
+    source: str | None = None,
+    memory_limit: str = "2GB",
+    threads: int = 2,
+    timeout_s: float = 30.0,
+) -> QueryResult:
+    """Check access, run through the guard on the project's views (or its twin), audit the outcome."""
+    started = time.monotonic()
+    try:
+        with open_session() as session:
+            check_analyst_access(session, project_id, user)
+            context = query_context(session, project_id)
+        database = current_twin_db(paths, project_id) if synthetic else current_views_db(paths, project_id)
+        con = open_locked(database, memory_limit=memory_limit, threads=threads, timeout_s=timeout_s)
+        try:
+            result = run(con, sql, context.policy)
+        finally:
+            con.close()
+    except EnclaveError as error:
+        _audit_query(
+            open_session,
+            user=user,
+            project_id=project_id,
+            sql=sql,
+            source=source,
+            outcome="refused",
+            details={
+                "code": error.code,
+                "reasons": [r.code for r in error.reasons],
+                "synthetic": synthetic,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
+        raise
+    _audit_query(
+        open_session,
+        user=user,
+        project_id=project_id,
+        sql=sql,
+        source=source,
+        outcome="success",
+        details={
+            "rows": len(result.rows),
+            "suppressed_groups": result.suppressed_groups,
+            "synthetic": synthetic,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
+    return result
