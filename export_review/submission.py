@@ -1,0 +1,290 @@
+"""Submitting an export request: copy into the vault, check on the server, enter the review queue.
+
+Nothing here trusts the workspace: the files are copied into the vault first (``store``), and the
+checks read that copy. A request with a blocking finding (file type, size, active content) is
+refused whole; otherwise it moves draft → submitted → checked → in_review in one transaction,
+with one audit record per step (R-EXP-1..4, R-AUD-6).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from enclave import audit
+from enclave.config import Paths
+from enclave.errors import BadInput, Forbidden, Reason, Refused
+from export_review import permissions
+from export_review.acro import acro_summary
+from export_review.checks import CheckPolicy, Severity, StoredFile, failed, run_checks
+from export_review.crossborder import check_cross_border
+from export_review.digest import request_digest
+from export_review.keyspace import KeySpaceProvider
+from export_review.lineage import query_lineage
+from export_review.models import ExportFile, ExportRequest
+from export_review.policy import ReviewSettings
+from export_review.repository import lock_project, lock_request, project_k, seated_committee
+from export_review.store import FileStore, StagedFile
+from export_review.workflow import Actor, ExportState, set_state
+
+FILE_NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._ -]{0,199}$")
+MAX_JUSTIFICATION = 5000
+
+
+def file_store(paths: Paths) -> FileStore:
+    return FileStore(paths.exports / "files")
+
+
+def _validate(justification: str, files: Sequence[Path], settings: ReviewSettings) -> list[str]:
+    if not justification.strip() or len(justification) > MAX_JUSTIFICATION:
+        raise BadInput(
+            "export_justification_required",
+            f"A justification of 1 to {MAX_JUSTIFICATION} characters is required",
+            f"需要填写 1 至 {MAX_JUSTIFICATION} 个字符的理由",
+        )
+    if not files or len(files) > settings.checks.max_files:
+        raise BadInput(
+            "export_file_count",
+            f"A request holds 1 to {settings.checks.max_files} files",
+            f"每个申请包含 1 至 {settings.checks.max_files} 个文件",
+        )
+    names = [Path(f).name for f in files]
+    bad = [n for n in names if not FILE_NAME.match(n) or n.startswith("..")]
+    if bad:
+        raise BadInput(
+            "export_file_name_invalid",
+            f"File names must be letters, digits, '._- ' and not start with a dot: {bad}",
+            f"文件名只能包含字母、数字、'._- '，且不能以点开头：{bad}",
+        )
+    if len(set(names)) != len(names):
+        raise BadInput("export_file_name_repeated", "Two files have the same name", "有两个文件同名")
+    return names
+
+
+def _check_source_root(files: Sequence[Path], source_root: Path | None) -> None:
+    if source_root is None:
+        return
+    root = source_root.resolve()
+    outside = [str(f) for f in files if not Path(f).resolve().is_relative_to(root)]
+    if outside:
+        raise Forbidden(
+            "export_file_outside_workspace",
+            f"Files must come from the workspace {root}: {outside}",
+            f"文件必须来自工作空间 {root}：{outside}",
+        )
+
+
+def _previous(session: Session, revises: str, project_id: str, requester: str) -> ExportRequest:
+    previous = lock_request(session, revises)
+    if previous.project_id != project_id or previous.requester != requester:
+        raise Forbidden(
+            "export_not_requester",
+            f"Only the requester of {revises} can revise it, in its own project",
+            f"只有 {revises} 的申请人可以在同一项目中修订它",
+        )
+    if previous.state != ExportState.CHANGES_REQUESTED:
+        raise Forbidden(
+            "export_state_invalid",
+            f"Export request {revises} is {previous.state}: only a request with changes requested is revised",
+            f"导出申请 {revises} 状态为 {previous.state}：只有被要求修改的申请可以修订",
+        )
+    if session.scalar(select(ExportRequest.id).where(ExportRequest.previous_id == revises)):
+        raise Forbidden(
+            "export_already_revised",
+            f"Export request {revises} already has a revision",
+            f"导出申请 {revises} 已有修订版本",
+        )
+    return previous
+
+
+def _block(findings: dict[str, list[dict]]) -> None:
+    reasons = [
+        Reason(f["code"], f["message"], f["message_zh"], {"file": name})
+        for name, items in findings.items()
+        for f in items
+        if f["severity"] == Severity.BLOCK
+    ]
+    if reasons:
+        raise Refused(
+            "export_checks_blocked",
+            "The request was refused by the automated checks",
+            "申请未通过自动检查",
+            reasons=reasons,
+        )
+
+
+def _counted_rows(stored: list[StoredFile]) -> int:
+    return sum(len(t.frame) for s in stored for t in s.content.tables)
+
+
+def submit(
+    session: Session,
+    paths: Paths,
+    *,
+    project_id: str,
+    requester: str,
+    justification: str,
+    files: Sequence[Path],
+    settings: ReviewSettings,
+    key_space: KeySpaceProvider,
+    abroad: bool = False,
+    records: int | None = None,
+    revises: str | None = None,
+    source_root: Path | None = None,
+) -> ExportRequest:
+    """Store, check and queue a request (or a revision of one); return it in ``in_review``."""
+    names = _validate(justification, files, settings)
+    _check_source_root(files, source_root)
+    permissions.check_user_can_submit(session, project_id, requester)
+    previous = _previous(session, revises, project_id, requester) if revises else None
+    seated = seated_committee(session, project_id)
+    needed = settings.committee.needed(len(seated))
+    if needed > len(seated):
+        raise BadInput(
+            "export_committee_too_small",
+            f"Project {project_id} has {len(seated)} voting committee members; approval needs {needed}",
+            f"项目 {project_id} 有 {len(seated)} 名表决委员；批准需要 {needed} 票",
+        )
+    store = file_store(paths)
+    staged: list[StagedFile] = []
+    try:
+        for source, name in zip(files, names, strict=True):
+            staged.append(store.stage(Path(source), name, settings.checks.max_file_bytes))
+        total = sum(s.size for s in staged)
+        if total > settings.checks.max_request_bytes:
+            raise Refused(
+                "export_request_too_large",
+                f"The files add up to {total} bytes, above the cap of {settings.checks.max_request_bytes}",
+                f"文件合计 {total} 字节，超过上限 {settings.checks.max_request_bytes}",
+            )
+        request = _create(
+            session,
+            paths,
+            project_id,
+            requester,
+            justification,
+            staged,
+            settings,
+            key_space,
+            abroad,
+            records,
+            previous,
+        )
+        for item in staged:
+            store.commit(item)
+    finally:
+        for item in staged:
+            store.discard(item)
+    return request
+
+
+def _create(
+    session: Session,
+    paths: Paths,
+    project_id: str,
+    requester: str,
+    justification: str,
+    staged: list[StagedFile],
+    settings: ReviewSettings,
+    key_space: KeySpaceProvider,
+    abroad: bool,
+    records: int | None,
+    previous: ExportRequest | None,
+) -> ExportRequest:
+    k = project_k(session, project_id)
+    policy = CheckPolicy(k=k, limits=settings.checks, key_space=key_space(project_id))
+    stored = [StoredFile(s.name, s.path, s.sha256, s.size) for s in staged]
+    findings = {s.name: [f.to_dict() for f in run_checks(s, policy)] for s in stored}
+    _block(findings)
+    counted = 0
+    if abroad:
+        lock_project(session, project_id)
+        counted = check_cross_border(
+            session,
+            project_id,
+            None if records is None else max(records, _counted_rows(stored)),
+            settings.cross_border_cap,
+        )
+    request_id = f"exp-{uuid.uuid4().hex[:16]}"
+    version = previous.version + 1 if previous else 1
+    now = audit.now_iso()
+    request = ExportRequest(
+        id=request_id,
+        project_id=project_id,
+        requester=requester,
+        state=ExportState.DRAFT.value,
+        version=version,
+        previous_id=previous.id if previous else None,
+        justification=justification.strip(),
+        abroad=abroad,
+        records=counted,
+        digest=request_digest(
+            request_id=request_id,
+            version=version,
+            previous_id=previous.id if previous else None,
+            project=project_id,
+            requester=requester,
+            justification=justification.strip(),
+            abroad=abroad,
+            records=counted,
+            files=[(s.name, s.sha256, s.size) for s in staged],
+        ),
+        k=k,
+        acro_json=json.dumps(acro_summary(stored), ensure_ascii=False) if acro_summary(stored) else None,
+        lineage_json=json.dumps(query_lineage(session, project_id, requester), ensure_ascii=False),
+        lock_seq=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(request)
+    for item in stored:
+        session.add(
+            ExportFile(
+                request_id=request_id,
+                name=item.name,
+                sha256=item.sha256,
+                size=item.size,
+                kind=item.kind,
+                findings_json=json.dumps(findings[item.name], ensure_ascii=False),
+                failed=failed(findings[item.name]),
+            )
+        )
+    session.flush()
+    summary = {
+        "files": [{"name": s.name, "sha256": s.sha256, "size": s.size} for s in staged],
+        "digest": request.digest,
+        "abroad": abroad,
+        "records": counted,
+        "records_declared": records,
+        "revises": previous.id if previous else None,
+    }
+    set_state(session, request, ExportState.SUBMITTED, user=requester, actor=Actor.REQUESTER, details=summary)
+    check_summary = {
+        name: {"failed": failed(items), "codes": sorted({f["code"] for f in items})}
+        for name, items in findings.items()
+    }
+    set_state(
+        session,
+        request,
+        ExportState.CHECKED,
+        user="export-review",
+        actor=Actor.SYSTEM,
+        details={"k": k, "findings": check_summary},
+    )
+    set_state(session, request, ExportState.IN_REVIEW, user="export-review", actor=Actor.SYSTEM)
+    return request
+
+
+def withdraw(session: Session, request_id: str, *, user: str, reason: str = "") -> ExportRequest:
+    request = lock_request(session, request_id)
+    permissions.check_user_can_withdraw(request, user)
+    set_state(
+        session, request, ExportState.WITHDRAWN, user=user, actor=Actor.REQUESTER, details={"reason": reason}
+    )
+    return request

@@ -1,0 +1,130 @@
+"""What a user may see of export requests: the ``show`` and ``list`` shapes (ARCHITECTURE §9)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from enclave.config import Paths
+from enclave.db.models import ProjectMember
+from enclave.errors import BadInput
+from export_review import permissions
+from export_review.models import ExportRequest
+from export_review.policy import ReviewSettings
+from export_review.repository import get_request
+from export_review.voting import signature_valid, tallies
+from export_review.workflow import STATE_OWNER, ExportState, all_voted
+
+
+def _vote_dict(paths: Paths, request: ExportRequest, vote) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {
+        "file": vote.file.name,
+        "reviewer": vote.reviewer,
+        "choice": vote.choice,
+        "comment": vote.comment,
+        "override": vote.override_reason,
+        "public_key": vote.public_key,
+        "signature": vote.signature,
+        "signature_valid": signature_valid(paths, request, vote),
+        "at": vote.created_at,
+    }
+
+
+def describe(
+    session: Session,
+    paths: Paths,
+    request_id: str,
+    *,
+    settings: ReviewSettings,
+    viewer: str | None = None,
+) -> dict[str, Any]:
+    """The request as ``viewer`` may see it (everything for the vault operator, ``viewer=None``)."""
+    request = get_request(session, request_id)
+    if viewer is not None:
+        permissions.check_user_can_view(session, request, viewer, settings.stewards)
+    counted = tallies(paths, session, request, settings)
+    visible = permissions.user_sees_votes(session, request, viewer, all_voted(counted))
+    votes = [_vote_dict(paths, request, v) for v in request.votes]
+    revised_by = session.scalar(select(ExportRequest.id).where(ExportRequest.previous_id == request.id))
+    out: dict[str, Any] = {
+        "id": request.id,
+        "project": request.project_id,
+        "requester": request.requester,
+        "state": request.state,
+        "waiting_on": STATE_OWNER[ExportState(request.state)].value,
+        "version": request.version,
+        "previous": request.previous_id,
+        "revised_by": revised_by,
+        "justification": request.justification,
+        "abroad": request.abroad,
+        "records": request.records,
+        "k": request.k,
+        "digest": request.digest,
+        "created_at": request.created_at,
+        "updated_at": request.updated_at,
+        "files": [
+            {
+                "name": f.name,
+                "sha256": f.sha256,
+                "size": f.size,
+                "kind": f.kind,
+                "failed_checks": f.failed,
+                "findings": json.loads(f.findings_json),
+                **({"tally": counted[f.name].to_dict()} if visible else {}),
+            }
+            for f in request.files
+        ],
+        "votes": votes if visible else [v for v in votes if v["reviewer"] == viewer],
+        "votes_hidden": not visible,
+        "decision": json.loads(request.decision_json or "null"),
+        "acro": json.loads(request.acro_json or "null"),
+        "lineage": json.loads(request.lineage_json or "{}"),
+        "release": json.loads(request.release_json or "null"),
+    }
+    return out
+
+
+def list_requests(
+    session: Session,
+    *,
+    settings: ReviewSettings,
+    project: str | None = None,
+    state: str | None = None,
+    viewer: str | None = None,
+) -> list[dict[str, Any]]:
+    """Requests, newest first; a viewer sees only the projects they belong to (stewards: all)."""
+    query = select(ExportRequest).order_by(ExportRequest.created_at.desc(), ExportRequest.id)
+    if state is not None:
+        try:
+            query = query.where(ExportRequest.state == ExportState(state).value)
+        except ValueError:
+            raise BadInput(
+                "export_state_unknown",
+                f"Unknown state {state!r}; one of {[s.value for s in ExportState]}",
+                f"未知状态 {state!r}；可选 {[s.value for s in ExportState]}",
+            ) from None
+    if project is not None:
+        query = query.where(ExportRequest.project_id == project)
+    if viewer is not None and viewer not in settings.stewards:
+        mine = select(ProjectMember.project_id).where(ProjectMember.username == viewer)
+        query = query.where(ExportRequest.project_id.in_(mine))
+    return [
+        {
+            "id": r.id,
+            "project": r.project_id,
+            "requester": r.requester,
+            "state": r.state,
+            "waiting_on": STATE_OWNER[ExportState(r.state)].value,
+            "version": r.version,
+            "previous": r.previous_id,
+            "files": len(r.files),
+            "abroad": r.abroad,
+            "records": r.records,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+        }
+        for r in session.scalars(query)
+    ]

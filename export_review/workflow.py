@@ -1,0 +1,210 @@
+"""The export request's life in one place: one state enum and three tables (STYLE §5.7).
+
+``VALID_TRANSITIONS`` says which moves exist and which actor may make each one; ``STATE_OWNER``
+says whose turn it is in each state; ``STATE_AUDIT_ACTION`` names the audit record each move
+writes. ``set_state`` checks the move and the actor before anything changes, and writes the new
+state and its audit record in the caller's transaction. The committee tally (R-APP-7, T2) is
+here too: ``decide`` turns the signed votes into a decision, or ``None`` while it is still open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from enclave import audit
+from enclave.audit import AuditAction
+from enclave.errors import Forbidden
+from export_review.models import ExportRequest
+from export_review.policy import CommitteeRule
+
+
+class ExportState(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    CHECKED = "checked"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CHANGES_REQUESTED = "changes_requested"
+    RELEASED = "released"
+    WITHDRAWN = "withdrawn"
+
+
+class Actor(StrEnum):
+    """Who acts: the requester, the committee (by its votes), a releaser, the service itself."""
+
+    REQUESTER = "requester"
+    REVIEWER = "reviewer"
+    RELEASER = "releaser"
+    SYSTEM = "system"
+    NOBODY = "nobody"
+
+
+class Vote(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    CHANGES = "changes"
+
+
+S = ExportState
+VALID_TRANSITIONS: dict[ExportState, dict[ExportState, Actor]] = {
+    S.DRAFT: {S.SUBMITTED: Actor.REQUESTER, S.WITHDRAWN: Actor.REQUESTER},
+    S.SUBMITTED: {S.CHECKED: Actor.SYSTEM, S.WITHDRAWN: Actor.REQUESTER},
+    S.CHECKED: {S.IN_REVIEW: Actor.SYSTEM, S.WITHDRAWN: Actor.REQUESTER},
+    S.IN_REVIEW: {
+        S.APPROVED: Actor.REVIEWER,
+        S.REJECTED: Actor.REVIEWER,
+        S.CHANGES_REQUESTED: Actor.REVIEWER,
+        S.WITHDRAWN: Actor.REQUESTER,
+    },
+    S.APPROVED: {S.RELEASED: Actor.RELEASER},
+    # A revision is a new request (its own draft); this one keeps its history and can only be closed.
+    S.CHANGES_REQUESTED: {S.WITHDRAWN: Actor.REQUESTER},
+    S.REJECTED: {},
+    S.RELEASED: {},
+    S.WITHDRAWN: {},
+}
+
+# Whose turn it is: the web UI's queues are built from this table.
+STATE_OWNER: dict[ExportState, Actor] = {
+    S.DRAFT: Actor.REQUESTER,
+    S.SUBMITTED: Actor.SYSTEM,
+    S.CHECKED: Actor.SYSTEM,
+    S.IN_REVIEW: Actor.REVIEWER,
+    S.APPROVED: Actor.RELEASER,
+    S.CHANGES_REQUESTED: Actor.REQUESTER,
+    S.REJECTED: Actor.NOBODY,
+    S.RELEASED: Actor.NOBODY,
+    S.WITHDRAWN: Actor.NOBODY,
+}
+
+STATE_AUDIT_ACTION: dict[ExportState, AuditAction] = {
+    S.DRAFT: AuditAction.EXPORT_SUBMIT,
+    S.SUBMITTED: AuditAction.EXPORT_SUBMIT,
+    S.CHECKED: AuditAction.EXPORT_CHECK,
+    S.IN_REVIEW: AuditAction.EXPORT_CHECK,
+    S.APPROVED: AuditAction.EXPORT_DECIDE,
+    S.REJECTED: AuditAction.EXPORT_DECIDE,
+    S.CHANGES_REQUESTED: AuditAction.EXPORT_DECIDE,
+    S.RELEASED: AuditAction.EXPORT_RELEASE,
+    S.WITHDRAWN: AuditAction.EXPORT_WITHDRAW,
+}
+
+TERMINAL_STATES = frozenset(s for s, moves in VALID_TRANSITIONS.items() if not moves)
+# Requests that still hold part of the cross-border cap (R-EXP-7).
+COUNTING_STATES = frozenset({S.DRAFT, S.SUBMITTED, S.CHECKED, S.IN_REVIEW, S.APPROVED, S.RELEASED})
+
+
+def check_transition(request: ExportRequest, to: ExportState, actor: Actor) -> None:
+    """Raise ``Forbidden`` unless ``to`` is a valid move from the request's state, for ``actor``."""
+    current = ExportState(request.state)
+    allowed = VALID_TRANSITIONS[current]
+    if to not in allowed:
+        raise Forbidden(
+            "export_state_invalid",
+            f"Export request {request.id} is {current}: it cannot become {to}",
+            f"导出申请 {request.id} 的状态为 {current}：不能变为 {to}",
+            details={"request": request.id, "from": current.value, "to": to.value},
+        )
+    if allowed[to] is not actor:
+        raise Forbidden(
+            "export_transition_forbidden",
+            f"Only the {allowed[to]} may move export request {request.id} from {current} to {to}",
+            f"只有{allowed[to]}可以将导出申请 {request.id} 从 {current} 变为 {to}",
+            details={"request": request.id, "from": current.value, "to": to.value, "actor": actor.value},
+        )
+
+
+def set_state(
+    session: Session,
+    request: ExportRequest,
+    to: ExportState,
+    *,
+    user: str,
+    actor: Actor,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Check the move, then change the state and write its audit record in the same transaction."""
+    check_transition(request, to, actor)
+    previous = request.state
+    request.state = to.value
+    request.updated_at = audit.now_iso()
+    session.flush()
+    audit.record(
+        session,
+        STATE_AUDIT_ACTION[to],
+        actor=user,
+        obj=f"export:{request.id}",
+        project=request.project_id,
+        details={"from": previous, "to": to.value, "as": actor.value, **(details or {})},
+    )
+
+
+@dataclass(frozen=True)
+class FileTally:
+    """The counted votes on one file: approvals, rejections, requests for changes, still to vote."""
+
+    approvals: int
+    rejections: int
+    changes: int
+    outstanding: int
+    needed: int
+
+    @property
+    def approved(self) -> bool:
+        return self.approvals >= self.needed
+
+    @property
+    def blocked(self) -> bool:
+        """Approval can no longer be reached."""
+        return self.approvals + self.outstanding < self.needed
+
+    def to_dict(self) -> dict[str, int | str]:
+        outcome = "approved" if self.approved else "blocked" if self.blocked else "open"
+        return {
+            "approve": self.approvals,
+            "reject": self.rejections,
+            "changes": self.changes,
+            "outstanding": self.outstanding,
+            "needed": self.needed,
+            "outcome": outcome,
+        }
+
+
+def tally_file(choices: Mapping[str, str], seated: Iterable[str], rule: CommitteeRule) -> FileTally:
+    """Count each seated member's vote once; votes of anyone else are ignored (T2)."""
+    members = set(seated)
+    counted = {voter: choice for voter, choice in choices.items() if voter in members}
+    values = list(counted.values())
+    return FileTally(
+        approvals=values.count(Vote.APPROVE),
+        rejections=values.count(Vote.REJECT),
+        changes=values.count(Vote.CHANGES),
+        outstanding=len(members) - len(counted),
+        needed=rule.needed(len(members)),
+    )
+
+
+def decide(tallies: Mapping[str, FileTally]) -> ExportState | None:
+    """The committee's decision once every file's outcome is settled, else ``None``.
+
+    Every file approved: approved. Otherwise the settled files that cannot be approved decide
+    between rejected and changes requested by their votes (a tie favours a revision).
+    """
+    if not tallies or any(not (t.approved or t.blocked) for t in tallies.values()):
+        return None
+    blocked = [t for t in tallies.values() if t.blocked]
+    if not blocked:
+        return ExportState.APPROVED
+    rejections = sum(t.rejections for t in blocked)
+    changes = sum(t.changes for t in blocked)
+    return ExportState.REJECTED if rejections > changes else ExportState.CHANGES_REQUESTED
+
+
+def all_voted(tallies: Mapping[str, FileTally]) -> bool:
+    return all(t.outstanding == 0 for t in tallies.values())
