@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     EXPORT_WITHDRAW = "export.withdraw"
     SERVER_SPAWN = "server.spawn"
     SERVER_STOP = "server.stop"
+    SUBJECT_LOOKUP = "subject.lookup"
 
 
 def now_iso() -> str:

@@ -149,7 +149,9 @@ def destroy(
     project = get(session, project_id)
     check_transition(project, S.DESTROYED)
     revoked = _revoke(project_id, hooks) if project.state != S.EXPIRED else []
-    certificate = destroy_workspace(paths, project_id, actor=actor, volume_destroyers=volume_destroyers)
+    certificate = destroy_workspace(
+        paths, project_id, actor=actor, volume_destroyers=volume_destroyers, missing_ok=True
+    )
     summary = certificate.to_dict()
     _set_state(
         session, project, S.DESTROYED, actor=actor, details={"revoked": revoked, "certificate": summary}

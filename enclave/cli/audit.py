@@ -9,7 +9,16 @@ import typer
 from rich.table import Table
 
 from enclave import audit
-from enclave.cli.common import JsonOption, command_errors, console, emit_json, err_console, get_context
+from enclave.cli.common import (
+    ActorOption,
+    JsonOption,
+    actor_or_default,
+    command_errors,
+    console,
+    emit_json,
+    err_console,
+    get_context,
+)
 
 NAME = "audit"
 app = typer.Typer(help="The audit log. / 审计日志。", no_args_is_help=True)
@@ -66,3 +75,31 @@ def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("subject")
+@command_errors
+def subject(
+    ctx: typer.Context,
+    source_id: Annotated[str, typer.Argument(help="The subject's id in the source data (e.g. the pid).")],
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Which projects and released exports included a data subject (subject look-back, R-AUD-9)."""
+    from enclave.lookback import subject_history
+
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        history = subject_history(session, enclave.paths, source_id, actor=actor_or_default(actor))
+    if as_json:
+        emit_json(history)
+        return
+    if not history["projects"]:
+        console.print("no project has included this subject / 没有项目包含该数据主体")
+    for entry in history["projects"]:
+        console.print(
+            f"project {entry['project']} · {entry['dataset']} v{entry['version']} · "
+            f"prepared {entry['prepared_at']}"
+        )
+    for export in history["exports"]:
+        console.print(f"released export {export['request']} ({export['project']}) on {export['released_at']}")

@@ -1,0 +1,1 @@
+"""A project's workspace data in the vault: secrets, prepared views, synthetic twin, destruction."""

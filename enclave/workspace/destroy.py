@@ -1,0 +1,123 @@
+"""Destroy a project's workspace data and issue a signed certificate (R-LIFE-2, R-LIFE-4..6, R-LIFE-11).
+
+Destroyed: every prepared version (Parquet, views, twin, reports), the project's vault folder, the
+project's secrets and, through ``volume_destroyers``, its workspace volumes. Kept: the disclosure
+ledger, released exports and the audit log, and the certificate itself, written to
+``<home>/certificates/<project>-destruction.json`` outside the vault project folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from enclave.audit import now_iso
+from enclave.config import Paths
+from enclave.errors import EnclaveError, NotFound
+from enclave.workspace.certificate import (
+    DestroyedItem,
+    DestructionCertificate,
+    certificate_body,
+    sign_body,
+    verify_certificate,
+)
+from enclave.workspace.files import check_project_id, fsync_path, private_dir, sha256_file
+from enclave.workspace.secrets import destroy_secrets, secrets_dir
+
+__all__ = ["DestroyedItem", "DestructionCertificate", "destroy_workspace", "verify_certificate"]
+
+CERTIFICATES = "certificates"
+VolumeDestroyer = Callable[[str], Sequence[Any]]
+
+
+class DestructionFailed(EnclaveError):
+    """A destruction step failed; nothing after it ran, and destruction can be retried."""
+
+
+def certificates_dir(paths: Paths) -> Path:
+    return paths.home / CERTIFICATES
+
+
+def _destroy_tree(paths: Paths, root: Path) -> list[DestroyedItem]:
+    """Hash and delete every file under ``root``, then the folder; links are listed, not followed."""
+    items: list[DestroyedItem] = []
+    for current, dirs, files in os.walk(root):
+        for name in sorted([*files, *(d for d in dirs if (Path(current) / d).is_symlink())]):
+            path = Path(current) / name
+            relative = str(path.relative_to(paths.home))
+            if path.is_symlink():
+                items.append(DestroyedItem("link", relative))
+            else:
+                items.append(DestroyedItem("file", relative, sha256_file(path), path.stat().st_size))
+    # Files are made read-only at preparation; deletion needs write access to their folders only.
+    shutil.rmtree(root)
+    fsync_path(root.parent)
+    items.append(DestroyedItem("directory", str(root.relative_to(paths.home))))
+    return items
+
+
+def _certificate_path(paths: Paths, project_id: str) -> Path:
+    folder = private_dir(certificates_dir(paths))
+    path = folder / f"{project_id}-destruction.json"
+    if path.exists():  # never overwrite an earlier certificate
+        stamp = now_iso().replace(":", "").replace("+", "_")
+        path = folder / f"{project_id}-destruction-{stamp}.json"
+    return path
+
+
+def destroy_workspace(
+    paths: Paths,
+    project_id: str,
+    *,
+    actor: str,
+    volume_destroyers: Sequence[VolumeDestroyer] = (),
+    missing_ok: bool = False,
+) -> DestructionCertificate:
+    """Delete the project's prepared data, twin, volumes and secrets; return the signed certificate.
+
+    ``NotFound`` when nothing of the project is on disk, unless ``missing_ok`` (the state database
+    knows the project, which was never prepared: its volumes still go, and the certificate says so).
+    A failing volume destroyer stops before any file is deleted (``DestructionFailed``), so the
+    call can simply be repeated.
+    """
+    check_project_id(project_id)
+    project_dir = paths.project_dir(project_id)
+    secrets_folder = secrets_dir(paths, project_id)
+    if not missing_ok and not project_dir.exists() and not secrets_folder.exists():
+        raise NotFound(
+            "workspace_not_found",
+            f"Project {project_id} has no workspace data to destroy",
+            f"项目 {project_id} 没有可销毁的工作区数据",
+        )
+    started_at = now_iso()
+    items: list[DestroyedItem] = []
+    for destroyer in volume_destroyers:
+        try:
+            items += [DestroyedItem.coerce(item) for item in destroyer(project_id)]
+        except Exception as error:
+            raise DestructionFailed(
+                "destruction_failed",
+                f"Destroying the workspace volumes of {project_id} failed ({type(error).__name__}); "
+                "nothing else was deleted, try again",
+                f"销毁项目 {project_id} 的工作区卷失败（{type(error).__name__}）；其他内容未删除，请重试",
+            ) from error
+    if project_dir.exists():
+        items += _destroy_tree(paths, project_dir)
+    items += destroy_secrets(paths, project_id)
+    completed_at = now_iso()
+    body = certificate_body(project_id, actor, started_at, completed_at, items)
+    public_key, signature = sign_body(paths.vault / "keys", body)
+    path = _certificate_path(paths, project_id)
+    document = {**body, "public_key": public_key, "signature": signature}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+    return DestructionCertificate(
+        project_id, actor, started_at, completed_at, items, public_key, signature, path
+    )
