@@ -58,6 +58,8 @@ def demo_data(
 
     summary = generate(out, patients, seed)
     if as_json:
-        emit_json(summary.to_dict() if hasattr(summary, "to_dict") else summary.__dict__)
-    else:
-        console.print(f"demo data for {patients:,} patients written to {out}")
+        emit_json(summary.to_dict())
+        return
+    for dataset in summary.datasets:
+        console.print(f"  {dataset.name:<14} {dataset.rows:>12,} rows  {dataset.parquet}")
+    console.print(f"demo data for {patients:,} patients written to {out} in {summary.seconds:.1f} s")

@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from enclave import audit
 from enclave.cli.common import (
@@ -40,20 +39,18 @@ def tail(
     if as_json:
         emit_json(events)
         return
-    table = Table("seq", "time (UTC)", "actor", "action", "object", "project", "outcome", "details")
     for e in events:
         details = json.dumps(e["details"], ensure_ascii=False)
-        table.add_row(
-            str(e["seq"]),
-            e["ts"][:19],
-            e["actor"],
-            e["action"],
-            e["object"],
-            e["project"] or "",
-            e["outcome"],
-            details if len(details) <= 80 else details[:77] + "...",
+        if len(details) > 100:
+            details = details[:97] + "..."
+        project = f" [{e['project']}]" if e["project"] else ""
+        console.print(
+            f"{e['seq']:>6} {e['ts'][:19]} {e['actor']:<10} {e['action']:<22} {e['object']}{project} "
+            f"{e['outcome']}  {details}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    console.print(table)
 
 
 @app.command("verify")
