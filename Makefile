@@ -26,3 +26,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
+
+include scripts/docker/images.mk

@@ -12,12 +12,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 from sqlalchemy.orm import Session
 
 from enclave import audit, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from enclave.errors import EnclaveError, Forbidden
+from enclave.errors import BadInput, EnclaveError, Forbidden
+from enclave.gateway.locks import check_user_not_locked
 from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
@@ -25,6 +27,7 @@ from enclave.projects import ProjectState
 from enclave.workspace.prepare import current_twin_db, current_views_db
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
+ConnectionCallback = Callable[[duckdb.DuckDBPyConnection], None]
 MAX_AUDITED_SQL = 20_000
 
 
@@ -57,6 +60,7 @@ def check_analyst_access(session: Session, project_id: str, user: str) -> projec
             f"Access to project {project_id} is locked after monitoring alerts; a steward must unlock it",
             f"因监控告警，项目 {project_id} 的访问已被锁定；需由数据管理员解锁",
         )
+    check_user_not_locked(session, project_id, user)  # per-user lock set by monitoring (R-QRY-5)
     return project
 
 
@@ -96,6 +100,16 @@ def _audit_query(
         )
 
 
+def _check_row_limit(result: QueryResult, max_rows: int | None) -> None:
+    if max_rows is not None and len(result.rows) > max_rows:
+        raise BadInput(
+            "result_too_large",
+            f"The result has {len(result.rows)} rows, more than the limit of {max_rows}: aggregate further",
+            f"结果有 {len(result.rows)} 行，超过上限 {max_rows} 行：请进一步汇总",
+            details={"rows": len(result.rows), "max_rows": max_rows},
+        )
+
+
 def run_query(
     open_session: OpenSession,
     paths: Paths,
@@ -108,8 +122,14 @@ def run_query(
     memory_limit: str = "2GB",
     threads: int = 2,
     timeout_s: float = 30.0,
+    max_rows: int | None = None,
+    on_connection: ConnectionCallback | None = None,
 ) -> QueryResult:
-    """Check access, run through the guard on the project's views (or its twin), audit the outcome."""
+    """Check access, run through the guard on the project's views (or its twin), audit the outcome.
+
+    ``max_rows`` refuses a result with more rows (the gateway's per-query limit); ``on_connection``
+    receives the DuckDB connection before the query runs, so a caller can ``interrupt()`` it.
+    """
     started = time.monotonic()
     try:
         with open_session() as session:
@@ -118,9 +138,12 @@ def run_query(
         database = current_twin_db(paths, project_id) if synthetic else current_views_db(paths, project_id)
         con = open_locked(database, memory_limit=memory_limit, threads=threads, timeout_s=timeout_s)
         try:
+            if on_connection is not None:
+                on_connection(con)
             result = run(con, sql, context.policy)
         finally:
             con.close()
+        _check_row_limit(result, max_rows)
     except EnclaveError as error:
         _audit_query(
             open_session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,18 @@ NAME = "project"
 app = typer.Typer(help="Project workspaces. / 项目工作空间。", no_args_is_help=True)
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
+HUB_API_URL_ENV = "ENCLAVE_HUB_API_URL"
+HUB_API_TOKEN_ENV = "ENCLAVE_HUB_API_TOKEN"
+
+
+def revocation_hooks() -> list[lifecycle.RevocationHook]:
+    """Stop the project's servers through the hub when the hub's API URL and a steward token are set."""
+    url, token = os.environ.get(HUB_API_URL_ENV), os.environ.get(HUB_API_TOKEN_ENV)
+    if not (url and token):
+        return []
+    from hub_config.revocation import stop_project_servers
+
+    return [stop_project_servers(url, token)]
 
 
 def _parse_overrides(values: list[str]) -> dict[str, str]:
@@ -193,7 +206,9 @@ def suspend(
     """Emergency stop: end sessions, freeze exports, revoke access (R-LIFE-10)."""
     enclave = get_context(ctx)
     with enclave.session() as session:
-        project = lifecycle.suspend(session, project_id, actor=actor_or_default(actor), reason=reason)
+        project = lifecycle.suspend(
+            session, project_id, actor=actor_or_default(actor), reason=reason, hooks=revocation_hooks()
+        )
         _emit_state(project.id, project.state, as_json)
 
 
@@ -225,7 +240,9 @@ def expire(
     """End the project's use now: access revoked, exports frozen."""
     enclave = get_context(ctx)
     with enclave.session() as session:
-        project = lifecycle.expire(session, project_id, actor=actor_or_default(actor), reason=reason)
+        project = lifecycle.expire(
+            session, project_id, actor=actor_or_default(actor), reason=reason, hooks=revocation_hooks()
+        )
         _emit_state(project.id, project.state, as_json)
 
 
@@ -237,7 +254,9 @@ def destroy(
     """Destroy the project's data, volumes and keys; write a signed destruction certificate."""
     enclave = get_context(ctx)
     with enclave.session() as session:
-        certificate = lifecycle.destroy(session, enclave.paths, project_id, actor=actor_or_default(actor))
+        certificate = lifecycle.destroy(
+            session, enclave.paths, project_id, actor=actor_or_default(actor), hooks=revocation_hooks()
+        )
     _emit_state(project_id, "destroyed", as_json, {"certificate": certificate})
 
 
@@ -264,7 +283,9 @@ def sweep(
             "date_invalid", f"--today: not a date: {today!r}", f"--today：不是日期：{today!r}"
         ) from None
     while True:
-        result = lifecycle.sweep(enclave.session, enclave.paths, today=day, grace_days=grace_days)
+        result = lifecycle.sweep(
+            enclave.session, enclave.paths, today=day, grace_days=grace_days, hooks=revocation_hooks()
+        )
         if as_json:
             emit_json(result.to_dict())
         else:

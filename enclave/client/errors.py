@@ -1,0 +1,53 @@
+"""The one exception analysts see: a refusal or failure from the gateway, in both languages."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+
+class QueryError(Exception):
+    """The gateway said no. ``code`` is the first error's code; ``errors`` holds them all.
+
+    Each entry is ``{"code": ..., "message": {"en": ..., "zh": ...}}`` (the gateway's error shape).
+    """
+
+    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+        self.status = status
+        self.errors = errors or [
+            {"code": "unknown_error", "message": {"en": "Unknown error", "zh": "未知错误"}}
+        ]
+        first = self.errors[0]
+        self.code: str = str(first.get("code", "unknown_error"))
+        self.message: str = str(first.get("message", {}).get("en", ""))
+        self.message_zh: str = str(first.get("message", {}).get("zh", ""))
+        super().__init__(str(self))
+
+    @property
+    def codes(self) -> list[str]:
+        return [str(e.get("code")) for e in self.errors]
+
+    @property
+    def refused(self) -> bool:
+        """True when a disclosure rule (the guard) refused the query."""
+        return self.status == 422
+
+    def __str__(self) -> str:
+        lines = []
+        for entry in self.errors:
+            message = entry.get("message", {})
+            lines.append(f"[{entry.get('code')}] {message.get('en', '')}")
+            lines.append(f"    {message.get('zh', '')}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        items = "".join(
+            "<li><code>{}</code> {}<br>{}</li>".format(
+                html.escape(str(e.get("code"))),
+                html.escape(str(e.get("message", {}).get("en", ""))),
+                html.escape(str(e.get("message", {}).get("zh", ""))),
+            )
+            for e in self.errors
+        )
+        title = "Query refused / 查询被拒绝" if self.refused else "Query failed / 查询失败"
+        return f'<div class="enclave-error"><strong>{title}</strong><ul>{items}</ul></div>'

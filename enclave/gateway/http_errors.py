@@ -1,0 +1,63 @@
+"""The gateway's one JSON error shape (STYLE §5.12):
+``{"ok": false, "errors": [{"code", "message": {"en", "zh"}}], "status"}``.
+
+A guard refusal's reasons become the ``errors`` list; any other error is its own single entry.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused
+from enclave.gateway.auth import Unauthenticated
+
+STATUS_BY_CODE = {"query_cancelled": 409, "result_too_large": 413}
+
+
+def status_for(error: EnclaveError) -> int:
+    if error.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[error.code]
+    if isinstance(error, Unauthenticated):
+        return 401
+    if isinstance(error, Forbidden):
+        return 403
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, Refused):
+        return 422
+    if isinstance(error, BadInput):
+        return 400
+    return 400
+
+
+def _entry(code: str, en: str, zh: str) -> dict[str, Any]:
+    return {"code": code, "message": {"en": en, "zh": zh}}
+
+
+def error_body(error: EnclaveError, status: int) -> dict[str, Any]:
+    entries = [_entry(r.code, r.message, r.message_zh) for r in error.reasons]
+    if not entries:
+        entries = [_entry(error.code, error.message, error.message_zh)]
+    return {"ok": False, "errors": entries, "status": status}
+
+
+def http_error_body(status: int) -> dict[str, Any]:
+    """For errors that are not ours: unknown route, wrong method, server fault (no traceback)."""
+    if status >= 500:
+        return {
+            "ok": False,
+            "errors": [
+                _entry("internal_error", "The gateway failed; the error was logged", "网关出错；错误已记录")
+            ],
+            "status": status,
+        }
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return {
+        "ok": False,
+        "errors": [_entry(f"http_{status}", phrase, f"HTTP 错误 {status}")],
+        "status": status,
+    }

@@ -1,0 +1,184 @@
+"""``run``: check, execute the rewritten SQL on a locked-down connection, and shape the result.
+
+DuckDB's own error text never reaches the analyst: it can quote data values ("could not convert
+string 'X' ..."). Every failure becomes one of our codes. Counts are rounded here when the project
+asks for it; suppressed groups are counted by the SQL itself (see ``enclave.guard.rewrite``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from enclave.errors import BadInput, Refused
+from enclave.guard.check import Verdict, check
+from enclave.guard.lockdown import run_with_timeout, timeout_for
+from enclave.guard.policy import GuardPolicy
+
+HIDDEN_COLUMNS = 2  # the suppressed and dominated group counts the rewritten SQL appends
+
+
+@dataclass
+class QueryResult:
+    """Released groups, and how many were held back (R-QRY-7)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    suppressed_groups: int
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the ``enclave query`` contract (ARCHITECTURE §9), with JSON-safe values."""
+        return {
+            "columns": list(self.columns),
+            "rows": [[json_safe(v) for v in row] for row in self.rows],
+            "suppressed_groups": self.suppressed_groups,
+            "notices": list(self.notices),
+        }
+
+    def to_pandas(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.rows, columns=self.columns)
+        frame.attrs["suppressed_groups"] = self.suppressed_groups
+        frame.attrs["notices"] = list(self.notices)
+        return frame
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, sql: str, policy: GuardPolicy, *, timeout_s: float | None = None
+) -> QueryResult:
+    """Check ``sql``, run what the guard allows, and return only groups that pass every rule."""
+    verdict = check(sql, policy)
+    if not verdict.allowed:
+        raise Refused(
+            "query_rejected",
+            "The query guard refused this query: " + "; ".join(r.message for r in verdict.reasons),
+            "查询守卫拒绝了此查询：" + "；".join(r.message_zh for r in verdict.reasons),
+            reasons=verdict.reasons,
+        )
+    timeout = timeout_s if timeout_s is not None else timeout_for(con)
+    if verdict.advisory:
+        return _run_advisory(con, verdict, policy, timeout)
+    rows = _fetch(con, verdict.sql, timeout)
+    if len(rows) > policy.max_result_rows:
+        raise _too_large(policy)
+    if rows:
+        small, dominated = int(rows[0][-2] or 0), int(rows[0][-1] or 0)
+    else:
+        counts = _fetch(con, verdict.count_sql, timeout)
+        small, dominated = (int(counts[0][0] or 0), int(counts[0][1] or 0)) if counts else (0, 0)
+    released = [list(row[:-HIDDEN_COLUMNS]) for row in rows]
+    notices = []
+    if small:
+        notices.append(
+            f"{small} group(s) resting on fewer than {policy.k} persons were suppressed "
+            f"/ 已抑制 {small} 个人数少于 {policy.k} 的分组"
+        )
+    if dominated:
+        notices.append(
+            f"{dominated} group(s) dominated by a few contributors were suppressed "
+            f"/ 已抑制 {dominated} 个由少数贡献者主导的分组"
+        )
+    if policy.round_to and policy.round_to > 1:
+        for row in released:
+            for index in verdict.count_outputs:
+                row[index] = round_count(row[index], policy.round_to)
+        notices.append(
+            f"counts rounded to multiples of {policy.round_to} / 计数已取整到 {policy.round_to} 的倍数"
+        )
+    return QueryResult(
+        columns=list(verdict.columns), rows=released, suppressed_groups=small + dominated, notices=notices
+    )
+
+
+def round_count(value: Any, base: int) -> Any:
+    """Round a count to the nearest multiple of ``base`` (halves round up)."""
+    if value is None:
+        return None
+    return int(base * math.floor(float(value) / base + 0.5))
+
+
+def _run_advisory(con, verdict: Verdict, policy: GuardPolicy, timeout: float) -> QueryResult:
+    def work() -> tuple[list[str], list[tuple]]:
+        cursor = con.execute(verdict.sql)
+        names = [d[0] for d in cursor.description or []]
+        return names, cursor.fetchmany(policy.max_result_rows + 1)
+
+    names, rows = _guarded(con, timeout, work)
+    if len(rows) > policy.max_result_rows:
+        raise _too_large(policy)
+    notices = [
+        "advisory mode (rows access): the guard did not rewrite this query / 行级访问模式：守卫未改写此查询"
+    ]
+    notices += [f"{r.code}: {r.message}" for r in verdict.reasons]
+    return QueryResult(columns=names, rows=[list(r) for r in rows], suppressed_groups=0, notices=notices)
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str, timeout: float) -> list[tuple]:
+    return _guarded(con, timeout, lambda: con.execute(sql).fetchall())
+
+
+def _guarded(con, timeout, work):
+    try:
+        return run_with_timeout(con, timeout, work)
+    except TimeoutError:
+        raise BadInput(
+            "query_timeout",
+            f"The query took longer than {timeout:g} s and was stopped.",
+            f"查询超过 {timeout:g} 秒，已被终止。",
+        ) from None
+    except duckdb.InterruptException:
+        raise BadInput(
+            "query_cancelled", "The query was cancelled.", "查询已被取消。", details={"cancelled": True}
+        ) from None
+    except duckdb.OutOfMemoryException:
+        raise BadInput(
+            "query_resources",
+            "The query needed more memory than allowed; aggregate earlier or filter more.",
+            "查询所需内存超过上限；请更早聚合或增加筛选条件。",
+        ) from None
+    except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException):
+        raise BadInput(
+            "query_invalid",
+            "DuckDB could not bind the query: check column types, GROUP BY keys and function arguments.",
+            "DuckDB 无法绑定该查询：请检查列类型、GROUP BY 键和函数参数。",
+        ) from None
+    except duckdb.Error as exc:
+        raise BadInput(
+            "query_failed",
+            f"The query failed in the database ({type(exc).__name__}).",
+            f"查询在数据库中执行失败（{type(exc).__name__}）。",
+        ) from None
+
+
+def _too_large(policy: GuardPolicy) -> Refused:
+    return Refused(
+        "result_too_large",
+        f"The result has more than {policy.max_result_rows} rows; aggregate further or add LIMIT.",
+        f"结果超过 {policy.max_result_rows} 行；请进一步聚合或添加 LIMIT。",
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """A value the JSON encoder accepts, without losing meaning."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, decimal.Decimal):
+        return float(value) if value.is_finite() else None
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)

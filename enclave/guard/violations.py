@@ -1,0 +1,247 @@
+"""Every rule the guard can report: a stable code with English and Simplified Chinese text.
+
+A ``Violation`` says which rule broke and where (line/col/highlight, like sqlglot's
+``ParseError.errors``); ``to_reason`` turns it into the ``Reason`` the CLI and gateway print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from enclave.errors import Reason
+
+# code -> (English, Chinese). Messages take ``str.format`` fields from the violation's ``params``.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "QRY_PARSE": (
+        "The SQL could not be parsed: {detail}",
+        "无法解析该 SQL：{detail}",
+    ),
+    "QRY_TOO_LARGE": (
+        "The query is too large ({detail}); split it into smaller queries.",
+        "查询过大（{detail}）；请拆分为较小的查询。",
+    ),
+    "QRY_MULTI_STATEMENT": (
+        "Send exactly one statement; found {detail}.",
+        "每次只能提交一条语句；实际有 {detail} 条。",
+    ),
+    "QRY_NOT_SELECT": (
+        "Only SELECT queries are allowed, not {detail}.",
+        "只允许 SELECT 查询，不允许 {detail}。",
+    ),
+    "QRY_SET_OPERATION": (
+        "{detail} is not allowed here; only UNION ALL inside a subquery or CTE is. "
+        "Run each part as its own query.",
+        "此处不允许 {detail}；仅允许在子查询或 CTE 中使用 UNION ALL。请把各部分作为独立查询运行。",
+    ),
+    "QRY_UNKNOWN_TABLE": (
+        "Unknown table {detail}: query only the project's views by their plain names ({views}).",
+        "未知的表 {detail}：只能用名称直接查询本项目的视图（{views}）。",
+    ),
+    "QRY_TABLE_FUNCTION": (
+        "Table functions such as {detail} are not allowed: query the project's views ({views}).",
+        "不允许使用表函数（如 {detail}）：请查询本项目的视图（{views}）。",
+    ),
+    "QRY_UNKNOWN_COLUMN": (
+        "Unknown column {detail}.",
+        "未知的列 {detail}。",
+    ),
+    "QRY_RESERVED_NAME": (
+        "The name {detail} is reserved for the guard; choose another name.",
+        "名称 {detail} 为查询守卫保留；请换一个名称。",
+    ),
+    "QRY_CTE_SHADOWS_VIEW": (
+        "The CTE name {detail} hides a view of the same name; choose another name.",
+        "CTE 名称 {detail} 与视图同名；请换一个名称。",
+    ),
+    "QRY_FUNCTION_NOT_ALLOWED": (
+        "The function {detail} is not on the guard's allowlist.",
+        "函数 {detail} 不在查询守卫允许的列表中。",
+    ),
+    "QRY_SYNTAX_NOT_ALLOWED": (
+        "This SQL construct is not allowed: {detail}.",
+        "不允许使用此 SQL 结构：{detail}。",
+    ),
+    "QRY_WINDOW": (
+        "Window functions, QUALIFY and WINDOW clauses are not allowed: they carry row values out.",
+        "不允许使用窗口函数、QUALIFY 和 WINDOW 子句：它们会带出单行数据。",
+    ),
+    "QRY_PIVOT": (
+        "PIVOT/UNPIVOT is not allowed; use GROUP BY with CASE expressions instead.",
+        "不允许使用 PIVOT/UNPIVOT；请改用 GROUP BY 和 CASE 表达式。",
+    ),
+    "QRY_SAMPLE": (
+        "Sampling (TABLESAMPLE / USING SAMPLE) is not allowed.",
+        "不允许抽样（TABLESAMPLE / USING SAMPLE）。",
+    ),
+    "QRY_GROUPING_SETS": (
+        "ROLLUP, CUBE and GROUPING SETS are not allowed; run one query per grouping.",
+        "不允许使用 ROLLUP、CUBE 和 GROUPING SETS；请每种分组单独查询。",
+    ),
+    "QRY_RECURSIVE": (
+        "Recursive CTEs are not allowed.",
+        "不允许使用递归 CTE。",
+    ),
+    "QRY_SUBQUERY_LIMIT": (
+        "{detail} is only allowed in the outermost query, where it applies after suppression.",
+        "{detail} 只能用于最外层查询（在小单元格抑制之后生效）。",
+    ),
+    "QRY_LIMIT_FORM": (
+        "LIMIT and OFFSET take a plain non-negative integer.",
+        "LIMIT 和 OFFSET 只能使用非负整数常量。",
+    ),
+    "QRY_JOIN": (
+        "Join not allowed: {detail}",
+        "不允许此连接：{detail}",
+    ),
+    "QRY_NO_SOURCE": (
+        "The query must read from at least one of the project's views.",
+        "查询必须至少读取本项目的一个视图。",
+    ),
+    "QRY_NOT_AGGREGATE": (
+        "The outermost query must aggregate: every output column must be an aggregate "
+        "(count, sum, avg, ...) or a GROUP BY key. {detail}",
+        "最外层查询必须是聚合查询：每个输出列都必须是聚合（count、sum、avg 等）或 GROUP BY 键。{detail}",
+    ),
+    "QRY_DISTINCT": (
+        "{detail}",
+        "{detail_zh}",
+    ),
+    "QRY_PERSON_KEY_OUTPUT": (
+        "The person key {detail} cannot be output, grouped by or ordered by in the outermost query.",
+        "最外层查询不能输出、分组或排序人员标识 {detail}。",
+    ),
+    "QRY_PERSON_KEY_USE": (
+        "The person key {detail} may only be used bare: in joins on another person key, "
+        "count(DISTINCT ...), IN (SELECT <person key> ...), IS [NOT] NULL, or as a "
+        "column/GROUP BY key of a subquery.",
+        "人员标识 {detail} 只能直接使用：与另一人员标识连接、count(DISTINCT ...)、"
+        "IN (SELECT <人员标识> ...)、IS [NOT] NULL，或作为子查询的列/GROUP BY 键。",
+    ),
+    "QRY_UNSAFE_AGGREGATE": (
+        "The aggregate {detail} can reveal a single person's value; it is allowed only inside a "
+        "subquery grouped by the person key. Use count, sum, avg, stddev or variance here.",
+        "聚合 {detail} 可能泄露单个人的取值；只能在按人员标识分组的子查询中使用。"
+        "此处请使用 count、sum、avg、stddev 或 variance。",
+    ),
+    "QRY_AGGREGATE_ARGUMENT": (
+        "The argument of {detail} must be a column, simple arithmetic on columns and constants, "
+        "or an indicator CASE WHEN <condition> THEN <constant> [ELSE 0] END.",
+        "{detail} 的参数只能是列、列与常量的简单算术，或指示表达式 "
+        "CASE WHEN <条件> THEN <常量> [ELSE 0] END。",
+    ),
+    "QRY_NESTED_AGGREGATE": (
+        "Aggregates cannot be nested inside aggregates ({detail}).",
+        "聚合不能嵌套在聚合中（{detail}）。",
+    ),
+    "QRY_SUBQUERY": (
+        "Subquery not allowed: {detail}",
+        "不允许此子查询：{detail}",
+    ),
+    "QRY_CORRELATED_SUBQUERY": (
+        "Correlated subqueries are not allowed; join on the person key or use "
+        "<person key> IN (SELECT <person key> ...).",
+        "不允许相关子查询；请按人员标识连接，或使用 <人员标识> IN (SELECT <人员标识> ...)。",
+    ),
+    "QRY_UNTRACEABLE": (
+        "The guard cannot trace which persons are behind each group: {detail}",
+        "查询守卫无法追踪每个分组背后的人员：{detail}",
+    ),
+    "QRY_TOO_COMPLEX": (
+        "The query is too complex for the guard ({detail}); simplify it.",
+        "查询对查询守卫而言过于复杂（{detail}）；请简化。",
+    ),
+}
+
+# Codes whose advice is not about disclosure but about the shape of the statement: enforced even in
+# the advisory ``rows`` mode because the enclave never runs anything but a SELECT on its views.
+STRUCTURAL_CODES = frozenset(
+    {
+        "QRY_PARSE",
+        "QRY_TOO_LARGE",
+        "QRY_MULTI_STATEMENT",
+        "QRY_NOT_SELECT",
+        "QRY_UNKNOWN_TABLE",
+        "QRY_TABLE_FUNCTION",
+        "QRY_UNKNOWN_COLUMN",
+        "QRY_RESERVED_NAME",
+        "QRY_CTE_SHADOWS_VIEW",
+        "QRY_RECURSIVE",
+        "QRY_TOO_COMPLEX",
+    }
+)
+
+
+class _SafeDict(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule, located in the SQL where possible."""
+
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    col: int | None = None
+    highlight: str | None = None
+
+    @property
+    def message(self) -> str:
+        return MESSAGES[self.code][0].format_map(_SafeDict(self.params)).strip()
+
+    @property
+    def message_zh(self) -> str:
+        return MESSAGES[self.code][1].format_map(_SafeDict(self.params)).strip()
+
+    def to_reason(self) -> Reason:
+        details: dict[str, Any] = {}
+        if self.line is not None:
+            details["line"] = self.line
+            details["col"] = self.col
+        if self.highlight:
+            details["highlight"] = self.highlight
+        message, message_zh = self.message, self.message_zh
+        if self.line is not None:
+            message = f"{message} (line {self.line}, col {self.col})"
+            message_zh = f"{message_zh}（第 {self.line} 行，第 {self.col} 列）"
+        return Reason(self.code, message, message_zh, details=details)
+
+
+def locate(node: exp.Expression | None) -> dict[str, Any]:
+    """Line, column and highlighted SQL of a node, from the first token position sqlglot kept."""
+    if node is None:
+        return {}
+    for candidate in node.walk():
+        meta = candidate.meta if isinstance(candidate, exp.Expression) else None
+        if meta and "line" in meta:
+            return {"line": meta["line"], "col": meta["col"], "highlight": _highlight(node)}
+    return {"highlight": _highlight(node)}
+
+
+def _highlight(node: exp.Expression) -> str:
+    try:
+        text = node.sql(dialect="duckdb", comments=False)
+    except Exception:
+        return ""
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def violation(code: str, node: exp.Expression | None = None, **params: Any) -> Violation:
+    """Build a violation for ``node``; ``params`` fill the message templates."""
+    if code not in MESSAGES:
+        raise KeyError(f"unknown guard code {code}")
+    return Violation(code=code, params=params, **locate(node))
+
+
+MESSAGES["QRY_GUARD_ERROR"] = (
+    "The guard could not analyse this query, so it is refused; simplify the query.",
+    "查询守卫无法分析此查询，因此拒绝执行；请简化查询。",
+)
+MESSAGES["QRY_ADVISORY"] = (
+    "Advisory (rows mode): {detail}",
+    "提示（行级访问模式）：{detail}",
+)

@@ -1,0 +1,85 @@
+"""Hub roles, groups and hub-managed services of the enclave (issue 7, item 1).
+
+* Analysts (the default ``user`` role) can use their own servers but cannot create API tokens
+  (no ``tokens`` scope) and cannot share servers with anyone (no ``shares`` scopes).
+* Stewards manage groups and can stop servers, but get no ``access:servers``: they never enter an
+  analyst's workspace (R-SEC-5 separation of duties).
+* Reviewers are a hub group; the export-review service reads group membership to trust them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+STEWARDS_GROUP = "stewards"
+REVIEWERS_GROUP = "reviewers"
+IDLE_CULLER = "idle-culler"
+
+# The standard's example idle limit: 10 minutes.
+DEFAULT_IDLE_TIMEOUT_SECONDS = 600
+
+ANALYST_SCOPES = [
+    "read:users!user",
+    "users:activity!user",
+    "servers!user",
+    "access:servers!user",
+]
+STEWARD_SCOPES = [
+    "list:users",
+    "read:users",
+    "read:groups",
+    "groups",
+    "read:servers",
+    "delete:servers",
+]
+
+
+def load_roles(services: list[str], *, culler: bool = True) -> list[dict[str, Any]]:
+    """``c.JupyterHub.load_roles``: the default user role narrowed, the steward role, service roles."""
+    roles: list[dict[str, Any]] = [
+        {"name": "user", "description": "Analysts: own servers, no tokens", "scopes": ANALYST_SCOPES},
+        {
+            "name": "enclave-steward",
+            "description": "Data stewards: users, groups, stopping servers; never entering them",
+            "scopes": STEWARD_SCOPES,
+            "groups": [STEWARDS_GROUP],
+        },
+    ]
+    if culler:
+        roles.append(
+            {
+                "name": "enclave-idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": [IDLE_CULLER],
+            }
+        )
+    if services:
+        roles.append(
+            {
+                "name": "enclave-service",
+                "description": "Enclave services: resolve users and their groups (reviewers, stewards)",
+                "scopes": ["read:users", "read:groups", "list:users"],
+                "services": services,
+            }
+        )
+    return roles
+
+
+def idle_culler_service(timeout_seconds: int = DEFAULT_IDLE_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """jupyterhub-idle-culler as a hub-managed service; named servers are culled too."""
+    return {
+        "name": IDLE_CULLER,
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={timeout_seconds}"],
+    }
+
+
+def managed_service(name: str, url: str, command: list[str], environment: dict[str, str]) -> dict[str, Any]:
+    """An enclave service (gateway, export review) started and stopped by the hub."""
+    return {
+        "name": name,
+        "url": url,
+        "command": command,
+        "environment": environment,
+        "oauth_no_confirm": True,
+    }

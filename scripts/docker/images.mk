@@ -1,0 +1,8 @@
+# Included by the top-level Makefile: `make images` builds the offline base and the analyst image.
+.PHONY: images images-force dockerd
+dockerd:
+	bash scripts/docker/start-dockerd.sh
+images: setup
+	VENV=$(VENV) bash scripts/docker/build-images.sh
+images-force: setup
+	FORCE=1 VENV=$(VENV) bash scripts/docker/build-images.sh

@@ -1,0 +1,286 @@
+"""Real Docker, a real hub: fixtures for the workspace end-to-end tests (issue 7, item 4).
+
+Everything the tests create is named ``enclave-test-*`` and removed by the session fixture, before
+and after the run; when a test fails, the workspace containers' logs and settings are printed
+(STYLE §5.14). The tests need root (Docker networks and the host firewall); without it they skip
+and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from enclave import catalog, db, projects
+from enclave.config import Paths
+from enclave.specs import parse_project_spec
+from tests import factories
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = "enclave-test-"
+PROJECT_A = "e2e-alpha"
+PROJECT_B = "e2e-beta"
+PROJECT_C = "e2e-gamma"
+
+if os.geteuid() != 0:
+    pytest.skip(
+        "the workspace e2e tests need root (Docker, networks, host firewall)", allow_module_level=True
+    )
+
+
+def sh(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def remove_test_objects() -> None:
+    """Every container, network, volume and firewall chain named enclave-test-*."""
+    from hub_config import firewall, network
+
+    ids = sh("docker", "ps", "-aq", "--filter", f"name={PREFIX}", check=False).stdout.split()
+    if ids:
+        sh("docker", "rm", "-f", *ids, check=False)
+    for name in sh("docker", "network", "ls", "--format", "{{.Name}}", check=False).stdout.split():
+        if name.startswith(PREFIX):
+            sh("docker", "network", "rm", name, check=False)
+            firewall.remove(network.bridge_name(name))
+    for name in sh("docker", "volume", "ls", "--format", "{{.Name}}", check=False).stdout.split():
+        if name.startswith(PREFIX):
+            sh("docker", "volume", "rm", "-f", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> Iterator[None]:
+    built = sh("bash", str(REPO / "scripts/docker/build-images.sh"), check=False)
+    assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
+    remove_test_objects()
+    yield
+    remove_test_objects()
+
+
+def _proxy_command() -> str:
+    found = REPO / "node_modules/.bin/configurable-http-proxy"
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("configurable-http-proxy")
+    if on_path:
+        return on_path
+    installer = REPO / "scripts/install-hub.sh"
+    if installer.exists():
+        sh("bash", str(installer))
+        if found.exists():
+            return str(found)
+    prefix = REPO / "build/chp"
+    sh(
+        "npm",
+        "install",
+        "--silent",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        str(prefix),
+        "configurable-http-proxy",
+    )
+    return str(prefix / "node_modules/.bin/configurable-http-proxy")
+
+
+@pytest.fixture(scope="session")
+def enclave_home(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """An enclave with three active projects: alice and bob in alpha, frank in beta and gamma."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    os.chmod(home, 0o755)
+    paths = Paths(home)
+    url = f"sqlite:///{paths.state_db}"
+    db.migrate(url)
+    data = home.parent / "e2e-data"
+    specs = [
+        factories.write_dataset(data, "patients", factories.patients_table(60), factories.PATIENT_COLUMNS),
+        factories.write_dataset(data, "visits", factories.visits_table(60), factories.VISIT_COLUMNS),
+    ]
+    period = {
+        "start": (date.today() - timedelta(days=1)).isoformat(),
+        "end": (date.today() + timedelta(days=365)).isoformat(),
+    }
+    sessions = db.connect(url)
+    with db.session_scope(sessions) as session:
+        for spec in specs:
+            catalog.register(session, paths, spec, actor="steward")
+    for project_id, analysts in [
+        (PROJECT_A, ["alice", "bob"]),
+        (PROJECT_B, ["frank"]),
+        (PROJECT_C, ["frank"]),
+    ]:
+        spec = parse_project_spec(
+            factories.project_spec(id=project_id, pi=analysts[0], analysts=analysts, period=period)
+        )
+        with db.session_scope(sessions) as session:
+            projects.create_project(session, paths, spec, actor="steward")
+    return paths
+
+
+@dataclass
+class Hub:
+    url: str
+    api: str
+    token: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    paths: Paths
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | str]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.api + path, data=data, method=method, headers={"Authorization": f"token {self.token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                raw = response.read().decode()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            raw, status = error.read().decode(), error.code
+        try:
+            return status, json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            return status, raw
+
+    def get_url(self, path: str) -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path, headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def ensure_user(self, name: str) -> None:
+        status, _ = self.call("POST", f"/users/{name}")
+        assert status in (201, 409), status
+
+    def server(self, user: str, project: str) -> dict | None:
+        _, model = self.call("GET", f"/users/{user}")
+        return (model.get("servers") or {}).get(project)
+
+    def start(self, user: str, project: str, timeout: float = 120) -> str:
+        """Start the workspace and wait until it is ready; returns its container name."""
+        self.ensure_user(user)
+        status, body = self.call("POST", f"/users/{user}/servers/{project}")
+        assert status in (201, 202, 400), (status, body)  # 400: already running
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(user, project)
+            if server and server.get("ready"):
+                return container_of(user, project)
+            if server is None and status != 400:
+                raise AssertionError(f"the server stopped while starting:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        raise AssertionError(f"{user}/{project} did not become ready:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self, user: str, project: str) -> None:
+        self.call("DELETE", f"/users/{user}/servers/{project}")
+
+
+@pytest.fixture(scope="session")
+def hub(docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    workdir = tmp_path_factory.mktemp("hub")
+    port, api_port = free_port(), free_port()
+    token = secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "ENCLAVE_HOME": str(enclave_home.home),
+        "ENCLAVE_HUB_STATE": str(workdir),
+        "ENCLAVE_HUB_PORT": str(port),
+        "ENCLAVE_HUB_API_PORT": str(api_port),
+        "ENCLAVE_HUB_SERVICES": "none",
+        "ENCLAVE_TEST_ADMIN_TOKEN": token,
+        "PATH": f"{Path(_proxy_command()).parent}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+    }
+    log = workdir / "hub.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "jupyterhub"),
+                "-f",
+                str(REPO / "tests/e2e/hub_test_config.py"),
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    hub = Hub(
+        f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api", token, process, log, enclave_home
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the hub exited:\n{log.read_text()[-4000:]}")
+        try:
+            if hub.call("GET", "/")[0] == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the hub did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(0.3)
+    try:
+        yield hub
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
+    report = yield
+    if report.when == "call" and report.failed:
+        names = sh("docker", "ps", "-a", "--filter", f"name={PREFIX}", "--format", "{{.Names}}", check=False)
+        for name in names.stdout.split():
+            logs = sh("docker", "logs", "--tail", "60", name, check=False)
+            inspect = sh("docker", "inspect", name, check=False)
+            report.sections.append((f"docker logs {name}", logs.stdout + logs.stderr))
+            report.sections.append((f"docker inspect {name}", inspect.stdout[:6000]))
+    return report
+
+
+def container_of(user: str, project: str) -> str:
+    """The running workspace container of ``user`` in ``project`` (found by the spawner's labels)."""
+    found = sh(
+        "docker",
+        "ps",
+        "--filter",
+        f"label=org.enclave.project={project}",
+        "--filter",
+        f"label=org.enclave.user={user}",
+        "--format",
+        "{{.Names}}",
+    ).stdout.split()
+    assert len(found) == 1, found
+    assert found[0].startswith(PREFIX), found
+    return found[0]
+
+
+def exec_python(container: str, code: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run Python inside the workspace as its own user."""
+    return sh("docker", "exec", container, "python3", "-c", code, check=False, timeout=timeout)

@@ -1,0 +1,28 @@
+"""The enclave's hub config, with test names, small limits and an admin service for the tests."""
+
+import os
+from pathlib import Path
+
+load_subconfig(str(Path(__file__).resolve().parents[2] / "hub_config" / "jupyterhub_config.py"))  # noqa: F821
+c = get_config()  # noqa: F821
+
+c.EnclaveSpawner.network_prefix = "enclave-test-net-"
+c.EnclaveSpawner.name_template = "enclave-test-ws-{servername}-{username}"
+c.EnclaveSpawner.home_volume_template = "enclave-test-home-{project}-{user}"
+c.EnclaveSpawner.mem_limit = "256M"
+c.EnclaveSpawner.pids_limit = 64
+c.EnclaveSpawner.poll_interval = 2
+c.EnclaveSpawner.poll_jitter = 0
+c.JupyterHub.last_activity_interval = 5
+c.JupyterHub.services = [
+    *c.JupyterHub.services,
+    {"name": "enclave-test-admin", "api_token": os.environ["ENCLAVE_TEST_ADMIN_TOKEN"]},
+]
+c.JupyterHub.load_roles = [
+    *c.JupyterHub.load_roles,
+    {
+        "name": "enclave-test-admin",
+        "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"],
+        "services": ["enclave-test-admin"],
+    },
+]

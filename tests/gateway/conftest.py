@@ -1,0 +1,288 @@
+"""A real JupyterHub (its API mints the tokens), prepared projects, and the real gateway.
+
+One hub per test session in this folder, one enclave home and gateway per module; every port is a
+free port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from enclave import catalog, db, lifecycle, projects
+from enclave.config import Paths
+from enclave.db.session import dispose_all
+from enclave.specs import parse_project_spec
+from tests.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    project_spec,
+    visits_table,
+    write_dataset,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
+HUB_CONFIG = Path(__file__).with_name("hub_config.py")
+
+PROJECT = "cardio-2026"
+OTHER_PROJECT = "diab-2026"
+EXPIRED_PROJECT = "old-2025"
+N_PATIENTS = 400
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"token {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            payload = response.read()
+            return response.status, json.loads(payload) if payload else None
+    except urllib.error.HTTPError as error:
+        payload = error.read()
+        try:
+            return error.code, json.loads(payload)
+        except ValueError:
+            return error.code, payload
+
+
+@dataclass
+class Hub:
+    """The running hub and an admin service token to drive its REST API."""
+
+    api_url: str
+    admin_token: str
+    gateway_token: str
+    process: subprocess.Popen[bytes]
+    users: set[str] = field(default_factory=set)
+
+    def ensure_user(self, name: str) -> None:
+        if name not in self.users:
+            status, body = http("POST", f"{self.api_url}/users/{name}", self.admin_token)
+            assert status in (201, 409), body
+            self.users.add(name)
+
+    def server_token(self, user: str, server: str, *, expires_in: int | None = None) -> tuple[str, str]:
+        """A token bound to the user's named server, like the one a spawner hands the server."""
+        self.ensure_user(user)
+        body: dict[str, Any] = {"scopes": [f"access:servers!server={user}/{server}"], "note": "test"}
+        if expires_in is not None:
+            body["expires_in"] = expires_in
+        status, answer = http("POST", f"{self.api_url}/users/{user}/tokens", self.admin_token, body)
+        assert status == 201, answer
+        return answer["token"], answer["id"]
+
+    def user_token(self, user: str) -> str:
+        """A personal token with all the user's permissions: bound to no single server."""
+        self.ensure_user(user)
+        status, answer = http(
+            "POST", f"{self.api_url}/users/{user}/tokens", self.admin_token, {"note": "broad"}
+        )
+        assert status == 201, answer
+        return answer["token"]
+
+    def revoke(self, user: str, token_id: str) -> None:
+        status, answer = http("DELETE", f"{self.api_url}/users/{user}/tokens/{token_id}", self.admin_token)
+        assert status == 204, answer
+
+    def start_server(self, user: str, server: str) -> None:
+        self.ensure_user(user)
+        status, answer = http("POST", f"{self.api_url}/users/{user}/servers/{server}", self.admin_token, {})
+        assert status in (201, 202), answer
+        deadline = time.monotonic() + 30
+        while not self.server_ready(user, server):
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+    def server_ready(self, user: str, server: str) -> bool:
+        status, model = http("GET", f"{self.api_url}/users/{user}", self.admin_token)
+        assert status == 200, model
+        return bool(model.get("servers", {}).get(server, {}).get("ready"))
+
+
+@contextmanager
+def running_hub(directory: Path) -> Iterator[Hub]:
+    """Start JupyterHub (with configurable-http-proxy) on free local ports; stop it on exit."""
+    if not CHP.exists():
+        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
+    hub_port = free_port()
+    env = {
+        **os.environ,
+        "TEST_HUB_PORT": str(hub_port),
+        "TEST_HUB_PROXY_PORT": str(free_port()),
+        "TEST_HUB_PROXY_API_PORT": str(free_port()),
+        "TEST_HUB_CHP": str(CHP),
+        "TEST_HUB_DIR": str(directory),
+        "TEST_GATEWAY_TOKEN": secrets.token_hex(32),
+        "TEST_ADMIN_TOKEN": secrets.token_hex(32),
+        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+    }
+    log = (directory / "hub.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+        cwd=directory,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        api_url = f"http://127.0.0.1:{hub_port}/hub/api"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, _ = http("GET", f"{api_url}/", env["TEST_ADMIN_TOKEN"])
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "JupyterHub did not start:\n" + (directory / "hub.log").read_text()[-4000:]
+                )
+            time.sleep(0.2)
+        yield Hub(api_url, env["TEST_ADMIN_TOKEN"], env["TEST_GATEWAY_TOKEN"], process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("hub")) as running:
+        yield running
+
+
+@dataclass
+class Enclave:
+    """A prepared enclave home with three projects."""
+
+    home: Path
+    database_url: str
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.home)
+
+    def session(self) -> Any:
+        return db.session_scope(db.connect(self.database_url))
+
+
+def _create_project(session: Session, paths: Paths, **fields: Any) -> None:
+    spec = parse_project_spec(project_spec(**fields))
+    projects.create_project(session, paths, spec, actor="steward")
+
+
+@pytest.fixture(scope="module")
+def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
+    root = tmp_path_factory.mktemp("enclave")
+    home = root / "home"
+    home.mkdir()
+    url = f"sqlite:///{home / 'state.db'}"
+    db.migrate(url)
+    setup = Enclave(home, url)
+    sources = root / "sources"
+    with setup.session() as session:
+        for name, table, columns in (
+            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
+            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
+        ):
+            catalog.register(
+                session, setup.paths, write_dataset(sources, name, table, columns), actor="steward"
+            )
+    with setup.session() as session:
+        _create_project(session, setup.paths, id=PROJECT, pi="alice", analysts=["alice", "bob", "mallory"])
+    with setup.session() as session:
+        _create_project(session, setup.paths, id=OTHER_PROJECT, pi="dan", analysts=["dan"])
+    with setup.session() as session:
+        _create_project(
+            session,
+            setup.paths,
+            id=EXPIRED_PROJECT,
+            pi="eve",
+            analysts=["eve"],
+            period={"start": "2025-01-01", "end": "2025-12-31"},
+        )
+    with setup.session() as session:
+        lifecycle.expire(session, EXPIRED_PROJECT, actor="steward", reason="period ended")
+    yield setup
+    dispose_all()
+
+
+class RunningGateway:
+    """The gateway app served on its own event loop in a thread."""
+
+    def __init__(self, **settings: Any) -> None:
+        from enclave.gateway.app import GatewayApp
+
+        self.app = GatewayApp(**settings)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30), "gateway did not start"
+        self.url = f"http://127.0.0.1:{self.app.bound_port}{self.app.base_url}"
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.stopped = asyncio.Event()
+            await self.app.serve()
+            self.ready.set()
+            await self.stopped.wait()
+            await self.app.shutdown()
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stopped.set)
+        self.thread.join(30)
+
+
+def start_gateway(hub: Hub, enclave: Enclave, **settings: Any) -> RunningGateway:
+    return RunningGateway(
+        ip="127.0.0.1",
+        port=0,
+        base_url="/services/enclave-gateway/",
+        hub_api_url=hub.api_url,
+        api_token=hub.gateway_token,
+        enclave_home=str(enclave.home),
+        database_url=enclave.database_url,
+        **settings,
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(hub: Hub, enclave: Enclave) -> Iterator[RunningGateway]:
+    running = start_gateway(hub, enclave, auth_cache_ttl_s=1, query_timeout_s=20.0)
+    yield running
+    running.stop()

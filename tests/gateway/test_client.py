@@ -1,0 +1,95 @@
+"""The analyst client against the real gateway: connect from the environment, %%sql, errors, interrupt."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import pytest
+
+import enclave.client as enclave_client
+from enclave.audit import AuditAction
+from enclave.client import QueryError
+from enclave.client.magic import run_cell
+from tests.gateway.conftest import PROJECT, Enclave, Hub, RunningGateway
+from tests.gateway.test_gateway import AGGREGATE, SLOW, audit_events
+
+
+@pytest.fixture
+def analyst_env(hub: Hub, gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the spawner sets in the analyst's server."""
+    token, _ = hub.server_token("alice", PROJECT)
+    monkeypatch.setenv("ENCLAVE_GATEWAY_URL", gateway.url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
+    monkeypatch.setenv("JUPYTERHUB_SERVER_NAME", PROJECT)
+    monkeypatch.delenv("ENCLAVE_PROJECT", raising=False)
+
+
+def test_connect_reads_the_environment(analyst_env: None) -> None:
+    db = enclave_client.connect()
+    assert db.project == PROJECT
+    assert "patients" in db.tables()
+
+
+def test_connect_without_environment_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ENCLAVE_GATEWAY_URL", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(QueryError) as caught:
+        enclave_client.connect()
+    assert caught.value.code == "client_not_configured"
+
+
+def test_unreachable_gateway_is_a_query_error(analyst_env: None) -> None:
+    from enclave.client import Connection
+    from tests.gateway.conftest import free_port
+
+    with pytest.raises(QueryError) as caught:
+        Connection(f"http://127.0.0.1:{free_port()}/", "t").tables()
+    assert caught.value.code == "gateway_unreachable"
+
+
+def test_sql_cell_magic(analyst_env: None) -> None:
+    namespace: dict[str, object] = {}
+    frame = run_cell("--out counts", AGGREGATE, namespace, db=enclave_client.connect())
+    assert namespace["counts"] is frame and int(frame["n"].sum()) == 400
+    synthetic = run_cell("--synthetic", AGGREGATE, db=enclave_client.connect())
+    assert synthetic.attrs["synthetic"] is True
+    with pytest.raises(ValueError):
+        run_cell("--drop-tables", AGGREGATE, db=enclave_client.connect())
+
+
+def test_refusal_reads_well_in_a_notebook(analyst_env: None) -> None:
+    with pytest.raises(QueryError) as caught:
+        enclave_client.connect().sql("SELECT * FROM patients")
+    error = caught.value
+    html = error._repr_html_()
+    assert "查询被拒绝" in html and all(code in html for code in error.codes)
+    assert "<script" not in html
+
+
+def test_interrupt_cancels_the_query_on_the_gateway(analyst_env: None, enclave: Enclave) -> None:
+    db = enclave_client.connect()
+    db.progress_after_s = 0.2
+    shown: list[float] = []
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            db.sql(SLOW, progress=shown.append)
+    finally:
+        timer.cancel()  # never let the interrupt land in a later test
+    assert time.monotonic() - started < 5
+    assert shown and shown[-1] >= 0.2  # progress was reported while it ran
+    deadline = time.monotonic() + 15
+    while True:
+        refused = [e for e in audit_events(enclave, AuditAction.QUERY_REFUSE, "alice") if e["sql"] == SLOW]
+        if refused and refused[-1]["code"] == "query_cancelled":
+            break
+        assert time.monotonic() < deadline, (
+            "the gateway never cancelled the query: "
+            + repr([e for e in audit_events(enclave, AuditAction.QUERY_REFUSE) if e["sql"] == SLOW])
+            + repr([e for e in audit_events(enclave, AuditAction.QUERY_RUN) if e["sql"] == SLOW])
+        )
+        time.sleep(0.1)
