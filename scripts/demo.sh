@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PATIENTS=${DEMO_PATIENTS:-20000}
 export ENCLAVE_HOME=${ENCLAVE_HOME:-$PWD/demo/home}
+export COLUMNS=${COLUMNS:-140}
 DATA=demo/data
 enclave() { "$VENV/bin/enclave" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-rm -rf "$ENCLAVE_HOME" "$DATA"
+rm -rf "$ENCLAVE_HOME" "$DATA" demo/outputs demo/released
 step "Initialise the enclave home ($ENCLAVE_HOME) / 初始化"
 ENCLAVE_ACTOR=steward enclave init
 
@@ -37,6 +38,24 @@ if enclave query --help >/dev/null 2>&1; then
     step "A row dump is refused / 逐行导出被拒绝"
     query "SELECT * FROM patients"
 fi
+
+step "Bob asks to export a result table; the committee reviews it / 导出审核"
+mkdir -p demo/outputs
+enclave query --project demo-cardio --user bob --json \
+    "SELECT department, count(DISTINCT pid) AS patients, round(avg(cost), 0) AS mean_cost FROM visits GROUP BY department ORDER BY department" \
+    | "$VENV/bin/python" -c 'import csv, json, sys; d = json.load(sys.stdin); w = csv.writer(sys.stdout); w.writerow(d["columns"]); w.writerows(d["rows"])' \
+    > demo/outputs/table1.csv
+request=$(enclave export submit --project demo-cardio --user bob --justification "Table 1: patients and mean cost by department" demo/outputs/table1.csv --json \
+    | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["request"])')
+echo "request $request submitted; automated checks ran on the server"
+echo "bob tries to approve his own request:"
+enclave export vote "$request" --user bob approve || true
+for reviewer in carol dave erin; do
+    enclave export vote "$request" --user "$reviewer" approve
+done
+enclave export release "$request" --user carol
+enclave export download "$request" --user bob --out demo/released
+ls -l demo/released
 
 step "The audit log / 审计日志"
 enclave audit tail -n 12
