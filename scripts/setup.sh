@@ -10,4 +10,5 @@ VENV=${VENV:-.venv}
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[test]"
 bash scripts/install-hub.sh
+bash scripts/install-browser.sh
 echo "enclave installed in $VENV"

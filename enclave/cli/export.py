@@ -198,3 +198,23 @@ def withdraw(
         result = submission.withdraw(session, request, user=user, reason=reason)
         out = {"request": result.id, "state": result.state}
     _print(out, as_json, f"export request {request}: {out['state']}")
+
+
+@app.command("serve")
+@command_errors
+def serve(
+    ctx: typer.Context,
+    ip: Annotated[str, typer.Option("--ip", help="Address to listen on (keep it internal).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8766,
+) -> None:
+    """Run the export-review web UI and REST API as a JupyterHub service (HubOAuth).
+
+    The hub's service settings come from the environment JupyterHub sets for a service.
+    """
+    from export_review.web.app import ExportReviewApp
+
+    enclave = get_context(ctx)
+    service = ExportReviewApp(
+        ip=ip, port=port, enclave_home=str(enclave.home), database_url=enclave.database_url
+    )
+    service.start()

@@ -1,0 +1,233 @@
+"""What the pages and the API both do, in one place: submit uploads, vote, release, build the download.
+
+Every rule is the domain layer's (``export_review``); this module only adapts HTTP inputs to it, each
+call in one transaction (nothing half-written).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enclave.errors import BadInput, Forbidden, NotFound
+from enclave.projects import roles_of
+from export_review import permissions, submission, views, voting
+from export_review import release as releasing
+from export_review.keyspace import prepared_key_space
+from export_review.repository import get_request
+from export_review.web.context import WebContext
+from export_review.web.preview import TablePreview, image_type, stored_file, table_previews
+
+MAX_UPLOAD_NAME = 200
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the name the browser sent and its bytes."""
+
+    name: str
+    body: bytes
+
+
+def _safe_upload_name(name: str) -> str:
+    """Refuse any name that is not a bare file name before it touches the disk (no paths, no dots)."""
+    if not name or len(name) > MAX_UPLOAD_NAME or Path(name).name != name or "\\" in name or name[0] == ".":
+        raise BadInput(
+            "export_file_name_invalid",
+            f"Upload a file with a plain name, not {name[:MAX_UPLOAD_NAME]!r}",
+            f"请上传名称简单的文件，而不是 {name[:MAX_UPLOAD_NAME]!r}",
+        )
+    return name
+
+
+def parse_records(raw: str | None) -> int | None:
+    """The declared number of records going abroad, from a form field (blank: not declared)."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(
+            "export_records_invalid", "Records must be a whole number", "记录数必须是整数"
+        ) from None
+    if value < 0:
+        raise BadInput("export_records_invalid", "Records cannot be negative", "记录数不能为负数")
+    return value
+
+
+def submit_uploads(
+    ctx: WebContext,
+    *,
+    user: str,
+    project: str,
+    justification: str,
+    uploads: Sequence[Upload],
+    abroad: bool = False,
+    records: int | None = None,
+) -> dict[str, Any]:
+    """Write the uploads to a private temporary folder, then submit them as ``user``."""
+    settings = ctx.settings()
+    names = [_safe_upload_name(u.name) for u in uploads]
+    with tempfile.TemporaryDirectory(prefix="export-upload-") as tmp:
+        files = []
+        for index, (name, upload) in enumerate(zip(names, uploads, strict=True)):
+            folder = Path(tmp) / str(index)  # one folder each: a repeated name is the domain's to refuse
+            folder.mkdir()
+            (folder / name).write_bytes(upload.body)
+            files.append(folder / name)
+        with ctx.session() as session:
+            request = submission.submit(
+                session,
+                ctx.paths,
+                project_id=project,
+                requester=user,
+                justification=justification,
+                files=files,
+                settings=settings,
+                key_space=prepared_key_space(session, ctx.paths),
+                abroad=abroad,
+                records=records,
+            )
+            return {"request": request.id, "state": request.state}
+
+
+def describe(ctx: WebContext, request_id: str, user: str) -> dict[str, Any]:
+    settings = ctx.settings()
+    with ctx.session() as session:
+        return views.describe(session, ctx.paths, request_id, settings=settings, viewer=user)
+
+
+def list_for(ctx: WebContext, user: str, state: str | None = None, project: str | None = None) -> list[dict]:
+    settings = ctx.settings()
+    with ctx.session() as session:
+        return views.list_requests(session, settings=settings, viewer=user, state=state, project=project)
+
+
+def vote(
+    ctx: WebContext,
+    request_id: str,
+    *,
+    user: str,
+    choice: str,
+    file_name: str | None,
+    comment: str | None,
+    override: str | None,
+) -> dict[str, Any]:
+    settings = ctx.settings()
+    with ctx.session() as session:
+        return voting.vote(
+            session,
+            ctx.paths,
+            request_id,
+            user=user,
+            choice=choice,
+            settings=settings,
+            file_name=file_name,
+            comment=comment,
+            override=override,
+        )
+
+
+def release(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
+    settings = ctx.settings()
+    with ctx.session() as session:
+        return releasing.release(
+            session,
+            ctx.paths,
+            request_id,
+            user=user,
+            outbox=ctx.outbox(settings),
+            stewards=settings.stewards,
+        )
+
+
+def download_zip(ctx: WebContext, request_id: str, *, user: str) -> tuple[str, bytes]:
+    """The released files and the signed manifest as one zip; audited by the domain's ``download``."""
+    settings = ctx.settings()
+    with tempfile.TemporaryDirectory(prefix="export-download-") as tmp:
+        out = Path(tmp) / "files"
+        with ctx.session() as session:
+            result = releasing.download(
+                session, ctx.paths, request_id, user=user, out_dir=out, outbox=ctx.outbox(settings)
+            )
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in [*map(Path, result["files"]), Path(result["manifest"])]:
+                archive.write(path, path.name)
+    return f"{request_id}.zip", buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """Which buttons a user sees on a request; the server checks again when they are pressed."""
+
+    vote: bool
+    release: bool
+    download: bool
+    preview: bool
+    voted_files: frozenset[str]
+
+
+def abilities(ctx: WebContext, request_id: str, user: str) -> Abilities:
+    settings = ctx.settings()
+    with ctx.session() as session:
+        request = get_request(session, request_id)
+        reviewer = user in settings.stewards or "committee" in roles_of(session, request.project_id, user)
+        voted = frozenset(v.file.name for v in request.votes if v.reviewer == user)
+        return Abilities(
+            vote=request.state == "in_review"
+            and permissions.user_can_vote(session, request, user)
+            and voted != {f.name for f in request.files},
+            release=request.state == "approved"
+            and permissions.user_can_release(session, request, user, settings.stewards),
+            download=permissions.user_can_download(session, request, user),
+            preview=reviewer and user != request.requester,
+            voted_files=voted,
+        )
+
+
+def check_can_preview(ctx: WebContext, request_id: str, user: str) -> None:
+    """Stored bytes are shown to reviewers only (committee members and stewards), never to others."""
+    if not abilities(ctx, request_id, user).preview:
+        raise Forbidden(
+            "export_preview_forbidden",
+            f"Only reviewers of export request {request_id} may preview its files",
+            f"只有导出申请 {request_id} 的审核人可以预览其文件",
+        )
+
+
+def previews(ctx: WebContext, request_id: str, user: str) -> dict[str, list[TablePreview]]:
+    """Each file's table previews, for a reviewer; empty for everyone else."""
+    if not abilities(ctx, request_id, user).preview:
+        return {}
+    with ctx.session() as session:
+        return {f.name: table_previews(ctx.paths, f) for f in get_request(session, request_id).files}
+
+
+def image(ctx: WebContext, request_id: str, file_name: str, user: str) -> tuple[str, bytes]:
+    """A stored raster image's MIME type and bytes, for a reviewer; checked against its hash."""
+    check_can_preview(ctx, request_id, user)
+    with ctx.session() as session:
+        match = [f for f in get_request(session, request_id).files if f.name == file_name]
+        mime = image_type(match[0]) if match else None
+        if mime is None:
+            raise NotFound(
+                "export_image_not_found",
+                f"Export request {request_id} has no image {file_name!r}",
+                f"导出申请 {request_id} 中没有图片 {file_name!r}",
+            )
+        stored = stored_file(ctx.paths, match[0])
+        data = stored.path.read_bytes() if stored.path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != stored.sha256:
+        raise NotFound(
+            "export_image_not_found",
+            f"The stored copy of {file_name!r} is missing or changed",
+            f"{file_name!r} 的存储副本缺失或已被更改",
+        )
+    return mime, data

@@ -1,0 +1,114 @@
+"""The REST API under ``{prefix}api/``, for scripts: authenticated with a hub token
+(``Authorization: token …``) carrying ``access:services!service=<this service>``.
+
+GET  api/requests                      the requests the caller may see (``?state=``, ``?project=``)
+POST api/requests                      multipart: files, justification, project[, abroad, records]
+GET  api/requests/<id>                 one request as the caller may see it (blind votes applied)
+POST api/requests/<id>/votes           JSON {choice, file?, comment?, override?}
+POST api/requests/<id>/release         release an approved request to the outbox
+GET  api/requests/<id>/download        zip of the released files and the signed manifest (audited)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from enclave.errors import BadInput
+from enclave.gateway.http_errors import http_error_body
+from export_review.web import actions
+from export_review.web.handlers.base import ApiHandler
+from export_review.web.handlers.pages import REQUEST_ID
+
+
+class RequestsApi(ApiHandler):
+    def get(self) -> None:
+        rows = actions.list_for(
+            self.ctx,
+            self.user,
+            state=self.get_query_argument("state", None),
+            project=self.get_query_argument("project", None),
+        )
+        self.write_json({"ok": True, "requests": rows})
+
+    def post(self) -> None:
+        user = self.user
+        uploads = [actions.Upload(f["filename"], f["body"]) for f in self.request.files.get("files", [])]
+        result = actions.submit_uploads(
+            self.ctx,
+            user=user,
+            project=self.get_body_argument("project", ""),
+            justification=self.get_body_argument("justification", ""),
+            uploads=uploads,
+            abroad=self.get_body_argument("abroad", "") in ("yes", "true", "1"),
+            records=actions.parse_records(self.get_body_argument("records", None)),
+        )
+        self.write_json({"ok": True, **result}, 201)
+
+
+class RequestApi(ApiHandler):
+    def get(self, request_id: str) -> None:
+        self.write_json({"ok": True, "request": actions.describe(self.ctx, request_id, self.user)})
+
+
+def _json_body(handler: ApiHandler) -> dict[str, Any]:
+    try:
+        body = json.loads(handler.request.body or b"{}")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise BadInput("json_invalid", "The body must be a JSON object", "请求体必须是 JSON 对象")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadInput("field_invalid", f"{key!r} must be a string", f"{key!r} 必须是字符串")
+    return value
+
+
+class VotesApi(ApiHandler):
+    def post(self, request_id: str) -> None:
+        user = self.user
+        body = _json_body(self)
+        result = actions.vote(
+            self.ctx,
+            request_id,
+            user=user,
+            choice=_text(body, "choice") or "",
+            file_name=_text(body, "file"),
+            comment=_text(body, "comment"),
+            override=_text(body, "override"),
+        )
+        self.write_json({"ok": True, **result})
+
+
+class ReleaseApi(ApiHandler):
+    def post(self, request_id: str) -> None:
+        self.write_json({"ok": True, **actions.release(self.ctx, request_id, user=self.user)})
+
+
+class DownloadApi(ApiHandler):
+    def get(self, request_id: str) -> None:
+        name, data = actions.download_zip(self.ctx, request_id, user=self.user)
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        self.finish(data)
+
+
+class NotFoundApi(ApiHandler):
+    def prepare(self) -> None:
+        self.write_json(http_error_body(404), 404)
+
+
+def default_handlers(prefix: str) -> list[tuple[str, type]]:
+    api = f"{prefix}api/"
+    return [
+        (rf"{api}requests", RequestsApi),
+        (rf"{api}requests/{REQUEST_ID}", RequestApi),
+        (rf"{api}requests/{REQUEST_ID}/votes", VotesApi),
+        (rf"{api}requests/{REQUEST_ID}/release", ReleaseApi),
+        (rf"{api}requests/{REQUEST_ID}/download", DownloadApi),
+        (rf"{api}.*", NotFoundApi),
+    ]

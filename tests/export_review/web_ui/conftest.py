@@ -1,0 +1,251 @@
+"""A real JupyterHub with the export service registered, the service itself served in a thread, an
+enclave with one active project (PI alice, analyst bob, reviewers rev1..rev3), and hub users with
+tokens for the service. Every port is a free port on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enclave import db
+from enclave.config import Paths
+from enclave.db.session import dispose_all
+from tests.export_review.factories import PROJECT, ExportEnv, make_project
+from tests.gateway.conftest import CHP, REPO, free_port, http
+
+HUB_CONFIG = Path(__file__).with_name("hub_config.py")
+SERVICE = "enclave-export"
+SERVICE_PREFIX = f"/services/{SERVICE}/"
+USERS = ("alice", "bob", "rev1", "rev2", "rev3", "carol")
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def call(
+    method: str,
+    url: str,
+    token: str | None = None,
+    *,
+    body: bytes | None = None,
+    content_type: str | None = None,
+) -> Response:
+    request = urllib.request.Request(url, data=body, method=method)
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+def multipart(fields: dict[str, str], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body: text fields and ``files`` parts."""
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        )
+    for filename, data in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+@dataclass
+class Stack:
+    """The hub, the service behind its proxy, the enclave, and a service token per user."""
+
+    public_url: str  # the proxy: what a browser opens
+    api_url: str
+    admin_token: str
+    env: ExportEnv
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.public_url}{SERVICE_PREFIX}"
+
+    def api(self, method: str, path: str, user: str | None, **kwargs: Any) -> Response:
+        token = self.tokens[user] if user else None
+        return call(method, f"{self.service_url}api/{path}", token, **kwargs)
+
+    def submit(self, user: str, files: list[tuple[str, bytes]], **fields: str) -> Response:
+        body, content_type = multipart(
+            {"project": PROJECT, "justification": "Table 1 of the paper", **fields}, files
+        )
+        return self.api("POST", "requests", user, body=body, content_type=content_type)
+
+    def vote(self, user: str, request_id: str, **ballot: str) -> Response:
+        return self.api(
+            "POST",
+            f"requests/{request_id}/votes",
+            user,
+            body=json.dumps(ballot).encode(),
+            content_type="application/json",
+        )
+
+    def audit(self, request_id: str) -> list[tuple[str, str]]:
+        from enclave import audit
+
+        with self.env.session() as s:
+            events = audit.tail(s, limit=1000)
+            return [(e.action, e.actor) for e in events if e.object == f"export:{request_id}"]
+
+
+class RunningService:
+    """The export service on its own event loop in a thread."""
+
+    def __init__(self, **settings: Any) -> None:
+        from export_review.web.app import ExportReviewApp
+
+        self.app = ExportReviewApp(**settings)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="export-web", daemon=True)
+        self.thread.start()
+        assert self.ready.wait(30), "export service did not start"
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.stopped = asyncio.Event()
+            await self.app.serve()
+            self.ready.set()
+            await self.stopped.wait()
+            await self.app.shutdown()
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stopped.set)
+        self.thread.join(30)
+
+
+def _wait_for_hub(api_url: str, token: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if http("GET", f"{api_url}/", token)[0] == 200:
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("JupyterHub did not start:\n" + log.read_text()[-4000:])
+        time.sleep(0.2)
+
+
+def _wait_for_route(url: str) -> None:
+    """The hub answers before the proxy routes to the service: wait for the service's own 401."""
+    deadline = time.monotonic() + 30
+    while call("GET", url).status != 401:
+        assert time.monotonic() < deadline, "the proxy never routed to the export service"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("export-web")
+    url = f"sqlite:///{root / 'state.db'}"
+    db.migrate(url)
+    (root / "home").mkdir()
+    (root / "work").mkdir()
+    env = ExportEnv(db.connect(url), Paths(root / "home"), root / "work")
+    make_project(env)
+
+    if not CHP.exists():
+        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
+    proxy_port, hub_port, service_port = free_port(), free_port(), free_port()
+    public = f"http://127.0.0.1:{proxy_port}"
+    callback = f"{public}{SERVICE_PREFIX}oauth_callback"
+    service_token, admin_token = secrets.token_hex(32), secrets.token_hex(32)
+    hub_env = {
+        **os.environ,
+        "TEST_HUB_PORT": str(hub_port),
+        "TEST_HUB_PROXY_PORT": str(proxy_port),
+        "TEST_HUB_PROXY_API_PORT": str(free_port()),
+        "TEST_HUB_CHP": str(CHP),
+        "TEST_HUB_DIR": str(root),
+        "TEST_EXPORT_URL": f"http://127.0.0.1:{service_port}",
+        "TEST_EXPORT_TOKEN": service_token,
+        "TEST_EXPORT_CALLBACK": callback,
+        "TEST_ADMIN_TOKEN": admin_token,
+        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+    }
+    log_path = root / "hub.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+            cwd=root,
+            env=hub_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api_url = f"http://127.0.0.1:{hub_port}/hub/api"
+    service = None
+    try:
+        _wait_for_hub(api_url, admin_token, process, log_path)
+        service = RunningService(
+            ip="127.0.0.1",
+            port=service_port,
+            service_name=SERVICE,
+            base_url=SERVICE_PREFIX,
+            hub_api_url=api_url,
+            api_token=service_token,
+            oauth_client_id="service-enclave-export",
+            oauth_redirect_uri=callback,
+            enclave_home=str(env.paths.home),
+            database_url=url,
+        )
+        stack = Stack(public, api_url, admin_token, env)
+        for user in USERS:
+            status, answer = http("POST", f"{api_url}/users/{user}", admin_token)
+            assert status in (201, 409), answer
+            status, answer = http(
+                "POST",
+                f"{api_url}/users/{user}/tokens",
+                admin_token,
+                {"scopes": [f"access:services!service={SERVICE}"], "note": "export tests"},
+            )
+            assert status == 201, answer
+            stack.tokens[user] = answer["token"]
+        _wait_for_route(f"{stack.service_url}api/requests")
+        yield stack
+    finally:
+        if service is not None:
+            service.stop()
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        dispose_all()

@@ -1,0 +1,35 @@
+"""JupyterHub config for the export-review web tests: a real hub on 127.0.0.1 with the export service
+registered (OAuth client, API token, proxied URL), and any password accepted (test only)."""
+
+import os
+
+c = get_config()  # type: ignore[name-defined]  # noqa: F821 (provided by JupyterHub)
+env = os.environ
+
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = int(env["TEST_HUB_PROXY_PORT"])
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(env["TEST_HUB_PORT"])
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env['TEST_HUB_PROXY_API_PORT']}"
+c.ConfigurableHTTPProxy.command = [env["TEST_HUB_CHP"]]
+c.JupyterHub.db_url = f"sqlite:///{env['TEST_HUB_DIR']}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = f"{env['TEST_HUB_DIR']}/cookie_secret"
+c.JupyterHub.pid_file = f"{env['TEST_HUB_DIR']}/jupyterhub.pid"
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.services = [
+    {
+        "name": "enclave-export",
+        "url": env["TEST_EXPORT_URL"],
+        "api_token": env["TEST_EXPORT_TOKEN"],
+        "oauth_client_id": "service-enclave-export",
+        "oauth_redirect_uri": env["TEST_EXPORT_CALLBACK"],
+        "oauth_no_confirm": True,
+    },
+    {"name": "test-admin", "api_token": env["TEST_ADMIN_TOKEN"]},
+]
+c.JupyterHub.load_roles = [
+    # Users may reach services (the export service then applies the project roles).
+    {"name": "user", "scopes": ["self", "access:services"]},
+    {"name": "test-admin", "scopes": ["admin:users", "tokens", "read:users"], "services": ["test-admin"]},
+]
