@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from traitlets.config import Config  # noqa: E402
 
 from enclave import catalog, db, projects, query_service  # noqa: E402
-from enclave.client import Connection  # noqa: E402
+from enclave.client import Connection, QueryError  # noqa: E402
 from enclave.specs import parse_project_spec  # noqa: E402
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
 from tests.gateway.conftest import Enclave, running_hub, start_gateway  # noqa: E402
@@ -148,18 +149,31 @@ def main() -> None:
                 clients = [Connection(gateway.url, hub.server_token("alice", PROJECT)[0], PROJECT)]
                 clients *= args.clients
                 for name, sql in QUERIES.items():
+                    failures: Counter[str] = Counter()
+
+                    def one_client(
+                        c: Connection, s: str = sql, failures: Counter[str] = failures
+                    ) -> list[float]:
+                        times = []
+                        for _ in range(args.repeat):
+                            try:
+                                times.append(timed(lambda: c.sql(s, progress=None)))
+                            except QueryError as error:  # counted and printed, never hidden
+                                failures[error.code] += 1
+                        return times
+
                     with ThreadPoolExecutor(args.clients) as pool:
-                        latencies = list(
-                            pool.map(
-                                lambda c, s=sql: [
-                                    timed(lambda: c.sql(s, progress=None)) for _ in range(args.repeat)
-                                ],
-                                clients,
-                            )
-                        )
+                        latencies = list(pool.map(one_client, clients))
                     flat = sorted(x for run in latencies for x in run)
+                    failed = ", ".join(f"{n} × {code}" for code, n in failures.items()) or "none failed"
+                    if not flat:
+                        print(f"{name:<20} every query failed: {failed}")
+                        continue
                     p95 = flat[int(0.95 * (len(flat) - 1))]
-                    print(f"{name:<20} p95 {p95:>9.1f} ms  = {p95 / medians[name]:>6.2f} × in-process median")
+                    print(
+                        f"{name:<20} p95 {p95:>9.1f} ms  = {p95 / medians[name]:>6.2f} × in-process median"
+                        f"  ({failed})"
+                    )
             finally:
                 gateway.stop()
 

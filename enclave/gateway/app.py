@@ -73,7 +73,12 @@ class GatewayApp(Application):
     json_max_rows = Integer(
         10_000, min=1, help="Largest result sent as JSON; larger ones must use Arrow IPC."
     ).tag(config=True)
-    workers = Integer(8, min=1, help="Queries running at once; more wait in line.").tag(config=True)
+    workers = Integer(
+        4,
+        min=1,
+        help="Queries running at once; more wait in line. They share one DuckDB memory limit per project, "
+        "so more workers than cores mostly trade memory for nothing.",
+    ).tag(config=True)
 
     @default("base_url")
     def _default_base_url(self) -> str:
