@@ -57,6 +57,10 @@ class AuditAction(StrEnum):
     SERVER_SPAWN = "server.spawn"
     SERVER_STOP = "server.stop"
     SUBJECT_LOOKUP = "subject.lookup"
+    USER_PASSWORD = "user.password"
+    USER_LOCK = "user.lock"
+    USER_UNLOCK = "user.unlock"
+    USER_TOTP_ENABLE = "user.totp_enable"
 
 
 def now_iso() -> str:

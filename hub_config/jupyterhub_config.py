@@ -10,22 +10,31 @@ tests and a deployment:
   ENCLAVE_HUB_API_PORT         the hub API port; workspaces reach it on their network gateway (8081)
   ENCLAVE_GATEWAY_PORT         the query gateway service port (8101)
   ENCLAVE_EXPORT_REVIEW_PORT   the export-review service port (8102)
-  ENCLAVE_EXPORT_REVIEW_COMMAND  the export-review service command line (not wired yet: item 3)
+  ENCLAVE_EXPORT_REVIEW_COMMAND  replaces the export-review service command line (`enclave export serve`)
   ENCLAVE_HUB_SERVICES         "all" (default), or a comma list of: gateway, export-review, culler;
                                "none" starts no managed service
   ENCLAVE_IDLE_TIMEOUT         idle server and kernel timeout in seconds (600, the standard's example)
   ENCLAVE_ANALYST_IMAGE        the workspace image (enclave/analyst:latest)
 
-Authentication. The embedded default is NativeAuthenticator (jupyterhub-nativeauthenticator:
-local accounts with hashed passwords, failed-login lockout, optional TOTP) when it is installed;
-otherwise no one can log in (NullAuthenticator) until an authenticator is configured: default deny.
-To use an organisation's identity provider instead, set ENCLAVE_HUB_AUTHENTICATOR, e.g.
-  - OAuth / OIDC:  pip install oauthenticator; ENCLAVE_HUB_AUTHENTICATOR=generic-oauth and the
-    GenericOAuthenticator settings (client_id, client_secret from a secret file, authorize_url,
-    token_url, userdata_url, username_claim) in a site config loaded after this file;
+Authentication. The embedded default is EnclaveAuthenticator (hub_config/auth.py): local accounts
+made with `enclave user add NAME` (password from stdin), scrypt-hashed in the state database, locked
+for ENCLAVE_LOCKOUT_SECONDS (900) after ENCLAVE_MAX_FAILED_LOGINS (5) failures, with a TOTP code once
+`enclave user totp NAME` enabled it; every attempt is in the audit log. There is no sign-up.
+To use an organisation's identity provider instead, set ENCLAVE_HUB_AUTHENTICATOR and configure it
+in a site config loaded after this file (`load_subconfig`); secrets come from files, never from here:
+  - OAuth / OIDC:  pip install oauthenticator; ENCLAVE_HUB_AUTHENTICATOR=generic-oauth, then
+      c.GenericOAuthenticator.client_id = "enclave"
+      c.GenericOAuthenticator.client_secret = Path("/run/secrets/oidc").read_text().strip()
+      c.GenericOAuthenticator.oauth_callback_url = "https://enclave.example/hub/oauth_callback"
+      c.GenericOAuthenticator.authorize_url / token_url / userdata_url = the provider's endpoints
+      c.GenericOAuthenticator.username_claim = "preferred_username"
+    (require the provider's second factor: R-SEC-1 asks two factors for remote access);
   - LDAP:  pip install jupyterhub-ldapauthenticator;
-    ENCLAVE_HUB_AUTHENTICATOR=ldapauthenticator.LDAPAuthenticator, and set
-    LDAPAuthenticator.server_address, bind_dn_template, use_ssl=True.
+    ENCLAVE_HUB_AUTHENTICATOR=ldapauthenticator.LDAPAuthenticator, then
+      c.LDAPAuthenticator.server_address = "ldap.example"; c.LDAPAuthenticator.use_ssl = True
+      c.LDAPAuthenticator.bind_dn_template = ["uid={username},ou=people,dc=example,dc=org"]
+User names must match the names in project specs (lower case); lockout and TOTP are then the
+identity provider's job.
 Whatever the authenticator, a user reaches a workspace only as an analyst of an active project:
 the spawner checks the state database on every start and poll.
 """
@@ -36,6 +45,7 @@ import sys
 from pathlib import Path
 
 from hub_config import roles
+from hub_config.auth import EnclaveAuthenticator
 from hub_config.spawner import EnclaveSpawner
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
@@ -92,18 +102,11 @@ authenticator = env("ENCLAVE_HUB_AUTHENTICATOR", "")
 if authenticator:
     c.JupyterHub.authenticator_class = authenticator
 else:
-    try:
-        import nativeauthenticator  # noqa: F401
-
-        c.JupyterHub.authenticator_class = "native"
-        c.NativeAuthenticator.open_signup = False  # accounts come from `enclave user add`
-        c.NativeAuthenticator.check_common_password = True
-        c.NativeAuthenticator.minimum_password_length = 12
-        c.NativeAuthenticator.allowed_failed_logins = 5
-        c.NativeAuthenticator.seconds_before_next_try = 600
-        c.NativeAuthenticator.allow_2fa = True
-    except ImportError:
-        c.JupyterHub.authenticator_class = "null"
+    c.JupyterHub.authenticator_class = EnclaveAuthenticator
+    c.EnclaveAuthenticator.max_failed_logins = int(env("ENCLAVE_MAX_FAILED_LOGINS", "5"))
+    c.EnclaveAuthenticator.lockout_seconds = int(env("ENCLAVE_LOCKOUT_SECONDS", "900"))
+    if env("ENCLAVE_HOME"):
+        c.EnclaveAuthenticator.enclave_home = env("ENCLAVE_HOME")
 c.Authenticator.allow_all = True  # who may do what is decided per project by the spawner
 c.Authenticator.admin_users = set()
 
@@ -135,15 +138,18 @@ if "gateway" in wanted_services:
             service_env,
         )
     )
-if "export-review" in wanted_services and env("ENCLAVE_EXPORT_REVIEW_COMMAND"):
-    # Item 3 seam: the export-review web service is being built; its command line plugs in here.
+if "export-review" in wanted_services:
+    export_command = env("ENCLAVE_EXPORT_REVIEW_COMMAND", "").split() or [
+        str(Path(sys.executable).parent / "enclave"),
+        "export",
+        "serve",
+        "--ip",
+        "0.0.0.0",
+        "--port",
+        str(export_port),
+    ]
     services.append(
-        roles.managed_service(
-            "export-review",
-            f"http://0.0.0.0:{export_port}",
-            env("ENCLAVE_EXPORT_REVIEW_COMMAND").split(),
-            service_env,
-        )
+        roles.managed_service("export-review", f"http://0.0.0.0:{export_port}", export_command, service_env)
     )
 if "culler" in wanted_services:
     services.append(roles.idle_culler_service(idle_timeout))

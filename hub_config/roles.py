@@ -24,6 +24,8 @@ ANALYST_SCOPES = [
     "users:activity!user",
     "servers!user",
     "access:servers!user",
+    # Requesters and reviewers sign in to the export-review UI through the hub (HubOAuth).
+    "access:services!service=export-review",
 ]
 STEWARD_SCOPES = [
     "list:users",
@@ -52,6 +54,15 @@ def load_roles(services: list[str], *, culler: bool = True) -> list[dict[str, An
                 "name": "enclave-idle-culler",
                 "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
                 "services": [IDLE_CULLER],
+            }
+        )
+    if "gateway" in services:
+        roles.append(
+            {
+                "name": "enclave-gateway",
+                "description": "The query gateway stops a user's server when monitoring locks them (R-QRY-5)",
+                "scopes": ["read:servers", "delete:servers"],
+                "services": ["gateway"],
             }
         )
     if services:

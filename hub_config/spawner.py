@@ -152,6 +152,18 @@ class EnclaveSpawner(DockerSpawner):
     def home_volume(self) -> str:
         return self.home_volume_template.format(project=self.name, user=self.escaped_name)
 
+    def ensure_home_volume(self) -> None:
+        """Create the home volume with the project's label, so destruction finds it by label
+        (``hub_config.destruction``); an existing volume is kept as it is."""
+        self.client.create_volume(
+            self.home_volume(),
+            labels={
+                network.LABEL_PROJECT: self.name,
+                "org.enclave.user": self.user.name,
+                "org.enclave.role": "home",
+            },
+        )
+
     async def prepare_workspace(self) -> None:
         """Steps 1-4 of the module docstring: everything ``super().start()`` needs."""
         access = await asyncio.to_thread(self.check_access)
@@ -168,6 +180,7 @@ class EnclaveSpawner(DockerSpawner):
             if getattr(error, "code", None) == "workspace_not_prepared":
                 raise not_prepared(self.name) from None
             raise
+        await asyncio.to_thread(self.ensure_home_volume)
         net = await asyncio.to_thread(network.ensure_network, self.client, self.name, self.network_prefix)
         await asyncio.to_thread(firewall.apply, net.bridge, net.gateway, self.allowed_ports())
 

@@ -15,7 +15,7 @@ import typer
 from enclave import config
 from enclave.cli.common import EnclaveContext
 
-GROUP_MODULES = ("dataset", "project", "audit", "export", "gateway")
+GROUP_MODULES = ("dataset", "project", "audit", "export", "gateway", "user")
 TOP_LEVEL_MODULES = ("admin", "query")
 
 app = typer.Typer(

@@ -44,6 +44,13 @@ def revocation_hooks() -> list[lifecycle.RevocationHook]:
     return [stop_project_servers(url, token)]
 
 
+def volume_destroyers(enclave: EnclaveContext) -> list[Any]:
+    """Docker home volumes, containers and network, and the published copy (``hub_config.destruction``)."""
+    from hub_config.destruction import volume_destroyers as destroyers
+
+    return destroyers(enclave.paths.home)
+
+
 def _parse_overrides(values: list[str]) -> dict[str, str]:
     overrides = {}
     for value in values:
@@ -255,7 +262,12 @@ def destroy(
     enclave = get_context(ctx)
     with enclave.session() as session:
         certificate = lifecycle.destroy(
-            session, enclave.paths, project_id, actor=actor_or_default(actor), hooks=revocation_hooks()
+            session,
+            enclave.paths,
+            project_id,
+            actor=actor_or_default(actor),
+            hooks=revocation_hooks(),
+            volume_destroyers=volume_destroyers(enclave),
         )
     _emit_state(project_id, "destroyed", as_json, {"certificate": certificate})
 
@@ -284,7 +296,12 @@ def sweep(
         ) from None
     while True:
         result = lifecycle.sweep(
-            enclave.session, enclave.paths, today=day, grace_days=grace_days, hooks=revocation_hooks()
+            enclave.session,
+            enclave.paths,
+            today=day,
+            grace_days=grace_days,
+            hooks=revocation_hooks(),
+            volume_destroyers=volume_destroyers(enclave),
         )
         if as_json:
             emit_json(result.to_dict())

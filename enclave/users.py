@@ -1,0 +1,267 @@
+"""Local accounts of the embedded hub login (issue 7; R-SEC-1..4, R-SEC-6).
+
+Accounts are created by a steward (``enclave user add``), never by sign-up. A password is stored
+as a salted scrypt hash (``enclave.passwords``); the TOTP secret is encrypted with a key kept in
+the vault apart from the state database (R-SEC-8). ``check_login`` is the one place a login is
+decided: failed attempts are counted and lock the account for a while (R-SEC-2), and every
+attempt, change, lock and unlock is audited (R-SEC-6, R-AUD-6).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import Boolean, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from enclave import audit, passwords, totp
+from enclave.audit import AuditAction
+from enclave.config import Paths
+from enclave.db.models import Base
+from enclave.errors import BadInput, NotFound
+from enclave.workspace.files import private_dir, write_private
+
+USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+DEFAULT_MAX_FAILURES = 5
+DEFAULT_LOCKOUT_SECONDS = 15 * 60
+TOTP_KEY_FILE = "totp.fernet"
+
+
+class LocalUser(Base):
+    """One local account. ``disabled`` is a steward's lock; ``locked_until`` the automatic one."""
+
+    __tablename__ = "local_users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[str] = mapped_column(String(40))
+    password_changed_at: Mapped[str] = mapped_column(String(40))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no code is used twice
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """The outcome of one attempt; ``reason`` is for the audit log, never shown to the user."""
+
+    ok: bool
+    reason: str
+    needs_totp: bool = False
+
+
+def check_username(name: str) -> str:
+    if not USERNAME_PATTERN.fullmatch(name or ""):
+        raise BadInput(
+            "username_invalid",
+            f"Invalid user name {name!r}: use lower-case letters, digits, '.', '_', '-'; start with a letter",
+            f"用户名 {name!r} 无效：只能使用小写字母、数字、“.”、“_”或“-”，并以字母开头",
+        )
+    return name
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+def get_user(session: Session, name: str) -> LocalUser:
+    user = session.get(LocalUser, name)
+    if user is None:
+        raise NotFound("user_not_found", f"No local account {name!r}", f"本地账户 {name!r} 不存在")
+    return user
+
+
+def _audit(session: Session, action: AuditAction, name: str, actor: str, **details: Any) -> None:
+    audit.record(session, action, actor=actor, obj=f"user:{name}", details=details)
+
+
+def add_user(session: Session, name: str, password: str, *, actor: str) -> LocalUser:
+    """A new account with a password that meets the policy; ``user_exists`` if the name is taken."""
+    check_username(name)
+    passwords.check_policy(name, password)
+    if session.get(LocalUser, name) is not None:
+        raise BadInput("user_exists", f"The account {name!r} exists already", f"账户 {name!r} 已存在")
+    stamp = audit.now_iso()
+    user = LocalUser(
+        name=name,
+        password_hash=passwords.hash_password(password),
+        created_at=stamp,
+        password_changed_at=stamp,
+        failed_logins=0,
+        disabled=False,
+    )
+    session.add(user)
+    session.flush()
+    _audit(session, AuditAction.USER_ADD, name, actor)
+    return user
+
+
+def set_password(session: Session, name: str, password: str, *, actor: str) -> None:
+    """Replace the password (a steward's reset or the user's change); lifts an automatic lock."""
+    user = get_user(session, name)
+    passwords.check_policy(name, password)
+    if passwords.verify_password(password, user.password_hash):
+        raise BadInput(
+            "password_reused", "The new password must differ from the current one", "新密码不得与当前密码相同"
+        )
+    user.password_hash = passwords.hash_password(password)
+    user.password_changed_at = audit.now_iso()
+    user.failed_logins = 0
+    user.locked_until = None
+    _audit(session, AuditAction.USER_PASSWORD, name, actor)
+
+
+def lock_user(session: Session, name: str, *, actor: str, reason: str = "") -> None:
+    """Disable the account until a steward unlocks it (R-SEC-4)."""
+    user = get_user(session, name)
+    user.disabled = True
+    _audit(session, AuditAction.USER_LOCK, name, actor, reason=reason)
+
+
+def unlock_user(session: Session, name: str, *, actor: str) -> None:
+    """Lift both the steward's lock and an automatic lockout."""
+    user = get_user(session, name)
+    user.disabled = False
+    user.failed_logins = 0
+    user.locked_until = None
+    _audit(session, AuditAction.USER_UNLOCK, name, actor)
+
+
+def list_users(session: Session, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every account without its secrets."""
+    current = _now(now)
+    rows = session.scalars(select(LocalUser).order_by(LocalUser.name))
+    return [
+        {
+            "name": u.name,
+            "created_at": u.created_at,
+            "password_changed_at": u.password_changed_at,
+            "disabled": u.disabled,
+            "locked_until": u.locked_until if _locked(u, current) else None,
+            "failed_logins": u.failed_logins,
+            "totp": u.totp_secret is not None,
+        }
+        for u in rows
+    ]
+
+
+# ---- TOTP secrets, encrypted with a key kept in the vault ---------------------------------------
+
+
+def _totp_key_path(paths: Paths) -> Path:
+    return paths.vault / "keys" / TOTP_KEY_FILE
+
+
+def _fernet(paths: Paths) -> Fernet:
+    path = _totp_key_path(paths)
+    if not path.exists():
+        private_dir(path.parent)
+        write_private(path, Fernet.generate_key(), replace=False)  # a concurrent creator wins
+    return Fernet(path.read_bytes().strip())
+
+
+def enable_totp(session: Session, paths: Paths, name: str, *, actor: str) -> tuple[str, str]:
+    """A new TOTP secret for the account (replacing any earlier one): ``(base32 secret, otpauth URI)``.
+
+    Shown once; only its encrypted form is stored.
+    """
+    user = get_user(session, name)
+    secret = totp.new_secret()
+    user.totp_secret = _fernet(paths).encrypt(secret).decode("ascii")
+    user.totp_last_step = None
+    _audit(session, AuditAction.USER_TOTP_ENABLE, name, actor)
+    return totp.to_base32(secret), totp.provisioning_uri(secret, name)
+
+
+def _totp_secret(paths: Paths, user: LocalUser) -> bytes | None:
+    if user.totp_secret is None:
+        return None
+    try:
+        return _fernet(paths).decrypt(user.totp_secret.encode("ascii"))
+    except InvalidToken:
+        return None  # the key changed: no code can match, the login fails (default deny)
+
+
+# ---- login ---------------------------------------------------------------------------------------
+
+
+def _locked(user: LocalUser, now: datetime) -> bool:
+    return user.locked_until is not None and datetime.fromisoformat(user.locked_until) > now
+
+
+def check_login(
+    session: Session,
+    paths: Paths,
+    name: str,
+    password: str,
+    code: str | None = None,
+    *,
+    now: datetime | None = None,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    lockout_seconds: int = DEFAULT_LOCKOUT_SECONDS,
+    source: str | None = None,
+) -> LoginResult:
+    """Decide one login attempt and audit it. Commit the session even when the attempt fails.
+
+    A disabled, locked or unknown account is refused after the same hashing work as a wrong
+    password. ``max_failures`` wrong passwords or codes in a row lock the account for
+    ``lockout_seconds`` (R-SEC-2); a correct login resets the count.
+    """
+    current = _now(now)
+    user = session.get(LocalUser, name) if USERNAME_PATTERN.fullmatch(name or "") else None
+    if user is None:
+        passwords.burn_time(password)
+        return _fail(session, name, "unknown_user", source)
+    password_ok = passwords.verify_password(password, user.password_hash)
+    if user.disabled:
+        return _fail(session, name, "account_disabled", source)
+    if _locked(user, current):
+        return _fail(session, name, "account_locked", source, locked_until=user.locked_until)
+    reason = "" if password_ok else "bad_password"
+    secret = _totp_secret(paths, user) if password_ok else None
+    step = None
+    if password_ok and user.totp_secret is not None:
+        step = totp.matching_step(secret, code or "", current.timestamp()) if secret else None
+        if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+            reason = "bad_totp" if code else "totp_required"
+    if reason:
+        user.failed_logins += 1
+        details: dict[str, Any] = {"failed_logins": user.failed_logins}
+        if user.failed_logins >= max_failures:
+            user.locked_until = (current + timedelta(seconds=lockout_seconds)).isoformat()
+            user.failed_logins = 0
+            details["locked_until"] = user.locked_until
+        return _fail(session, name, reason, source, **details)
+    user.failed_logins = 0
+    user.locked_until = None
+    if step is not None:
+        user.totp_last_step = step
+    audit.record(
+        session,
+        AuditAction.USER_LOGIN,
+        actor=name,
+        obj=f"user:{name}",
+        details={"totp": step is not None},
+        source=source,
+    )
+    return LoginResult(True, "ok")
+
+
+def _fail(session: Session, name: str, reason: str, source: str | None, **details: Any) -> LoginResult:
+    audit.record(
+        session,
+        AuditAction.USER_LOGIN_FAIL,
+        actor=name[:100] or "-",
+        obj=f"user:{name[:100]}",
+        outcome="refused",
+        details={"reason": reason, **details},
+        source=source,
+    )
+    return LoginResult(False, reason, needs_totp=reason == "totp_required")
