@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from enclave.db.models import AuditEvent, AuditHead
+from enclave.errors import EnclaveError
 
 GENESIS_HASH = "0" * 64
 
@@ -139,6 +141,41 @@ def record(
     session.flush()
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=event.hash))
     return event
+
+
+@contextmanager
+def refusals_recorded(
+    open_session: Callable[[], AbstractContextManager[Session]],
+    action: AuditAction | str,
+    *,
+    actor: str,
+    obj: str,
+    project: str | None = None,
+    source: str | None = None,
+) -> Iterator[None]:
+    """Audit a refused action too (R-AUD-6: success and failure).
+
+    The refused transaction rolls back, taking its own audit record with it; this writes the
+    refusal in a transaction of its own, then lets the error go on to the caller.
+    """
+    try:
+        yield
+    except EnclaveError as error:
+        try:
+            with open_session() as session:
+                record(
+                    session,
+                    action,
+                    actor=actor,
+                    obj=obj,
+                    project=project,
+                    outcome="refused",
+                    source=source,
+                    details={"code": error.code, "reasons": [r.code for r in error.reasons]},
+                )
+        except EnclaveError:
+            pass  # no state database to audit into (not initialised): the refusal itself is what matters
+        raise
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from enclave import audit
+from enclave.audit import AuditAction
 from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context
 from export_review import release as releasing
 from export_review import submission, views, voting
@@ -46,7 +48,12 @@ def submit(
     """Copy files into the vault, check them on the server, and queue them for review."""
     enclave = get_context(ctx)
     settings = load_settings(enclave.paths)
-    with enclave.session() as session:
+    with (
+        audit.refusals_recorded(
+            enclave.session, AuditAction.EXPORT_SUBMIT, actor=user, obj=f"project:{project}", project=project
+        ),
+        enclave.session() as session,
+    ):
         request = submission.submit(
             session,
             enclave.paths,
@@ -126,7 +133,12 @@ def vote(
 ) -> None:
     """Cast a signed vote on one file or on every file of a request."""
     enclave = get_context(ctx)
-    with enclave.session() as session:
+    with (
+        audit.refusals_recorded(
+            enclave.session, AuditAction.EXPORT_VOTE, actor=user, obj=f"export:{request}", project=None
+        ),
+        enclave.session() as session,
+    ):
         result = voting.vote(
             session,
             enclave.paths,
@@ -147,7 +159,12 @@ def release(ctx: typer.Context, request: str, user: UserOption, as_json: JsonOpt
     """Release an approved request to the outbox (a reviewer or steward, never the requester)."""
     enclave = get_context(ctx)
     settings = load_settings(enclave.paths)
-    with enclave.session() as session:
+    with (
+        audit.refusals_recorded(
+            enclave.session, AuditAction.EXPORT_RELEASE, actor=user, obj=f"export:{request}", project=None
+        ),
+        enclave.session() as session,
+    ):
         result = releasing.release(
             session,
             enclave.paths,
@@ -171,7 +188,12 @@ def download(
     """Download a released request (the requester or the PI); every download is audited."""
     enclave = get_context(ctx)
     settings = load_settings(enclave.paths)
-    with enclave.session() as session:
+    with (
+        audit.refusals_recorded(
+            enclave.session, AuditAction.EXPORT_DOWNLOAD, actor=user, obj=f"export:{request}", project=None
+        ),
+        enclave.session() as session,
+    ):
         result = releasing.download(
             session,
             enclave.paths,
@@ -194,7 +216,12 @@ def withdraw(
 ) -> None:
     """Withdraw your own request before it is released."""
     enclave = get_context(ctx)
-    with enclave.session() as session:
+    with (
+        audit.refusals_recorded(
+            enclave.session, AuditAction.EXPORT_WITHDRAW, actor=user, obj=f"export:{request}", project=None
+        ),
+        enclave.session() as session,
+    ):
         result = submission.withdraw(session, request, user=user, reason=reason)
         out = {"request": result.id, "state": result.state}
     _print(out, as_json, f"export request {request}: {out['state']}")

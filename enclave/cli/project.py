@@ -23,7 +23,7 @@ from enclave.cli.common import (
     emit_json,
     get_context,
 )
-from enclave.errors import BadInput, EnclaveError
+from enclave.errors import BadInput
 from enclave.specs import load_project_spec
 
 NAME = "project"
@@ -65,22 +65,6 @@ def _parse_overrides(values: list[str]) -> dict[str, str]:
     return overrides
 
 
-def _record_refusal(enclave: EnclaveContext, spec_path: Path, actor: str, error: EnclaveError) -> None:
-    """A refused creation is audited too (R-AUD-6: success and failure), in its own transaction."""
-    try:
-        with enclave.session() as session:
-            audit.record(
-                session,
-                AuditAction.PROJECT_CREATE_REFUSED,
-                actor=actor,
-                obj=f"spec:{spec_path.name}",
-                outcome="refused",
-                details={"code": error.code, "reasons": [r.code for r in error.reasons]},
-            )
-    except EnclaveError:
-        pass  # not initialised: nothing to audit into
-
-
 @app.command("create")
 @command_errors
 def create(
@@ -100,7 +84,9 @@ def create(
     """Validate an approved project spec, store it, and provision the workspace."""
     enclave = get_context(ctx)
     who = actor_or_default(actor)
-    try:
+    with audit.refusals_recorded(
+        enclave.session, AuditAction.PROJECT_CREATE_REFUSED, actor=who, obj=f"spec:{spec.name}"
+    ):
         project_spec = load_project_spec(spec)
         overrides = _parse_overrides(override_share)
         with enclave.session() as session:
@@ -115,9 +101,6 @@ def create(
             dropped = projects.dropped_at_preparation(
                 project_spec, projects.dataset_specs_for(session, project_spec.id)
             )
-    except EnclaveError as error:
-        _record_refusal(enclave, spec, who, error)
-        raise
     result["dropped_columns"] = dropped
     if as_json:
         emit_json(result)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enclave import audit
+from enclave.audit import AuditAction
 from enclave.errors import BadInput, Forbidden, NotFound
 from enclave.projects import roles_of
 from export_review import permissions, submission, views, voting
@@ -81,7 +83,12 @@ def submit_uploads(
             folder.mkdir()
             (folder / name).write_bytes(upload.body)
             files.append(folder / name)
-        with ctx.session() as session:
+        with (
+            audit.refusals_recorded(
+                ctx.session, AuditAction.EXPORT_SUBMIT, actor=user, obj=f"project:{project}", project=project
+            ),
+            ctx.session() as session,
+        ):
             request = submission.submit(
                 session,
                 ctx.paths,
@@ -120,7 +127,10 @@ def vote(
     override: str | None,
 ) -> dict[str, Any]:
     settings = ctx.settings()
-    with ctx.session() as session:
+    with (
+        audit.refusals_recorded(ctx.session, AuditAction.EXPORT_VOTE, actor=user, obj=f"export:{request_id}"),
+        ctx.session() as session,
+    ):
         return voting.vote(
             session,
             ctx.paths,
@@ -136,7 +146,12 @@ def vote(
 
 def release(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
     settings = ctx.settings()
-    with ctx.session() as session:
+    with (
+        audit.refusals_recorded(
+            ctx.session, AuditAction.EXPORT_RELEASE, actor=user, obj=f"export:{request_id}"
+        ),
+        ctx.session() as session,
+    ):
         return releasing.release(
             session,
             ctx.paths,
@@ -152,7 +167,12 @@ def download_zip(ctx: WebContext, request_id: str, *, user: str) -> tuple[str, b
     settings = ctx.settings()
     with tempfile.TemporaryDirectory(prefix="export-download-") as tmp:
         out = Path(tmp) / "files"
-        with ctx.session() as session:
+        with (
+            audit.refusals_recorded(
+                ctx.session, AuditAction.EXPORT_DOWNLOAD, actor=user, obj=f"export:{request_id}"
+            ),
+            ctx.session() as session,
+        ):
             result = releasing.download(
                 session, ctx.paths, request_id, user=user, out_dir=out, outbox=ctx.outbox(settings)
             )

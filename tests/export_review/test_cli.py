@@ -74,3 +74,23 @@ def test_exit_codes(cli, env: ExportEnv) -> None:  # type: ignore[no-untyped-def
     assert cli(*base, "--user", "bob", str(env.work / "missing.csv"), code=2)["error"]["code"] == (
         "export_file_unreadable"
     )
+
+
+def test_refusals_are_audited_with_their_code(cli, env: ExportEnv) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from enclave.db.models import AuditEvent
+
+    table = env.write("table.csv", GOOD_CSV)
+    base = ["submit", "--project", "cardio-2026", "--justification", "T1"]
+    cli(*base, "--user", "bob", "--abroad", "--records", "200", str(table))
+    cli(*base, "--user", "bob", "--abroad", "--records", "60", str(table), code=3)
+    request_id = cli(*base, "--user", "bob", str(table))["request"]
+    cli("vote", request_id, "approve", "--user", "bob", code=4)
+    with env.sessions() as session:
+        refused = session.scalars(select(AuditEvent).where(AuditEvent.outcome == "refused")).all()
+        seen = [(e.action, e.actor, json.loads(e.details_json)["code"]) for e in refused]
+    assert seen == [
+        ("export.submit", "bob", "cross_border_cap"),
+        ("export.vote", "bob", "export_self_review"),
+    ]

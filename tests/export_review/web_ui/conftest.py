@@ -115,12 +115,16 @@ class Stack:
             content_type="application/json",
         )
 
-    def audit(self, request_id: str) -> list[tuple[str, str]]:
+    def audit(self, request_id: str, outcome: str = "success") -> list[tuple[str, str]]:
         from enclave import audit
 
         with self.env.session() as s:
             events = audit.tail(s, limit=1000)
-            return [(e.action, e.actor) for e in events if e.object == f"export:{request_id}"]
+            return [
+                (e.action, e.actor)
+                for e in events
+                if e.object == f"export:{request_id}" and e.outcome == outcome
+            ]
 
 
 class RunningService:

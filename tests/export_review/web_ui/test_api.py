@@ -110,6 +110,12 @@ def test_three_reviewers_approve_release_and_download(stack: Stack) -> None:
     assert votes == ["rev1", "rev2", "rev3"]
     assert downloads == ["alice", "bob"]  # refused downloads are not recorded as downloads
     assert any(action.endswith("release") and who == "rev2" for action, who in events)
+    refused = stack.audit(request_id, outcome="refused")
+    assert ("export.vote", "bob") in refused and (
+        "export.vote",
+        "rev1",
+    ) in refused  # self-review, double vote
+    assert ("export.download", "carol") in refused
 
 
 def test_cookie_post_without_xsrf_is_not_authenticated(stack: Stack) -> None:
