@@ -3,25 +3,21 @@
 JupyterHub runs it as a managed service; the hub sets ``JUPYTERHUB_API_TOKEN``,
 ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_SERVICE_PREFIX``, which are the defaults here. Callers are
 identified with their own token (``enclave.gateway.auth``); the service's own token is used only to
-stop a locked user's server, so it needs the ``admin:servers`` scope (hub config: a role for the
-service with ``scopes: ["admin:servers"]``).
+stop a locked user's server, so it needs the ``delete:servers`` scope (the ``enclave-gateway`` role
+in ``hub_config/roles.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sqlalchemy.orm import Session
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.web import Application as TornadoApplication
-from traitlets import Float, Integer, Unicode, default, validate
-from traitlets.config import Application
+from traitlets import Float, Integer, Unicode, default
 
 from enclave import config, db
 from enclave.gateway import hub
@@ -29,27 +25,18 @@ from enclave.gateway.auth import Caller, TokenAuthenticator
 from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
 from enclave.gateway.runner import QueryLimits, QueryRunner
+from enclave.hub_service import HubServiceApp
 
 
-class GatewayApp(Application):
+class GatewayApp(HubServiceApp):
     """The enclave query gateway (a JupyterHub service)."""
 
     name = "enclave-gateway"
     description = "Analysts' queries: hub token check, guard, locked-down DuckDB, suppression, monitoring."
     classes: ClassVar[list[type]] = [QueryMonitor]
 
-    ip = Unicode("127.0.0.1", help="Address to listen on. Keep it internal: only the hub's network.").tag(
-        config=True
-    )
-    port = Integer(8765, min=0, max=65535, help="Port to listen on (0: any free port).").tag(config=True)
-    base_url = Unicode(help="URL prefix of the API (default: $JUPYTERHUB_SERVICE_PREFIX or /).").tag(
-        config=True
-    )
-    hub_api_url = Unicode(
-        help="The hub's REST API, e.g. http://127.0.0.1:8081/hub/api (default: $JUPYTERHUB_API_URL)."
-    ).tag(config=True)
     api_token = Unicode(
-        help="The gateway's own hub token (default: $JUPYTERHUB_API_TOKEN); needs `admin:servers` to "
+        help="The gateway's own hub token (default: $JUPYTERHUB_API_TOKEN); needs `delete:servers` to "
         "stop a locked user's server."
     ).tag(config=True)
     auth_cache_ttl_s = Integer(
@@ -58,10 +45,6 @@ class GatewayApp(Application):
         help="Seconds the hub's answer for a token is cached. Revoking a token takes effect within this "
         "time; 0 asks the hub on every call.",
     ).tag(config=True)
-    enclave_home = Unicode(help="Enclave home (default: $ENCLAVE_HOME or ~/.enclave).").tag(config=True)
-    database_url = Unicode(help="State database (default: $ENCLAVE_DATABASE_URL or SQLite in the home).").tag(
-        config=True
-    )
     query_timeout_s = Float(
         60.0, min=0.1, help="DuckDB time limit per query, in seconds; a longer query is stopped (R-QRY-4)."
     ).tag(config=True)
@@ -80,30 +63,9 @@ class GatewayApp(Application):
         "so more workers than cores mostly trade memory for nothing.",
     ).tag(config=True)
 
-    @default("base_url")
-    def _default_base_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-
-    @validate("base_url")
-    def _slashes(self, proposal: Any) -> str:
-        value = str(proposal["value"]).strip("/")
-        return f"/{value}/" if value else "/"
-
-    @default("hub_api_url")
-    def _default_hub_api_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    @default("api_token")
-    def _default_api_token(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
-
-    @default("enclave_home")
-    def _default_home(self) -> str:
-        return str(config.enclave_home())
-
-    @default("database_url")
-    def _default_database_url(self) -> str:
-        return config.database_url(self.enclave_home)
+    @default("port")
+    def _default_port(self) -> int:
+        return 8765
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -146,23 +108,6 @@ class GatewayApp(Application):
             hub.stop_server(self.hub_api_url, self.api_token, caller, self._session), self.loop
         )
 
-    async def serve(self) -> HTTPServer:
-        """Listen, and return the server (its bound port is in ``self.bound_port``)."""
-        app = self.make_tornado_app()
-        sockets = bind_sockets(self.port, address=self.ip)
-        self.bound_port = sockets[0].getsockname()[1]
-        self.http_server = HTTPServer(app, xheaders=False)
-        self.http_server.add_sockets(sockets)
-        self.log.info("enclave gateway on http://%s:%d%s", self.ip, self.bound_port, self.base_url)
-        return self.http_server
-
     async def shutdown(self) -> None:
-        self.http_server.stop()
+        await super().shutdown()
         self.runner.shutdown()
-
-    def start(self) -> None:
-        async def main() -> None:
-            await self.serve()
-            await asyncio.Event().wait()
-
-        asyncio.run(main())

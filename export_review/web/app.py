@@ -9,21 +9,17 @@ log in with the hub (HubOAuth cookie); scripts send a hub token with
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.web import Application as TornadoApplication
-from traitlets import Integer, Unicode, default, validate
-from traitlets.config import Application
+from traitlets import Unicode, default
 
-from enclave import config, db
+from enclave import db
 from enclave.config import Paths
+from enclave.hub_service import HubServiceApp
 from export_review.web.context import WebContext
 from export_review.web.handlers import default_handlers
 from export_review.web.handlers.base import PageHandler
@@ -44,22 +40,16 @@ class NotFoundPage(PageHandler):
         self.send_error(404)
 
 
-class ExportReviewApp(Application):
+class ExportReviewApp(HubServiceApp):
     """The export review web UI and REST API (a JupyterHub service)."""
 
     name = "enclave-export-review"
+    max_body_size = MAX_UPLOAD_BYTES
     description = "Export requests: submit, review with findings and previews, vote, release, download."
 
-    ip = Unicode("127.0.0.1", help="Address to listen on. Keep it internal: only the hub's proxy.").tag(
-        config=True
-    )
-    port = Integer(8766, min=0, max=65535, help="Port to listen on (0: any free port).").tag(config=True)
     service_name = Unicode(help="The service's name in the hub (default: $JUPYTERHUB_SERVICE_NAME).").tag(
         config=True
     )
-    base_url = Unicode(help="URL prefix (default: $JUPYTERHUB_SERVICE_PREFIX or /).").tag(config=True)
-    hub_api_url = Unicode(help="The hub's REST API (default: $JUPYTERHUB_API_URL).").tag(config=True)
-    api_token = Unicode(help="The service's hub token (default: $JUPYTERHUB_API_TOKEN).").tag(config=True)
     oauth_client_id = Unicode(help="OAuth client id (default: $JUPYTERHUB_CLIENT_ID).").tag(config=True)
     oauth_redirect_uri = Unicode(
         help="OAuth callback URL (default: $JUPYTERHUB_OAUTH_CALLBACK_URL or {base_url}oauth_callback)."
@@ -68,31 +58,14 @@ class ExportReviewApp(Application):
         help="Secret signing the login cookie (default: $JUPYTERHUB_COOKIE_SECRET, else random per start, "
         "which logs everyone out on restart)."
     ).tag(config=True)
-    enclave_home = Unicode(help="Enclave home (default: $ENCLAVE_HOME or ~/.enclave).").tag(config=True)
-    database_url = Unicode(help="State database (default: $ENCLAVE_DATABASE_URL or SQLite in the home).").tag(
-        config=True
-    )
 
     @default("service_name")
     def _default_service_name(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_NAME", "enclave-export")
 
-    @default("base_url")
-    def _default_base_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
-
-    @validate("base_url")
-    def _slashes(self, proposal: Any) -> str:
-        value = str(proposal["value"]).strip("/")
-        return f"/{value}/" if value else "/"
-
-    @default("hub_api_url")
-    def _default_hub_api_url(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    @default("api_token")
-    def _default_api_token(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    @default("port")
+    def _default_port(self) -> int:
+        return 8766
 
     @default("oauth_client_id")
     def _default_client_id(self) -> str:
@@ -105,14 +78,6 @@ class ExportReviewApp(Application):
     @default("cookie_secret")
     def _default_cookie_secret(self) -> str:
         return os.environ.get("JUPYTERHUB_COOKIE_SECRET", "") or secrets.token_hex(32)
-
-    @default("enclave_home")
-    def _default_home(self) -> str:
-        return str(config.enclave_home())
-
-    @default("database_url")
-    def _default_database_url(self) -> str:
-        return config.database_url(self.enclave_home)
 
     def hub_auth(self) -> HubOAuth:
         hub_prefix = "/hub/"
@@ -144,23 +109,3 @@ class ExportReviewApp(Application):
             default_handler_args=args,
             log=self.log,
         )
-
-    async def serve(self) -> HTTPServer:
-        """Listen, and return the server (its bound port is in ``self.bound_port``)."""
-        app = self.make_tornado_app()
-        sockets = bind_sockets(self.port, address=self.ip)
-        self.bound_port = sockets[0].getsockname()[1]
-        self.http_server = HTTPServer(app, xheaders=False, max_body_size=MAX_UPLOAD_BYTES)
-        self.http_server.add_sockets(sockets)
-        self.log.info("enclave export review on http://%s:%d%s", self.ip, self.bound_port, self.base_url)
-        return self.http_server
-
-    async def shutdown(self) -> None:
-        self.http_server.stop()
-
-    def start(self) -> None:
-        async def main() -> None:
-            await self.serve()
-            await asyncio.Event().wait()
-
-        asyncio.run(main())

@@ -1,0 +1,89 @@
+"""What every enclave service run by JupyterHub shares: the settings the hub hands a managed
+service, the enclave home and state database, and listening on a tornado server.
+
+The hub sets ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_SERVICE_PREFIX`` for
+a managed service; they are the defaults here. Subclasses build their routes in
+``make_tornado_app`` and may add to ``shutdown``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application as TornadoApplication
+from traitlets import Integer, Unicode, default, validate
+from traitlets.config import Application
+
+from enclave import config
+
+
+class HubServiceApp(Application):
+    """Base of the gateway and the export-review service."""
+
+    ip = Unicode("127.0.0.1", help="Address to listen on. Keep it internal: only the hub's network.").tag(
+        config=True
+    )
+    port = Integer(0, min=0, max=65535, help="Port to listen on (0: any free port).").tag(config=True)
+    base_url = Unicode(help="URL prefix (default: $JUPYTERHUB_SERVICE_PREFIX or /).").tag(config=True)
+    hub_api_url = Unicode(
+        help="The hub's REST API, e.g. http://127.0.0.1:8081/hub/api (default: $JUPYTERHUB_API_URL)."
+    ).tag(config=True)
+    api_token = Unicode(help="The service's own hub token (default: $JUPYTERHUB_API_TOKEN).").tag(config=True)
+    enclave_home = Unicode(help="Enclave home (default: $ENCLAVE_HOME or ~/.enclave).").tag(config=True)
+    database_url = Unicode(help="State database (default: $ENCLAVE_DATABASE_URL or SQLite in the home).").tag(
+        config=True
+    )
+
+    max_body_size: int | None = None  # tornado's default unless a service needs larger uploads
+
+    @default("base_url")
+    def _default_base_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")
+
+    @validate("base_url")
+    def _slashes(self, proposal: Any) -> str:
+        value = str(proposal["value"]).strip("/")
+        return f"/{value}/" if value else "/"
+
+    @default("hub_api_url")
+    def _default_hub_api_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    @default("api_token")
+    def _default_api_token(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    @default("enclave_home")
+    def _default_home(self) -> str:
+        return str(config.enclave_home())
+
+    @default("database_url")
+    def _default_database_url(self) -> str:
+        return config.database_url(self.enclave_home)
+
+    def make_tornado_app(self) -> TornadoApplication:
+        raise NotImplementedError
+
+    async def serve(self) -> HTTPServer:
+        """Listen, and return the server (its bound port is in ``self.bound_port``)."""
+        app = self.make_tornado_app()
+        sockets = bind_sockets(self.port, address=self.ip)
+        self.bound_port = sockets[0].getsockname()[1]
+        self.http_server = HTTPServer(app, xheaders=False, max_body_size=self.max_body_size)
+        self.http_server.add_sockets(sockets)
+        self.log.info("%s on http://%s:%d%s", self.name, self.ip, self.bound_port, self.base_url)
+        return self.http_server
+
+    async def shutdown(self) -> None:
+        self.http_server.stop()
+
+    def start(self) -> None:
+        async def main() -> None:
+            await self.serve()
+            await asyncio.Event().wait()
+
+        asyncio.run(main())
