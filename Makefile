@@ -1,9 +1,10 @@
-# The two commands a newcomer needs:  make demo  (run the enclave on demo data)  and  make test.
+# The two commands a newcomer needs:  make demo  (the enclave on demo data, hub on 127.0.0.1:8000)
+# and  make test.  make demo-check plays the whole story headless; make demo-cli plays it on the CLI.
 VENV ?= .venv
 PYTHON ?= python3
 ENCLAVE = $(VENV)/bin/enclave
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-cli test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -12,6 +13,9 @@ $(VENV)/.installed: pyproject.toml package.json scripts/setup.sh
 	touch $@
 
 demo: setup
+	VENV=$(VENV) bash scripts/demo-hub.sh
+
+demo-cli: setup
 	VENV=$(VENV) bash scripts/demo.sh
 
 test: setup
@@ -28,3 +32,11 @@ clean:
 	rm -rf $(VENV) demo .pytest_cache
 
 include scripts/docker/images.mk
+
+# The demo through JupyterHub and Docker workspaces (needs root): check it headless, stop it.
+.PHONY: demo-check demo-stop
+demo-check: setup
+	$(VENV)/bin/python scripts/demo_check.py
+
+demo-stop:
+	bash scripts/demo-hub.sh stop

@@ -199,7 +199,8 @@ class EnclaveSpawner(DockerSpawner):
             "ENCLAVE_TWIN_DB": str(data.twin_db),
             **({"ENCLAVE_ROWS_DB": str(data.rows_db)} if data.rows_db else {}),
             **{
-                f"ENCLAVE_{name.upper().replace('-', '_')}_URL": f"http://{net.gateway}:{port}/"
+                # hub-managed services serve their routes under the hub's /services/<name>/ prefix
+                f"ENCLAVE_{name.upper().replace('-', '_')}_URL": f"http://{net.gateway}:{port}/services/{name}/"
                 for name, port in self.service_ports.items()
             },
         }

@@ -27,6 +27,8 @@ enclave dataset list
 step "Provision the demo project from its approved spec / 创建项目工作空间"
 ENCLAVE_ACTOR=steward enclave project create examples/demo-project.yaml
 enclave project show demo-cardio
+# scripts/demo-hub.sh stops here: the analysts play the rest in their workspaces.
+[ "${DEMO_SETUP_ONLY:-}" = 1 ] && exit 0
 
 if enclave query --help >/dev/null 2>&1; then
     step "Analyst bob queries the real data through the guard / 分析人员查询"

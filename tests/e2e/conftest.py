@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -197,14 +198,15 @@ class Hub:
         self.call("DELETE", f"/users/{user}/servers/{project}")
 
 
-@pytest.fixture(scope="session")
-def hub(docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    workdir = tmp_path_factory.mktemp("hub")
+@contextmanager
+def launch_hub(paths: Paths, workdir: Path, **settings: str) -> Iterator[Hub]:
+    """A real hub with the test config on free ports, stopped on exit. ``settings`` are extra
+    ``ENCLAVE_*`` variables (``ENCLAVE_HUB_SERVICES`` defaults to "none")."""
     port, api_port = free_port(), free_port()
     token = secrets.token_hex(32)
     env = {
         **os.environ,
-        "ENCLAVE_HOME": str(enclave_home.home),
+        "ENCLAVE_HOME": str(paths.home),
         "ENCLAVE_HUB_STATE": str(workdir),
         "ENCLAVE_HUB_PORT": str(port),
         "ENCLAVE_HUB_API_PORT": str(api_port),
@@ -212,6 +214,7 @@ def hub(docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPa
         "ENCLAVE_TEST_ADMIN_TOKEN": token,
         "PATH": f"{Path(_proxy_command()).parent}:{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PYTHONPATH": str(REPO),
+        **settings,
     }
     log = workdir / "hub.log"
     with log.open("wb") as out:
@@ -226,22 +229,20 @@ def hub(docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPa
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    hub = Hub(
-        f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api", token, process, log, enclave_home
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"the hub exited:\n{log.read_text()[-4000:]}")
-        try:
-            if hub.call("GET", "/")[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the hub did not start:\n{log.read_text()[-4000:]}")
-        time.sleep(0.3)
+    hub = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api", token, process, log, paths)
     try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the hub exited:\n{log.read_text()[-4000:]}")
+            try:
+                if hub.call("GET", "/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the hub did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.3)
         yield hub
     finally:
         process.terminate()
@@ -249,6 +250,12 @@ def hub(docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPa
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def hub(docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    with launch_hub(enclave_home, tmp_path_factory.mktemp("hub")) as started:
+        yield started
 
 
 @pytest.hookimpl(wrapper=True)

@@ -22,7 +22,7 @@ c.JupyterHub.load_roles = [
     *c.JupyterHub.load_roles,
     {
         "name": "enclave-test-admin",
-        "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users"],
+        "scopes": ["admin:users", "admin:servers", "access:servers", "list:users", "read:users", "tokens"],
         "services": ["enclave-test-admin"],
     },
 ]
