@@ -8,19 +8,19 @@ from typing import Annotated
 
 import typer
 
-from enclave import audit
-from enclave.audit import AuditAction
+from enclave import db
 from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context
-from export_review import release as releasing
-from export_review import submission, views, voting
-from export_review.keyspace import prepared_key_space
-from export_review.outbox import outbox_for
-from export_review.policy import load_settings
+from export_review.service import ExportService
 
 NAME = "export"
 app = typer.Typer(help="Export review: requests, checks, votes, release. / 导出审核。", no_args_is_help=True)
 
 UserOption = Annotated[str, typer.Option("--user", help="Who is acting.")]
+
+
+def _service(ctx: typer.Context) -> ExportService:
+    enclave = get_context(ctx)
+    return ExportService(db.connect(enclave.database_url), enclave.paths)
 
 
 def _print(result: dict, as_json: bool, text: str) -> None:
@@ -46,28 +46,15 @@ def submit(
     as_json: JsonOption = False,
 ) -> None:
     """Copy files into the vault, check them on the server, and queue them for review."""
-    enclave = get_context(ctx)
-    settings = load_settings(enclave.paths)
-    with (
-        audit.refusals_recorded(
-            enclave.session, AuditAction.EXPORT_SUBMIT, actor=user, obj=f"project:{project}", project=project
-        ),
-        enclave.session() as session,
-    ):
-        request = submission.submit(
-            session,
-            enclave.paths,
-            project_id=project,
-            requester=user,
-            justification=justification,
-            files=files,
-            settings=settings,
-            key_space=prepared_key_space(session, enclave.paths),
-            abroad=abroad,
-            records=records,
-            revises=revises,
-        )
-        result = {"request": request.id, "state": request.state}
+    result = _service(ctx).submit(
+        user=user,
+        project=project,
+        justification=justification,
+        files=files,
+        abroad=abroad,
+        records=records,
+        revises=revises,
+    )
     _print(result, as_json, f"export request {result['request']}: {result['state']}")
 
 
@@ -81,11 +68,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """List export requests."""
-    enclave = get_context(ctx)
-    with enclave.session() as session:
-        rows = views.list_requests(
-            session, settings=load_settings(enclave.paths), project=project, state=state, viewer=user
-        )
+    rows = _service(ctx).list(viewer=user, state=state, project=project)
     if as_json:
         emit_json(rows)
         return
@@ -102,11 +85,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a request: files with their findings, votes (when visible) and the decision."""
-    enclave = get_context(ctx)
-    with enclave.session() as session:
-        info = views.describe(
-            session, enclave.paths, request, settings=load_settings(enclave.paths), viewer=user
-        )
+    info = _service(ctx).describe(request, viewer=user)
     if as_json:
         emit_json(info)
         return
@@ -132,24 +111,9 @@ def vote(
     as_json: JsonOption = False,
 ) -> None:
     """Cast a signed vote on one file or on every file of a request."""
-    enclave = get_context(ctx)
-    with (
-        audit.refusals_recorded(
-            enclave.session, AuditAction.EXPORT_VOTE, actor=user, obj=f"export:{request}", project=None
-        ),
-        enclave.session() as session,
-    ):
-        result = voting.vote(
-            session,
-            enclave.paths,
-            request,
-            user=user,
-            choice=choice,
-            settings=load_settings(enclave.paths),
-            file_name=file,
-            comment=comment,
-            override=override,
-        )
+    result = _service(ctx).vote(
+        request, user=user, choice=choice, file_name=file, comment=comment, override=override
+    )
     _print(result, as_json, f"voted {choice} on {', '.join(result['voted'])}; request {result['state']}")
 
 
@@ -157,22 +121,7 @@ def vote(
 @command_errors
 def release(ctx: typer.Context, request: str, user: UserOption, as_json: JsonOption = False) -> None:
     """Release an approved request to the outbox (a reviewer or steward, never the requester)."""
-    enclave = get_context(ctx)
-    settings = load_settings(enclave.paths)
-    with (
-        audit.refusals_recorded(
-            enclave.session, AuditAction.EXPORT_RELEASE, actor=user, obj=f"export:{request}", project=None
-        ),
-        enclave.session() as session,
-    ):
-        result = releasing.release(
-            session,
-            enclave.paths,
-            request,
-            user=user,
-            outbox=outbox_for(settings.outbox, enclave.paths),
-            stewards=settings.stewards,
-        )
+    result = _service(ctx).release(request, user=user)
     _print(result, as_json, f"released {request} to {result['location']}")
 
 
@@ -186,22 +135,7 @@ def download(
     as_json: JsonOption = False,
 ) -> None:
     """Download a released request (the requester or the PI); every download is audited."""
-    enclave = get_context(ctx)
-    settings = load_settings(enclave.paths)
-    with (
-        audit.refusals_recorded(
-            enclave.session, AuditAction.EXPORT_DOWNLOAD, actor=user, obj=f"export:{request}", project=None
-        ),
-        enclave.session() as session,
-    ):
-        result = releasing.download(
-            session,
-            enclave.paths,
-            request,
-            user=user,
-            out_dir=out,
-            outbox=outbox_for(settings.outbox, enclave.paths),
-        )
+    result = _service(ctx).download(request, user=user, out_dir=out)
     _print(result, as_json, f"downloaded {len(result['files'])} file(s) and the manifest to {out}")
 
 
@@ -215,15 +149,7 @@ def withdraw(
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw your own request before it is released."""
-    enclave = get_context(ctx)
-    with (
-        audit.refusals_recorded(
-            enclave.session, AuditAction.EXPORT_WITHDRAW, actor=user, obj=f"export:{request}", project=None
-        ),
-        enclave.session() as session,
-    ):
-        result = submission.withdraw(session, request, user=user, reason=reason)
-        out = {"request": result.id, "state": result.state}
+    out = _service(ctx).withdraw(request, user=user, reason=reason)
     _print(out, as_json, f"export request {request}: {out['state']}")
 
 

@@ -15,13 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enclave import audit
-from enclave.audit import AuditAction
 from enclave.errors import BadInput, Forbidden, NotFound
 from enclave.projects import roles_of
-from export_review import permissions, submission, views, voting
-from export_review import release as releasing
-from export_review.keyspace import prepared_key_space
+from export_review import permissions
 from export_review.repository import get_request
 from export_review.web.context import WebContext
 from export_review.web.preview import TablePreview, image_type, stored_file, table_previews
@@ -74,7 +70,6 @@ def submit_uploads(
     records: int | None = None,
 ) -> dict[str, Any]:
     """Write the uploads to a private temporary folder, then submit them as ``user``."""
-    settings = ctx.settings()
     names = [_safe_upload_name(u.name) for u in uploads]
     with tempfile.TemporaryDirectory(prefix="export-upload-") as tmp:
         files = []
@@ -83,37 +78,22 @@ def submit_uploads(
             folder.mkdir()
             (folder / name).write_bytes(upload.body)
             files.append(folder / name)
-        with (
-            audit.refusals_recorded(
-                ctx.session, AuditAction.EXPORT_SUBMIT, actor=user, obj=f"project:{project}", project=project
-            ),
-            ctx.session() as session,
-        ):
-            request = submission.submit(
-                session,
-                ctx.paths,
-                project_id=project,
-                requester=user,
-                justification=justification,
-                files=files,
-                settings=settings,
-                key_space=prepared_key_space(session, ctx.paths),
-                abroad=abroad,
-                records=records,
-            )
-            return {"request": request.id, "state": request.state}
+        return ctx.submit(
+            user=user,
+            project=project,
+            justification=justification,
+            files=files,
+            abroad=abroad,
+            records=records,
+        )
 
 
 def describe(ctx: WebContext, request_id: str, user: str) -> dict[str, Any]:
-    settings = ctx.settings()
-    with ctx.session() as session:
-        return views.describe(session, ctx.paths, request_id, settings=settings, viewer=user)
+    return ctx.describe(request_id, viewer=user)
 
 
 def list_for(ctx: WebContext, user: str, state: str | None = None, project: str | None = None) -> list[dict]:
-    settings = ctx.settings()
-    with ctx.session() as session:
-        return views.list_requests(session, settings=settings, viewer=user, state=state, project=project)
+    return ctx.list(viewer=user, state=state, project=project)
 
 
 def vote(
@@ -126,56 +106,19 @@ def vote(
     comment: str | None,
     override: str | None,
 ) -> dict[str, Any]:
-    settings = ctx.settings()
-    with (
-        audit.refusals_recorded(ctx.session, AuditAction.EXPORT_VOTE, actor=user, obj=f"export:{request_id}"),
-        ctx.session() as session,
-    ):
-        return voting.vote(
-            session,
-            ctx.paths,
-            request_id,
-            user=user,
-            choice=choice,
-            settings=settings,
-            file_name=file_name,
-            comment=comment,
-            override=override,
-        )
+    return ctx.vote(
+        request_id, user=user, choice=choice, file_name=file_name, comment=comment, override=override
+    )
 
 
 def release(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
-    settings = ctx.settings()
-    with (
-        audit.refusals_recorded(
-            ctx.session, AuditAction.EXPORT_RELEASE, actor=user, obj=f"export:{request_id}"
-        ),
-        ctx.session() as session,
-    ):
-        return releasing.release(
-            session,
-            ctx.paths,
-            request_id,
-            user=user,
-            outbox=ctx.outbox(settings),
-            stewards=settings.stewards,
-        )
+    return ctx.release(request_id, user=user)
 
 
 def download_zip(ctx: WebContext, request_id: str, *, user: str) -> tuple[str, bytes]:
     """The released files and the signed manifest as one zip; audited by the domain's ``download``."""
-    settings = ctx.settings()
     with tempfile.TemporaryDirectory(prefix="export-download-") as tmp:
-        out = Path(tmp) / "files"
-        with (
-            audit.refusals_recorded(
-                ctx.session, AuditAction.EXPORT_DOWNLOAD, actor=user, obj=f"export:{request_id}"
-            ),
-            ctx.session() as session,
-        ):
-            result = releasing.download(
-                session, ctx.paths, request_id, user=user, out_dir=out, outbox=ctx.outbox(settings)
-            )
+        result = ctx.download(request_id, user=user, out_dir=Path(tmp) / "files")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in [*map(Path, result["files"]), Path(result["manifest"])]:

@@ -1,0 +1,153 @@
+"""The export-review operations as the CLI and the web service call them: one transaction each,
+deployment settings read fresh, and every refusal audited (R-AUD-6) before it reaches the caller.
+
+The rules live in ``submission``, ``voting``, ``release`` and ``views``; this module only opens the
+transaction around them, so the two front ends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from enclave import audit, db
+from enclave.audit import AuditAction
+from enclave.config import Paths
+from export_review import release as releasing
+from export_review import submission, views, voting
+from export_review.keyspace import prepared_key_space
+from export_review.outbox import Outbox, outbox_for
+from export_review.policy import ReviewSettings, load_settings
+
+
+@dataclass(frozen=True)
+class ExportService:
+    """The state database and the enclave paths the operations work on."""
+
+    sessions: sessionmaker[Session]
+    paths: Paths
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends cleanly, rolled back on any error."""
+        with db.session_scope(self.sessions) as session:
+            yield session
+
+    def settings(self) -> ReviewSettings:
+        """Read on every call, so an edited ``export-review.yaml`` applies without a restart."""
+        return load_settings(self.paths)
+
+    def outbox(self, settings: ReviewSettings) -> Outbox:
+        return outbox_for(settings.outbox, self.paths)
+
+    def _audited(
+        self, action: AuditAction, user: str, obj: str, project: str | None = None
+    ) -> AbstractContextManager[None]:
+        return audit.refusals_recorded(self.session, action, actor=user, obj=obj, project=project)
+
+    def submit(
+        self,
+        *,
+        user: str,
+        project: str,
+        justification: str,
+        files: Sequence[Path],
+        abroad: bool = False,
+        records: int | None = None,
+        revises: str | None = None,
+    ) -> dict[str, Any]:
+        settings = self.settings()
+        with (
+            self._audited(AuditAction.EXPORT_SUBMIT, user, f"project:{project}", project),
+            self.session() as session,
+        ):
+            request = submission.submit(
+                session,
+                self.paths,
+                project_id=project,
+                requester=user,
+                justification=justification,
+                files=files,
+                settings=settings,
+                key_space=prepared_key_space(session, self.paths),
+                abroad=abroad,
+                records=records,
+                revises=revises,
+            )
+            return {"request": request.id, "state": request.state}
+
+    def describe(self, request_id: str, viewer: str | None) -> dict[str, Any]:
+        settings = self.settings()
+        with self.session() as session:
+            return views.describe(session, self.paths, request_id, settings=settings, viewer=viewer)
+
+    def list(
+        self, *, viewer: str | None, state: str | None = None, project: str | None = None
+    ) -> list[dict[str, Any]]:
+        settings = self.settings()
+        with self.session() as session:
+            return views.list_requests(
+                session, settings=settings, viewer=viewer, state=state, project=project
+            )
+
+    def vote(
+        self,
+        request_id: str,
+        *,
+        user: str,
+        choice: str,
+        file_name: str | None = None,
+        comment: str | None = None,
+        override: str | None = None,
+    ) -> dict[str, Any]:
+        settings = self.settings()
+        with self._audited(AuditAction.EXPORT_VOTE, user, f"export:{request_id}"), self.session() as session:
+            return voting.vote(
+                session,
+                self.paths,
+                request_id,
+                user=user,
+                choice=choice,
+                settings=settings,
+                file_name=file_name,
+                comment=comment,
+                override=override,
+            )
+
+    def release(self, request_id: str, *, user: str) -> dict[str, Any]:
+        settings = self.settings()
+        with (
+            self._audited(AuditAction.EXPORT_RELEASE, user, f"export:{request_id}"),
+            self.session() as session,
+        ):
+            return releasing.release(
+                session,
+                self.paths,
+                request_id,
+                user=user,
+                outbox=self.outbox(settings),
+                stewards=settings.stewards,
+            )
+
+    def download(self, request_id: str, *, user: str, out_dir: Path) -> dict[str, Any]:
+        settings = self.settings()
+        with (
+            self._audited(AuditAction.EXPORT_DOWNLOAD, user, f"export:{request_id}"),
+            self.session() as session,
+        ):
+            return releasing.download(
+                session, self.paths, request_id, user=user, out_dir=out_dir, outbox=self.outbox(settings)
+            )
+
+    def withdraw(self, request_id: str, *, user: str, reason: str = "") -> dict[str, Any]:
+        with (
+            self._audited(AuditAction.EXPORT_WITHDRAW, user, f"export:{request_id}"),
+            self.session() as session,
+        ):
+            request = submission.withdraw(session, request_id, user=user, reason=reason)
+            return {"request": request.id, "state": request.state}
