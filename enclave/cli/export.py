@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from enclave import db
 from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context
-from export_review.service import ExportService
+
+if TYPE_CHECKING:
+    from export_review.service import ExportService
 
 NAME = "export"
 app = typer.Typer(help="Export review: requests, checks, votes, release. / 导出审核。", no_args_is_help=True)
@@ -19,6 +21,8 @@ UserOption = Annotated[str, typer.Option("--user", help="Who is acting.")]
 
 
 def _service(ctx: typer.Context) -> ExportService:
+    from export_review.service import ExportService  # imported here so the rest of the CLI starts fast
+
     enclave = get_context(ctx)
     return ExportService(db.connect(enclave.database_url), enclave.paths)
 
