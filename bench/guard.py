@@ -96,7 +96,10 @@ def demo_views(data: Path, patients: int) -> tuple[Path, GuardPolicy]:
         columns = ", ".join(f'"{c}"' for c in roles)
         parquet = (data / f"{name}.parquet").resolve()
         con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet('{parquet}')")
-        views[name] = ViewPolicy(name, spec["person_key"], roles)
+        key = spec["person_key"]
+        # Measured as preparation measures it (report.json: person_key_unique).
+        (unique,) = con.execute(f'SELECT count(*) = count(DISTINCT "{key}") FROM {name}').fetchone()
+        views[name] = ViewPolicy(name, key, roles, unique_person_key=bool(unique))
     con.close()
     return database, GuardPolicy(views=views, max_result_rows=100_000)
 

@@ -6,10 +6,12 @@ service can never drift apart. Every query is audited, allowed or refused (R-AUD
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,7 +26,7 @@ from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
 from enclave.projects import ProjectState
-from enclave.workspace.prepare import current_twin_db, current_views_db
+from enclave.workspace import layout
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
 ConnectionCallback = Callable[[duckdb.DuckDBPyConnection], None]
@@ -64,9 +66,27 @@ def check_analyst_access(session: Session, project_id: str, user: str) -> projec
     return project
 
 
-def query_context(session: Session, project_id: str) -> QueryContext:
+def query_context(
+    session: Session, project_id: str, unique_person_keys: Collection[str] = ()
+) -> QueryContext:
     spec = projects.current_spec(session, project_id)
-    return QueryContext(project_id, policy_from_specs(spec, projects.dataset_specs_for(session, project_id)))
+    datasets = projects.dataset_specs_for(session, project_id)
+    return QueryContext(project_id, policy_from_specs(spec, datasets, unique_person_keys))
+
+
+def unique_person_keys(prepared: Path) -> set[str]:
+    """The datasets whose person key this prepared version measured as unique per row (report.json).
+
+    Read from the same resolved version folder as the views database, so a new preparation switching
+    ``current`` in between cannot pair one version's flag with another's data. Anything unreadable
+    means no flag: the guard then counts persons with count(DISTINCT ...), which is always right.
+    """
+    try:
+        report = json.loads((prepared / layout.REPORT).read_text(encoding="utf-8"))
+        datasets = report["datasets"]
+        return {name for name, facts in datasets.items() if facts.get("person_key_unique") is True}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
 
 
 def check_query(open_session: OpenSession, project_id: str, sql: str) -> Verdict:
@@ -134,8 +154,11 @@ def run_query(
     try:
         with open_session() as session:
             check_analyst_access(session, project_id, user)
-            context = query_context(session, project_id)
-        database = current_twin_db(paths, project_id) if synthetic else current_views_db(paths, project_id)
+            prepared = layout.current_prepared_dir(paths, project_id)
+            # The twin's synthetic persons may repeat across rows: it never gets the flag.
+            unique = set() if synthetic else unique_person_keys(prepared)
+            context = query_context(session, project_id, unique)
+        database = prepared / (layout.TWIN_DB if synthetic else layout.VIEWS_DB)
         con = open_locked(database, memory_limit=memory_limit, threads=threads, timeout_s=timeout_s)
         try:
             if on_connection is not None:

@@ -19,11 +19,13 @@ ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg)
 
 def harden(tree: exp.Expression, safe_nodes: set[int]) -> exp.Expression:
     """Harden every SELECT in ``tree`` in place; ``safe_nodes`` are ids of person-key equalities."""
-    for cast in list(tree.find_all(exp.Cast)):
+    nodes = list(tree.walk())  # one walk for both passes; replacing a CAST moves no SELECT
+    for cast in nodes:
         if type(cast) is exp.Cast:
             cast.replace(exp.TryCast(this=cast.this, to=cast.args.get("to")))
-    for select in list(tree.find_all(exp.Select)):
-        _harden_select(select, safe_nodes)
+    for select in nodes:
+        if isinstance(select, exp.Select):
+            _harden_select(select, safe_nodes)
     return tree
 
 
@@ -64,7 +66,7 @@ def harden_value(node: exp.Expression, safe: set[int]) -> exp.Expression:
     """``node`` made error-free: TRY around aggregate-free parts that could fail."""
     if isinstance(node, exp.Subquery | exp.Select):
         return node
-    if not _has(node, exp.AggFunc) and not _has(node, exp.Subquery):
+    if not _has(node, (exp.AggFunc, exp.Subquery)):
         return exp.Try(this=node) if _may_fail(node, safe) else node
     if isinstance(node, exp.AggFunc):
         for key, child in list(node.args.items()):
@@ -92,7 +94,7 @@ def harden_value(node: exp.Expression, safe: set[int]) -> exp.Expression:
     return node
 
 
-def _has(node: exp.Expression, kind: type) -> bool:
+def _has(node: exp.Expression, kind: type | tuple[type, ...]) -> bool:
     return any(isinstance(n, kind) for n in node.walk())
 
 

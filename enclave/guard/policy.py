@@ -7,6 +7,7 @@ group (R-QRY-7, R-PREP-13).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from enclave.errors import BadInput
@@ -23,6 +24,9 @@ class ViewPolicy:
     name: str
     person_key: str
     columns: dict[str, ColumnRole]
+    # Set only from preparation's measurement (report.json: every row has its own non-NULL person
+    # key); then a query over this view alone counts persons with count(*). Default: not known.
+    unique_person_key: bool = False
 
     def role(self, column: str) -> ColumnRole | None:
         return self.columns.get(column)
@@ -78,8 +82,14 @@ class GuardPolicy:
         return {name: dict.fromkeys(view.columns, "UNKNOWN") for name, view in self.views.items()}
 
 
-def policy_from_specs(project: ProjectSpec, datasets: dict[str, DatasetSpec]) -> GuardPolicy:
-    """The project's approved columns of each dataset, minus direct identifiers and free text."""
+def policy_from_specs(
+    project: ProjectSpec, datasets: dict[str, DatasetSpec], unique_person_keys: Collection[str] = ()
+) -> GuardPolicy:
+    """The project's approved columns of each dataset, minus direct identifiers and free text.
+
+    ``unique_person_keys`` names the datasets whose prepared rows each carry a distinct person key,
+    as measured by preparation (``person_key_unique`` in the version's report.json).
+    """
     views: dict[str, ViewPolicy] = {}
     for name, approved in project.datasets.items():
         spec = datasets.get(name)
@@ -102,5 +112,10 @@ def policy_from_specs(project: ProjectSpec, datasets: dict[str, DatasetSpec]) ->
                 columns[column] = column_spec.role
         # The person key is always present: the guard needs it to count persons.
         columns[spec.person_key] = ColumnRole.PERSON_KEY
-        views[name] = ViewPolicy(name=name, person_key=spec.person_key, columns=columns)
+        views[name] = ViewPolicy(
+            name=name,
+            person_key=spec.person_key,
+            columns=columns,
+            unique_person_key=name in unique_person_keys,
+        )
     return GuardPolicy(views=views, k=project.min_cell_count, mode=project.access)

@@ -680,14 +680,15 @@ class Tracer:
         if not tracks:
             return [], dominance
         k = self.policy.k
+        distinct = not _rows_are_persons(scope)
         conditions: list[exp.Expression] = []
-        persons = [_count_distinct(t) for t in tracks]
+        persons = [_count_persons(t, distinct=distinct) for t in tracks]
         if len(persons) > 1:
             conditions += [_zero_or_at_least(c, k) for c in persons]
         conditions.append(_any(_at_least(c.copy(), k) for c in persons))
         for predicate in populations.values():
             for track, total in zip(tracks, persons, strict=True):
-                conditions += _population_conditions(predicate, track, total, k)
+                conditions += _population_conditions(predicate, track, total, k, distinct=distinct)
         return conditions, dominance
 
     def _populations(self, agg: exp.AggFunc, resolve) -> list[exp.Expression]:
@@ -813,8 +814,22 @@ def _representatives(scope: Scope) -> list[exp.Column]:
     return chosen
 
 
+def _rows_are_persons(scope: Scope) -> bool:
+    """Is every row of this SELECT a different person, so that count(*) = count(DISTINCT pid)?
+
+    Only when it reads one view, directly and without joins, whose person key preparation measured
+    as unique and non-NULL on every row (``ViewPolicy.unique_person_key``). Any subset of those rows (WHERE,
+    IN, GROUP BY, ROLLUP) keeps that property; a subquery, a CTE (even one named like the view, which
+    resolves to the CTE) or a join can repeat a person, so they keep DISTINCT.
+    """
+    if len(scope.sources) != 1 or scope.select.args.get("joins"):
+        return False
+    source = next(iter(scope.sources.values()))
+    return source.view is not None and source.view.unique_person_key
+
+
 def _population_conditions(
-    predicate: exp.Expression, track: exp.Column, total: exp.Expression, k: int
+    predicate: exp.Expression, track: exp.Column, total: exp.Expression, k: int, *, distinct: bool = True
 ) -> list[exp.Expression]:
     """The persons an aggregate uses, and the persons it leaves out, each number 0 or at least k.
 
@@ -828,16 +843,18 @@ def _population_conditions(
         and isinstance(inner.this.expression, exp.Null)
     ):
         value = inner.this.this
-        nulls = _count_distinct(track, exp.Is(this=value.copy(), expression=exp.Null()))
+        nulls = _count_persons(track, exp.Is(this=value.copy(), expression=exp.Null()), distinct=distinct)
         with_value = exp.Count(this=value.copy())
         enough = exp.GTE(
             this=exp.Sub(this=total.copy(), expression=nulls.copy()), expression=exp.Literal.number(k)
         )
         none = exp.EQ(this=with_value, expression=exp.Literal.number(0))
         return [_zero_or_at_least(nulls, k), exp.Paren(this=exp.Or(this=none, expression=enough))]
-    inside = _count_distinct(track, predicate)
-    outside = _count_distinct(
-        track, exp.Not(this=exp.Coalesce(this=exp.Paren(this=predicate.copy()), expressions=[exp.false()]))
+    inside = _count_persons(track, predicate, distinct=distinct)
+    outside = _count_persons(
+        track,
+        exp.Not(this=exp.Coalesce(this=exp.Paren(this=predicate.copy()), expressions=[exp.false()])),
+        distinct=distinct,
     )
     return [_zero_or_at_least(inside, k), _zero_or_at_least(outside, k)]
 
@@ -846,8 +863,11 @@ def _not_null(value: exp.Expression) -> exp.Expression:
     return exp.Not(this=exp.Is(this=exp.Paren(this=value.copy()), expression=exp.Null()))
 
 
-def _count_distinct(track: exp.Column, predicate: exp.Expression | None = None) -> exp.Expression:
-    count = exp.Count(this=exp.Distinct(expressions=[track.copy()]))
+def _count_persons(
+    track: exp.Column, predicate: exp.Expression | None = None, *, distinct: bool = True
+) -> exp.Expression:
+    """count(DISTINCT track), or count(*) when the caller knows each row is another, non-NULL person."""
+    count = exp.Count(this=exp.Distinct(expressions=[track.copy()]) if distinct else exp.Star())
     if predicate is None:
         return count
     return exp.Filter(this=count, expression=exp.Where(this=predicate.copy()))
