@@ -1,12 +1,11 @@
 """Benchmark: prepare 10,000,000 visit rows (1,000,000 patients) end to end, beside pandas.
 
-    .venv/bin/python bench/prepare.py [--patients 1000000] [--visits-per-patient 10]
+    .venv/bin/python bench/prepare.py [--patients 1000000] [--visits-per-patient 10] [--repeat 1]
 
 Generates the data with DuckDB (``range()`` and hash-based values), then times
-``enclave.workspace.prepare.prepare_workspace`` (de-identification, k-anonymity, Parquet, views,
-synthetic twin, disclosure ledger) and a straightforward pandas implementation of the same
-transforms (pseudonyms computed once per distinct person, dates shifted, quasi-identifiers
-generalised, k-anonymity counted, Parquet written). Prints rows per second and the ratio.
+``enclave.workspace.prepare.prepare_workspace`` and a straightforward pandas implementation of the
+same transforms, each ``--repeat`` times (the best run counts: the machine may be shared). Prints
+what each side does, the seconds, rows per second and the ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -136,10 +136,32 @@ def pandas_prepare(patients_file: Path, visits_file: Path, out: Path, k: int = 5
     visits.to_parquet(out / "visits.parquet", index=False)
 
 
+ENCLAVE_DOES = (
+    "HMAC-SHA256 pseudonym and ledger subject once per distinct person, dates shifted, ages banded, "
+    "postcodes truncated, direct ids and free text dropped, k-anonymity of both datasets, Parquet, "
+    "read-only views, synthetic twin, disclosure ledger, SHA-256 of sources and outputs, fsync, atomic switch"
+)
+PANDAS_DOES = (
+    "HMAC-SHA256 pseudonym once per distinct person, dates shifted, ages banded, postcodes truncated, "
+    "direct ids and free text not read, k-anonymity of patients, persons of visits counted, Parquet"
+)
+
+
+def best_of(repeat: int, run: Callable[[int], object]) -> float:
+    """The shortest wall time of ``repeat`` runs (``run`` gets the run number)."""
+    times = []
+    for attempt in range(repeat):
+        started = time.perf_counter()
+        run(attempt)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--visits-per-patient", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per side; the best counts")
     args = parser.parse_args()
     visit_rows = args.patients * args.visits_per_patient
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
@@ -167,19 +189,25 @@ def main() -> None:
             "patients": (parse_dataset_spec(PATIENTS_SPEC), patients_file),
             "visits": (parse_dataset_spec(VISITS_SPEC), visits_file),
         }
-        started = time.perf_counter()
-        report = prepare_workspace(paths, project, datasets, version=1)
-        enclave_seconds = time.perf_counter() - started
+        reports = []
+
+        def run_enclave(attempt: int) -> None:
+            reports.append(prepare_workspace(paths, project, datasets, version=attempt + 1))
+
+        enclave_seconds = best_of(args.repeat, run_enclave)
+        print(f"enclave does: {ENCLAVE_DOES}")
         print(
             f"enclave (DuckDB): {enclave_seconds:.1f} s, {visit_rows / enclave_seconds:,.0f} visit rows/s "
-            f"(incl. k-anonymity, views, twin, ledger; k_ok={report.k_ok})"
+            f"(k_ok={reports[-1].k_ok})"
         )
 
-        out = folder / "pandas"
-        out.mkdir()
-        started = time.perf_counter()
-        pandas_prepare(patients_file, visits_file, out)
-        pandas_seconds = time.perf_counter() - started
+        def run_pandas(attempt: int) -> None:
+            out = folder / f"pandas-{attempt}"
+            out.mkdir()
+            pandas_prepare(patients_file, visits_file, out)
+
+        pandas_seconds = best_of(args.repeat, run_pandas)
+        print(f"pandas does: {PANDAS_DOES}")
         print(f"pandas:           {pandas_seconds:.1f} s, {visit_rows / pandas_seconds:,.0f} visit rows/s")
         print(f"ratio (enclave / pandas rows per second): {pandas_seconds / enclave_seconds:.1f}x")
 

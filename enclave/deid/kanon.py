@@ -60,19 +60,23 @@ def k_anonymity(
     k: int = MIN_K,
     *,
     person_key: str | None = None,
+    rows: str | None = None,
 ) -> KReport:
     """Check that every equivalence class of ``relation`` over ``quasi_ids`` has at least ``k`` persons.
 
-    ``relation`` is SQL text for a table, view or table function (``read_parquet('...')``).
+    ``relation`` is SQL text for a table, view or table function (``read_parquet('...')``). With
+    ``rows``, each row of ``relation`` stands for that column's number of rows (a pre-aggregated
+    relation); it matters only for rows without a person key, which each count as one person.
     """
     if k < 1:
         raise ValueError("k must be at least 1")
     keys = [quote_ident(q) for q in quasi_ids]
+    count = "count(*)" if rows is None else f"sum({quote_ident(rows)})"
     if person_key is None:
-        size = "count(*)"
+        size = f"coalesce({count}, 0)"
     else:
         pk = quote_ident(person_key)
-        size = f"(count(DISTINCT {pk}) + count(*) FILTER (WHERE {pk} IS NULL))"
+        size = f"(count(DISTINCT {pk}) + coalesce({count} FILTER (WHERE {pk} IS NULL), 0))"
     group = f"GROUP BY {', '.join(keys)}" if keys else ""
     select_keys = ", ".join(keys) + ", " if keys else ""
     con.execute(

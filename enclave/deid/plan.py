@@ -59,8 +59,13 @@ def plan_dataset(
     source_types: Mapping[str, str],
     *,
     per_person_offset: bool,
+    person_offset_column: str | None = None,
 ) -> DatasetPlan:
     """The plan for ``spec`` restricted to ``approved`` columns of a source with ``source_types``.
+
+    With ``per_person_offset``, each person's offset is computed in the SELECT from the person key,
+    or, when ``person_offset_column`` names a column that already holds it (looked up once per
+    person, see ``enclave.workspace.relations``), read from that column.
 
     Raises ``BadInput`` naming every approved column that the spec does not know, that the source
     lacks, or whose type cannot be handled.
@@ -73,9 +78,12 @@ def plan_dataset(
     approved_set = set(approved)
     dropped = {name: "not_approved" for name in spec.columns if name not in approved_set}
     person_source = quote_ident(spec.person_key)
-    offset_sql = (
-        person_offset_sql(person_source, OFFSET_KEY_PARAM) if per_person_offset else project_offset_sql()
-    )
+    if not per_person_offset:
+        offset_sql = project_offset_sql()
+    elif person_offset_column is not None:
+        offset_sql = quote_ident(person_offset_column)
+    else:
+        offset_sql = person_offset_sql(person_source, OFFSET_KEY_PARAM)
 
     for name in approved:
         column = spec.columns.get(name)

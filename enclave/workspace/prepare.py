@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,13 +27,14 @@ from enclave.config import Paths
 from enclave.deid.dates import OFFSET_PARAM
 from enclave.deid.kanon import KReport, k_anonymity
 from enclave.deid.plan import OFFSET_KEY_PARAM, PSEUDONYM_KEY_PARAM, DatasetPlan, plan_dataset
-from enclave.deid.pseudonym import key_params, pseudonym_sql
-from enclave.deid.sql import quote_ident, quote_literal
+from enclave.deid.pseudonym import key_params
+from enclave.deid.sql import quote_literal
 from enclave.deid.twin import person_pool, write_twin
 from enclave.errors import BadInput, Reason, Refused
 from enclave.specs import AccessMode, DatasetSpec, ProjectSpec
-from enclave.workspace import layout
-from enclave.workspace.files import READ_ONLY_FILE, fsync_path, fsync_tree, replace_symlink, sha256_file
+from enclave.workspace import layout, relations
+from enclave.workspace.files import READ_ONLY_FILE, fsync_path, fsync_tree, replace_symlink
+from enclave.workspace.hashing import BackgroundHasher
 from enclave.workspace.layout import current_prepared_dir, current_twin_db, current_views_db
 from enclave.workspace.secrets import ProjectSecrets, create_secrets
 from enclave.workspace.views import build_views_db
@@ -47,8 +47,6 @@ __all__ = [
     "prepare_workspace",
 ]
 
-PERSON_COLUMN = "__enclave_person"  # hidden working column; never written out
-SOURCE_COLUMN = "__enclave_source"  # the raw person key in the person map (memory only)
 TWIN_ROWS = 1000
 TWIN_PERSONS = 100
 TWIN_SAMPLE_PERSONS = 20_000  # the twin's statistics come from about this many persons
@@ -109,11 +107,6 @@ def _describe(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
 
-def _used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the parameters the SQL names (DuckDB refuses extra ones)."""
-    return {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
-
-
 def _secret_params(secrets: ProjectSecrets, ledger_key: bytes) -> dict[str, Any]:
     return {
         **key_params(PSEUDONYM_KEY_PARAM, secrets.subkey("pseudonym")),
@@ -153,7 +146,14 @@ def _plan_all(
                     f"{name}: {source.name} could not be read",
                     f"{name}：无法读取 {source.name}",
                 ) from None
-            plans[name] = (plan_dataset(spec, approved, types, per_person_offset=per_person_offset), relation)
+            plan = plan_dataset(
+                spec,
+                approved,
+                types,
+                per_person_offset=per_person_offset,
+                person_offset_column=relations.OFFSET_COLUMN,
+            )
+            plans[name] = (plan, relation)
         except BadInput as error:
             reasons.extend(error.reasons or [Reason(error.code, error.message, error.message_zh)])
     if reasons:
@@ -164,93 +164,6 @@ def _plan_all(
             reasons=reasons,
         )
     return plans
-
-
-def _person_maps(
-    con: duckdb.DuckDBPyConnection,
-    plans: Mapping[str, tuple[DatasetPlan, str]],
-    types: Mapping[str, str],
-    params: Mapping[str, Any],
-) -> dict[str, str]:
-    """One table per person-key type: every distinct source person of the project, with their
-    pseudonym and ledger subject. One HMAC of each kind per person, not per row, and the same
-    pseudonym for the same person in every dataset."""
-    by_type: dict[str, list[str]] = {}
-    for name, (plan, relation) in plans.items():
-        column = quote_ident(plan.person_key)
-        by_type.setdefault(types[name], []).append(
-            f"SELECT DISTINCT {column} AS s FROM {relation} WHERE {column} IS NOT NULL"
-        )
-    tables: dict[str, str] = {}
-    for index, (key_type, selects) in enumerate(sorted(by_type.items())):
-        table = quote_ident(f"_persons_{index}")
-        sql = (
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT s AS {quote_ident(SOURCE_COLUMN)}, "
-            f"{pseudonym_sql('s', PSEUDONYM_KEY_PARAM)} AS {quote_ident(PERSON_COLUMN)}, "
-            f"{ledger.subject_sql('s')} AS subject "
-            f"FROM ({' UNION '.join(selects)})"
-        )
-        con.execute(sql, _used_params(sql, params))
-        for name in plans:
-            if types[name] == key_type:
-                tables[name] = table
-    return tables
-
-
-def _materialise(
-    con: duckdb.DuckDBPyConnection, plan: DatasetPlan, relation: str, persons: str, params: Mapping[str, Any]
-) -> str:
-    """The prepared rows as a temp table, plus the hidden pseudonym column used for counting persons."""
-    table = f"_prepared_{plan.name}"
-    select = [
-        f"{quote_ident(PERSON_COLUMN)} AS {quote_ident(plan.person_key)}"
-        if plan.transforms.get(column) == "pseudonym"
-        else expression
-        for column, expression in zip(plan.columns, plan.select_list, strict=True)
-    ]
-    inner = (
-        f"(SELECT _src.*, _map.{quote_ident(PERSON_COLUMN)} FROM {relation} AS _src "
-        f"LEFT JOIN {persons} AS _map "
-        f"ON _src.{quote_ident(plan.person_key)} = _map.{quote_ident(SOURCE_COLUMN)})"
-    )
-    sql = (
-        f"CREATE OR REPLACE TEMP TABLE {quote_ident(table)} AS "
-        f"SELECT {', '.join([*select, quote_ident(PERSON_COLUMN)])} FROM {inner}"
-    )
-    try:
-        con.execute(sql, _used_params(sql, params))
-    except duckdb.Error as error:
-        # The engine's message may quote raw values; name the dataset and the kind of failure only.
-        raise BadInput(
-            "source_invalid",
-            f"{plan.name}: the source could not be transformed ({type(error).__name__}); check that "
-            "date columns hold dates and generalised columns hold the expected values",
-            f"{plan.name}：无法转换源数据（{type(error).__name__}）；请检查日期列是否为日期、泛化列的取值是否正确",
-        ) from None
-    return quote_ident(table)
-
-
-def _twin_sample(con: duckdb.DuckDBPyConnection, table: str, persons: int) -> str:
-    """The rows of about ``TWIN_SAMPLE_PERSONS`` persons (all rows of each), to draw the twin from.
-
-    Counting persons in a sample can only under-count, so the twin's k rule stays safe.
-    """
-    every = -(-persons // TWIN_SAMPLE_PERSONS)
-    if every <= 1:
-        return table
-    sample = quote_ident("_twin_sample")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {sample} AS SELECT * FROM {table} "
-        f"WHERE hash({quote_ident(PERSON_COLUMN)}) % {every} = 0"
-    )
-    return sample
-
-
-def _write_parquet(con: duckdb.DuckDBPyConnection, table: str, target: Path) -> None:
-    con.execute(
-        f"COPY (SELECT * EXCLUDE ({quote_ident(PERSON_COLUMN)}) FROM {table}) "
-        f"TO {quote_literal(str(target))} (FORMAT parquet)"
-    )
 
 
 def _refuse_k(reports: Mapping[str, KReport], k: int) -> Refused:
@@ -285,6 +198,7 @@ def _prepare_into(
     version: int,
     prepared_at: str,
     progress: Progress,
+    hashes: BackgroundHasher,
 ) -> PreparationReport:
     """Build every file of one version inside ``build`` (not yet visible)."""
     k = project.min_cell_count
@@ -304,63 +218,65 @@ def _prepare_into(
 
     progress("pseudonymising persons")
     key_types = {name: _describe(con, relation)[plan.person_key] for name, (plan, relation) in plans.items()}
-    person_maps = _person_maps(con, plans, key_types, params)
+    sources = {name: (plan.person_key, relation) for name, (plan, relation) in plans.items()}
+    maps = relations.person_maps(con, sources, key_types, params, per_person_offset=secrets.per_person_offset)
     for name, (plan, relation) in plans.items():
         progress(f"{name}: de-identifying")
-        persons = person_maps[name]
-        table = _materialise(con, plan, relation, persons, params)
+        persons = maps[name]
+        hashes.submit(f"{name}:source", datasets[name][1])
+        facts = relations.facts_table(con, plan, relation, params)
         parquet[name] = build / f"{name}.parquet"
-        _write_parquet(con, table, parquet[name])
+        relations.write_prepared(con, plan, relation, persons, str(parquet[name]), params)
+        hashes.submit(f"{name}:prepared", parquet[name])
         progress(f"{name}: checking k-anonymity")
-        k_reports[name] = k_anonymity(con, table, plan.quasi_ids, k, person_key=PERSON_COLUMN)
+        k_reports[name] = k_anonymity(
+            con, facts, plan.quasi_ids, k, person_key=relations.PERSON_COLUMN, rows=relations.ROWS_COLUMN
+        )
         if project.access is AccessMode.ROWS and not k_reports[name].ok:
             raise _refuse_k({name: k_reports[name]}, k)
-        (rows, person_count) = con.execute(
-            f"SELECT count(*), count(DISTINCT {quote_ident(PERSON_COLUMN)}) FROM {table}"
-        ).fetchone()  # type: ignore[misc]
+        counts = relations.person_counts(con, facts)
+        key_unique = (
+            plan.person_key_kept and counts.one_person_per_row and relations.pseudonyms_distinct(con, persons)
+        )
         progress(f"{name}: synthesising the twin")
-        schema = [(c, t) for c, t in _describe(con, table).items() if c != PERSON_COLUMN]
+        every = max(1, -(-counts.persons // TWIN_SAMPLE_PERSONS))
+        sample = relations.twin_sample(con, plan, relation, persons, params, every=every)
+        schema = [(c, t) for c, t in _describe(con, sample).items() if c != relations.PERSON_COLUMN]
         twins[name] = twin_dir / f"{name}.parquet"
-        twin_source = _twin_sample(con, table, int(person_count))
         twin_columns = write_twin(
             con,
-            twin_source,
+            sample,
             schema,
             twins[name],
-            person=PERSON_COLUMN,
+            person=relations.PERSON_COLUMN,
             person_key_column=plan.person_key if plan.person_key_kept else None,
             pool=pool,
             k=k,
             rows=TWIN_ROWS,
             rng=rng,
         )
-        if twin_source != table:
-            con.execute(f"DROP TABLE {twin_source}")
+        con.execute(f"DROP TABLE {sample}")
         progress(f"{name}: recording subjects in the disclosure ledger")
-        person = quote_ident(PERSON_COLUMN)
         subjects[name] = ledger.stage_subjects(
             con,
             stage,
             project_id=project.id,
             version=version,
             dataset=name,
-            subjects_sql=f"SELECT m.subject FROM (SELECT DISTINCT {person} FROM {table}) AS d "
-            f"JOIN {persons} AS m ON m.{person} = d.{person}",
+            subjects_sql=relations.subjects_sql(persons, facts),
             params={},
             prepared_at=prepared_at,
         )
-        con.execute(f"DROP TABLE {table}")
-        source = datasets[name][1]
+        con.execute(f"DROP TABLE {facts}")
         report = k_reports[name]
         reports[name] = {
-            "rows": int(rows),
-            "persons": int(person_count),
+            "rows": counts.rows,
+            "persons": counts.persons,
+            "person_key_unique": key_unique,
             "columns": plan.columns,
             "dropped_columns": plan.dropped,
             "transforms": plan.transforms,
             "quasi_ids": plan.quasi_ids,
-            "source_sha256": sha256_file(source),
-            "prepared_sha256": sha256_file(parquet[name]),
             "k_min_class_size": report.min_class_size,
             "k_classes_below": report.classes_below_k,
             "k_ok": report.ok,
@@ -368,6 +284,9 @@ def _prepare_into(
             "twin_columns": {c.name: c.kind for c in twin_columns},
         }
 
+    for name, digests in hashes.results().items():
+        dataset, kind = name.split(":")
+        reports[dataset][f"{kind}_sha256"] = digests
     progress("building views")
     build_views_db(build / layout.VIEWS_DB, parquet)
     build_views_db(build / layout.TWIN_DB, twins)
@@ -424,9 +343,19 @@ def prepare_workspace(
         try:
             con = _connect(build / ".spill")
             try:
-                report = _prepare_into(
-                    con, build, paths, project, datasets, secrets, version, now_iso(), report_progress
-                )
+                with BackgroundHasher() as hashes:
+                    report = _prepare_into(
+                        con,
+                        build,
+                        paths,
+                        project,
+                        datasets,
+                        secrets,
+                        version,
+                        now_iso(),
+                        report_progress,
+                        hashes,
+                    )
             finally:
                 con.close()
             shutil.rmtree(build / ".spill", ignore_errors=True)
