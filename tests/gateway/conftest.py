@@ -239,18 +239,15 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     dispose_all()
 
 
-class RunningGateway:
-    """The gateway app served on its own event loop in a thread."""
+class RunningService:
+    """A hub service app (``enclave.hub_service.HubServiceApp``) served on its own event loop in a thread."""
 
-    def __init__(self, **settings: Any) -> None:
-        from enclave.gateway.app import GatewayApp
-
-        self.app = GatewayApp(**settings)
+    def __init__(self, app: Any, name: str) -> None:
+        self.app = app
         self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
-        assert self.ready.wait(30), "gateway did not start"
-        self.url = f"http://127.0.0.1:{self.app.bound_port}{self.app.base_url}"
+        assert self.ready.wait(30), f"{name} did not start"
 
     def _run(self) -> None:
         async def main() -> None:
@@ -266,6 +263,16 @@ class RunningGateway:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stopped.set)
         self.thread.join(30)
+
+
+class RunningGateway(RunningService):
+    """The gateway app served on its own event loop in a thread."""
+
+    def __init__(self, **settings: Any) -> None:
+        from enclave.gateway.app import GatewayApp
+
+        super().__init__(GatewayApp(**settings), "gateway")
+        self.url = f"http://127.0.0.1:{self.app.bound_port}{self.app.base_url}"
 
 
 def start_gateway(hub: Hub, enclave: Enclave, **settings: Any) -> RunningGateway:

@@ -4,13 +4,11 @@ tokens for the service. Every port is a free port on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from enclave import db
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from tests.export_review.factories import PROJECT, ExportEnv, make_project
-from tests.gateway.conftest import CHP, REPO, free_port, http
+from tests.gateway.conftest import CHP, REPO, RunningService, free_port, http
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "enclave-export"
@@ -127,32 +125,13 @@ class Stack:
             ]
 
 
-class RunningService:
+class RunningExportService(RunningService):
     """The export service on its own event loop in a thread."""
 
     def __init__(self, **settings: Any) -> None:
         from export_review.web.app import ExportReviewApp
 
-        self.app = ExportReviewApp(**settings)
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="export-web", daemon=True)
-        self.thread.start()
-        assert self.ready.wait(30), "export service did not start"
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            self.stopped = asyncio.Event()
-            await self.app.serve()
-            self.ready.set()
-            await self.stopped.wait()
-            await self.app.shutdown()
-
-        asyncio.run(main())
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stopped.set)
-        self.thread.join(30)
+        super().__init__(ExportReviewApp(**settings), "export-web")
 
 
 def _wait_for_hub(api_url: str, token: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -218,7 +197,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     service = None
     try:
         _wait_for_hub(api_url, admin_token, process, log_path)
-        service = RunningService(
+        service = RunningExportService(
             ip="127.0.0.1",
             port=service_port,
             service_name=SERVICE,
