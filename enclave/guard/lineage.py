@@ -173,31 +173,26 @@ def _zero_or_null(node: exp.Expression | None) -> bool:
     return numeric_literal(node) == 0
 
 
-def columns_in(node: exp.Expression) -> list[exp.Column]:
-    """Column references in ``node``, not descending into subqueries."""
+def _outermost(node: exp.Expression, kind: type[exp.Expression]) -> list:
+    """Outermost nodes of ``kind`` in ``node``, not descending into them or into subqueries."""
     found = []
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, exp.Column):
+        if isinstance(current, kind):
             found.append(current)
             continue
         if isinstance(current, exp.Subquery | exp.Select) and current is not node:
             continue
         stack.extend(current.iter_expressions())
     return found
+
+
+def columns_in(node: exp.Expression) -> list[exp.Column]:
+    """Column references in ``node``, not descending into subqueries."""
+    return _outermost(node, exp.Column)
 
 
 def aggregates_in(node: exp.Expression) -> list[exp.AggFunc]:
     """Outermost aggregate calls in ``node``, not descending into subqueries."""
-    found = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, exp.AggFunc):
-            found.append(current)
-            continue
-        if isinstance(current, exp.Subquery | exp.Select) and current is not node:
-            continue
-        stack.extend(current.iter_expressions())
-    return found
+    return _outermost(node, exp.AggFunc)
