@@ -1,7 +1,8 @@
-"""``check``: parse once, apply the rules, trace person keys, and rewrite for the minimum count."""
+"""``check``: parse once, apply the syntactic rules, put the query into the algebra, and compile it."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,12 +11,12 @@ from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
 
 from enclave.errors import Reason
+from enclave.guard.analyze import analyze
+from enclave.guard.compile import Compiled, compile_plan
 from enclave.guard.parse import DIALECT, parse_statement
 from enclave.guard.policy import GuardPolicy
-from enclave.guard.rewrite import rewrite
 from enclave.guard.rules import RULES, statement_is_select
 from enclave.guard.rules.syntax import nodes_allowed
-from enclave.guard.trace import Tracer
 from enclave.guard.violations import STRUCTURAL_CODES, Violation, violation
 from enclave.specs import AccessMode
 
@@ -27,9 +28,7 @@ class Verdict:
     allowed: bool
     reasons: list[Reason]
     sql: str | None
-    count_sql: str | None = field(default=None, repr=False, compare=False)
-    columns: tuple[str, ...] = field(default=(), repr=False, compare=False)
-    count_outputs: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    compiled: Compiled | None = field(default=None, repr=False, compare=False)
     advisory: bool = field(default=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,6 +43,8 @@ def check(sql: str, policy: GuardPolicy) -> Verdict:
     except RecursionError:
         return _refuse([violation("QRY_TOO_LARGE", None, detail="nested too deeply")])
     except Exception:
+        if os.environ.get("ENCLAVE_GUARD_DEBUG"):
+            raise
         return _refuse([violation("QRY_GUARD_ERROR", None)])
 
 
@@ -77,9 +78,9 @@ def _check(sql: str, policy: GuardPolicy) -> Verdict:
     problems = nodes_allowed(qualified, policy)  # qualify can turn a bare name into a row struct
     if problems:
         return _refuse(problems)
-    tracer = Tracer(policy)
-    plan = tracer.trace(qualified)
-    problems = tracer.violations
+    for node in qualified.walk():
+        node.comments = None  # comments never reach the SQL that runs, nor the guard's comparisons
+    plan, problems = analyze(qualified, policy)
     if policy.mode is AccessMode.ROWS:
         return _advisory(sql, problems)
     if problems or plan is None:
@@ -89,15 +90,8 @@ def _check(sql: str, policy: GuardPolicy) -> Verdict:
         if len(written) == len(qualified.expressions)
         else [p.alias_or_name for p in qualified.expressions]
     )
-    rewritten = rewrite(plan, policy, names, tracer.safe_nodes)
-    return Verdict(
-        allowed=True,
-        reasons=[],
-        sql=rewritten.sql,
-        count_sql=rewritten.count_sql,
-        columns=tuple(rewritten.columns),
-        count_outputs=tuple(rewritten.count_outputs),
-    )
+    compiled = compile_plan(plan, policy, names)
+    return Verdict(allowed=True, reasons=[], sql=compiled.sql, compiled=compiled)
 
 
 def _written_names(original: exp.Select) -> list[str]:

@@ -1,8 +1,8 @@
-"""``run``: check, execute the rewritten SQL on a locked-down connection, and shape the result.
+"""``run``: check, bound the fan-out, execute the compiled SQL on a locked-down connection, release.
 
 DuckDB's own error text never reaches the analyst: it can quote data values ("could not convert
-string 'X' ..."). Every failure becomes one of our codes. Counts are rounded here when the project
-asks for it; suppressed groups are counted by the SQL itself (see ``enclave.guard.rewrite``).
+string 'X' ..."). Every failure becomes one of our codes. Which values are released is decided by
+``enclave.guard.release``; the post layer then runs over released cells only.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,11 +20,11 @@ import pandas as pd
 
 from enclave.errors import BadInput, Refused
 from enclave.guard.check import Verdict, check
+from enclave.guard.ledger import Ledger, MemoryLedger
 from enclave.guard.lockdown import run_with_timeout, timeout_for
 from enclave.guard.policy import GuardPolicy
-
-HIDDEN_COLUMNS = 2  # the suppressed and dominated group counts the rewritten SQL appends
-
+from enclave.guard.release import release, run_post
+from enclave.guard.violations import violation
 
 @dataclass
 class QueryResult:
@@ -33,6 +34,7 @@ class QueryResult:
     rows: list[list[Any]]
     suppressed_groups: int
     notices: list[str] = field(default_factory=list)
+    suppressed_values: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the ``enclave query`` contract (ARCHITECTURE §9), with JSON-safe values."""
@@ -51,50 +53,66 @@ class QueryResult:
 
 
 def run(
-    con: duckdb.DuckDBPyConnection, sql: str, policy: GuardPolicy, *, timeout_s: float | None = None
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    policy: GuardPolicy,
+    *,
+    timeout_s: float | None = None,
+    ledger: Ledger | None = None,
 ) -> QueryResult:
-    """Check ``sql``, run what the guard allows, and return only groups that pass every rule."""
+    """Check ``sql``, run what the guard allows, and release only values that pass every rule.
+
+    ``ledger`` is the project's differencing ledger; without one, a fresh in-memory ledger still
+    stops differencing between the values of this one query.
+    """
     verdict = check(sql, policy)
     if not verdict.allowed:
-        raise Refused(
-            "query_rejected",
-            "The query guard refused this query: " + "; ".join(r.message for r in verdict.reasons),
-            "查询守卫拒绝了此查询：" + "；".join(r.message_zh for r in verdict.reasons),
-            reasons=verdict.reasons,
-        )
+        raise _rejected(verdict.reasons)
     timeout = timeout_s if timeout_s is not None else timeout_for(con)
     if verdict.advisory:
         return _run_advisory(con, verdict, policy, timeout)
-    rows = _fetch(con, verdict.sql, timeout)
+    compiled = verdict.compiled
+    estimate = _estimated_rows(con, compiled.sql, timeout)
+    if estimate > policy.max_estimated_rows:
+        raise _rejected(
+            [violation("QRY_FANOUT", None, detail=f"about {estimate:,} intermediate rows").to_reason()]
+        )
+    table = _guarded(con, timeout, lambda: con.execute(compiled.sql).fetch_arrow_table())
+    if table.num_rows > policy.max_result_rows:
+        raise _too_large(policy)
+    released = release(table, compiled, policy, ledger if ledger is not None else MemoryLedger(), sql)
+    rows = run_post(released.table, compiled, policy)
     if len(rows) > policy.max_result_rows:
         raise _too_large(policy)
-    if rows:
-        small, dominated = int(rows[0][-2] or 0), int(rows[0][-1] or 0)
-    else:
-        counts = _fetch(con, verdict.count_sql, timeout)
-        small, dominated = (int(counts[0][0] or 0), int(counts[0][1] or 0)) if counts else (0, 0)
-    released = [list(row[:-HIDDEN_COLUMNS]) for row in rows]
-    notices = []
-    if small:
-        notices.append(
-            f"{small} group(s) resting on fewer than {policy.k} persons were suppressed "
-            f"/ 已抑制 {small} 个人数少于 {policy.k} 的分组"
-        )
-    if dominated:
-        notices.append(
-            f"{dominated} group(s) dominated by a few contributors were suppressed "
-            f"/ 已抑制 {dominated} 个由少数贡献者主导的分组"
-        )
-    if policy.round_to and policy.round_to > 1:
-        for row in released:
-            for index in verdict.count_outputs:
-                row[index] = round_count(row[index], policy.round_to)
-        notices.append(
-            f"counts rounded to multiples of {policy.round_to} / 计数已取整到 {policy.round_to} 的倍数"
-        )
     return QueryResult(
-        columns=list(verdict.columns), rows=released, suppressed_groups=small + dominated, notices=notices
+        columns=list(compiled.columns),
+        rows=rows,
+        suppressed_groups=released.suppressed_groups,
+        notices=released.notices(policy),
+        suppressed_values=released.suppressed_values,
     )
+
+
+def _rejected(reasons) -> Refused:
+    return Refused(
+        "query_rejected",
+        "The query guard refused this query: " + "; ".join(r.message for r in reasons),
+        "查询守卫拒绝了此查询：" + "；".join(r.message_zh for r in reasons),
+        reasons=reasons,
+    )
+
+
+def _estimated_rows(con: duckdb.DuckDBPyConnection, sql: str, timeout: float) -> int:
+    """The largest estimated cardinality in DuckDB's plan (rule 6: bounded fan-out)."""
+    rows = _guarded(con, timeout, lambda: con.execute("EXPLAIN (FORMAT JSON) " + sql).fetchall())
+    largest = 0
+    for _, plan in rows:
+        for match in _CARDINALITY.finditer(plan):
+            largest = max(largest, int(match.group(1)))
+    return largest
+
+
+_CARDINALITY = re.compile(r'"Estimated Cardinality":\s*"(\d+)"')
 
 
 def round_count(value: Any, base: int) -> Any:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from enclave.guard.lineage import unparen
+from enclave.guard.rules.arguments import strip as unparen
 
 SAFE_LEAVES = (exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.Star, exp.Var, exp.DataType, exp.Interval)
 COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike)
 ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg)
 
 
-def harden(tree: exp.Expression, safe_nodes: set[int]) -> exp.Expression:
-    """Harden every SELECT in ``tree`` in place; ``safe_nodes`` are ids of person-key equalities."""
+def harden(tree: exp.Expression, safe_nodes: set[str]) -> exp.Expression:
+    """Harden every SELECT in ``tree`` in place; ``safe_nodes`` are the SQL of person-key equalities."""
     nodes = list(tree.walk())  # one walk for both passes; replacing a CAST moves no SELECT
     for cast in nodes:
         if type(cast) is exp.Cast:
@@ -29,7 +29,7 @@ def harden(tree: exp.Expression, safe_nodes: set[int]) -> exp.Expression:
     return tree
 
 
-def _harden_select(select: exp.Select, safe: set[int]) -> None:
+def _harden_select(select: exp.Select, safe: set[str]) -> None:
     select.set("expressions", [_harden_projection(p, safe) for p in select.expressions])
     for join in select.args.get("joins") or []:
         if join.args.get("on") is not None:
@@ -47,14 +47,14 @@ def _harden_select(select: exp.Select, safe: set[int]) -> None:
             ordered.set("this", harden_value(ordered.this, safe))
 
 
-def _harden_projection(projection: exp.Expression, safe: set[int]) -> exp.Expression:
+def _harden_projection(projection: exp.Expression, safe: set[str]) -> exp.Expression:
     if isinstance(projection, exp.Alias):
         projection.set("this", harden_value(projection.this, safe))
         return projection
     return harden_value(projection, safe)
 
 
-def _harden_condition(condition: exp.Expression, safe: set[int]) -> exp.Expression:
+def _harden_condition(condition: exp.Expression, safe: set[str]) -> exp.Expression:
     if isinstance(condition, exp.And):
         condition.set("this", _harden_condition(condition.this, safe))
         condition.set("expression", _harden_condition(condition.expression, safe))
@@ -62,7 +62,7 @@ def _harden_condition(condition: exp.Expression, safe: set[int]) -> exp.Expressi
     return harden_value(condition, safe)
 
 
-def harden_value(node: exp.Expression, safe: set[int]) -> exp.Expression:
+def harden_value(node: exp.Expression, safe: set[str]) -> exp.Expression:
     """``node`` made error-free: TRY around aggregate-free parts that could fail."""
     if isinstance(node, exp.Subquery | exp.Select):
         return node
@@ -98,11 +98,12 @@ def _has(node: exp.Expression, kind: type | tuple[type, ...]) -> bool:
     return any(isinstance(n, kind) for n in node.walk())
 
 
-def _may_fail(node: exp.Expression, safe: set[int]) -> bool:
+def _may_fail(node: exp.Expression, safe: set[str]) -> bool:
     """False only for shapes that cannot raise on data: bare values and column-vs-text tests."""
-    node_id = id(node)
     node = unparen(node)
-    if id(node) in safe or node_id in safe or isinstance(node, SAFE_LEAVES):
+    if isinstance(node, (*SAFE_LEAVES, exp.Exists)):
+        return False
+    if isinstance(node, exp.EQ) and safe and node.sql(dialect="duckdb") in safe:
         return False
     if isinstance(node, exp.Not):
         return _may_fail(node.this, safe)

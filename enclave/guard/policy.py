@@ -44,6 +44,7 @@ class GuardPolicy:
     dominance_k: float = 0.85
     dominance_p: float = 0.10
     max_result_rows: int = 10_000
+    max_estimated_rows: int = 200_000_000  # DuckDB's estimated cardinality of any plan step (rule 6)
     max_sql_chars: int = 20_000
     max_nodes: int = 4_000
     extra: dict[str, object] = field(default_factory=dict)

@@ -121,16 +121,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "IN (SELECT <人员标识> ...)、IS [NOT] NULL，或作为子查询的列/GROUP BY 键。",
     ),
     "QRY_UNSAFE_AGGREGATE": (
-        "The aggregate {detail} can reveal a single person's value; it is allowed only inside a "
-        "subquery grouped by the person key. Use count, sum, avg, stddev or variance here.",
-        "聚合 {detail} 可能泄露单个人的取值；只能在按人员标识分组的子查询中使用。"
-        "此处请使用 count、sum、avg、stddev 或 variance。",
+        "The aggregate {detail} can reveal a single person's value or a membership bit; min, max, "
+        "bool_or and any_value are allowed only inside a subquery grouped by the person key. Here use "
+        "count, sum, avg, stddev, variance, corr, covar_*, regr_*, median or quantile_cont.",
+        "聚合 {detail} 可能泄露单个人的取值或成员信息；min、max、bool_or 和 any_value 只能在按人员标识分组的"
+        "子查询中使用。此处请使用 count、sum、avg、stddev、variance、corr、covar_*、regr_*、median 或 quantile_cont。",
     ),
     "QRY_AGGREGATE_ARGUMENT": (
-        "The argument of {detail} must be a column, simple arithmetic on columns and constants, "
-        "or an indicator CASE WHEN <condition> THEN <constant> [ELSE 0] END.",
-        "{detail} 的参数只能是列、列与常量的简单算术，或指示表达式 "
-        "CASE WHEN <条件> THEN <常量> [ELSE 0] END。",
+        "The argument of {detail} must be a column; one transform of one column (round, floor, a "
+        "bucket, cast, coalesce with a constant, a date part, a change of unit x * c or x / c); a sum "
+        "or difference of columns of the same row (discharge_date - visit_date); or an indicator "
+        "CASE WHEN <condition> THEN <constant> [ELSE 0] END. Powers, products and added constants are "
+        "not allowed (use corr/covar_*/regr_* for two columns; do arithmetic outside the aggregate).",
+        "{detail} 的参数只能是：列；对单列的一次变换（round、floor、分箱、cast、带常量的 coalesce、"
+        "日期部分、单位换算 x * c 或 x / c）；同一行各列的和或差（discharge_date - visit_date）；或指示表达式 "
+        "CASE WHEN <条件> THEN <常量> [ELSE 0] END。不允许乘方、乘积和加常量"
+        "（两列之间请用 corr/covar_*/regr_*；算术请放在聚合之外）。",
     ),
     "QRY_NESTED_AGGREGATE": (
         "Aggregates cannot be nested inside aggregates ({detail}).",
@@ -237,6 +243,19 @@ def violation(code: str, node: exp.Expression | None = None, **params: Any) -> V
     return Violation(code=code, params=params, **locate(node))
 
 
+MESSAGES["QRY_LAYERS"] = (
+    "Not in the guard's query algebra: {detail}",
+    "不符合查询守卫的查询代数：{detail}",
+)
+MESSAGES["QRY_FANOUT"] = (
+    "The join can multiply rows too much ({detail}); aggregate per person first "
+    "(GROUP BY the person key) or join fewer tables with several rows per person.",
+    "该连接可能使行数膨胀过多（{detail}）；请先按人员标识汇总，或减少每人多行的表的连接。",
+)
+MESSAGES["QRY_QUANTILE"] = (
+    "{detail} needs a constant fraction strictly between 0 and 1, e.g. quantile_cont(x, 0.25).",
+    "{detail} 需要介于 0 和 1 之间的常量分位数，例如 quantile_cont(x, 0.25)。",
+)
 MESSAGES["QRY_GUARD_ERROR"] = (
     "The guard could not analyse this query, so it is refused; simplify the query.",
     "查询守卫无法分析此查询，因此拒绝执行；请简化查询。",

@@ -104,16 +104,7 @@ def _select(node: exp.Select) -> list[tuple[str, str]]:
     distinct = node.args.get("distinct")
     if distinct is not None and distinct.args.get("on") is not None:
         problems.append(("QRY_SYNTAX_NOT_ALLOWED", "DISTINCT ON"))
-    if not _is_root(node):
-        if node.args.get("limit") is not None or node.args.get("offset") is not None:
-            problems.append(("QRY_SUBQUERY_LIMIT", "LIMIT/OFFSET"))
-        if node.args.get("order") is not None:
-            problems.append(("QRY_SUBQUERY_LIMIT", "ORDER BY"))
     return problems
-
-
-def _is_root(node: exp.Select) -> bool:
-    return node.parent is None
 
 
 def _limit(node: exp.Limit | exp.Offset) -> list[tuple[str, str]]:
@@ -189,6 +180,8 @@ def _identifier(node: exp.Identifier) -> list[tuple[str, str]]:
 
 
 def _var(node: exp.Var) -> list[tuple[str, str]]:
+    if isinstance(node.parent, exp.Ordered) and node.name.upper() == "ALL":
+        return []  # ORDER BY ALL
     if type(node.parent) not in allowlist.VAR_PARENTS:
         return [("QRY_SYNTAX_NOT_ALLOWED", f"the bare word {node.name}")]
     return []
@@ -217,7 +210,9 @@ def _star(node: exp.Star) -> list[tuple[str, str]]:
     parent = node.parent
     if isinstance(parent, exp.Column):
         parent = parent.parent
-    if isinstance(parent, exp.Select | exp.Count):
+    if isinstance(parent, exp.Select | exp.Count) or (
+        isinstance(parent, exp.Filter) and isinstance(parent.this, exp.Count)
+    ):
         return []
     return [("QRY_SYNTAX_NOT_ALLOWED", "* outside SELECT * or count(*)")]
 

@@ -1,0 +1,561 @@
+"""Compile an allowed plan into the SQL that runs: the checked aggregation, then the post layer.
+
+The aggregation layer becomes one statement over the data (``Compiled.sql``) whose CTEs are:
+
+* ``__enclave_e``: the analyst's aggregates, exactly as written, per group (``__enclave_g<i>``
+  are the group keys, ``__enclave_a<j>`` the aggregate values);
+* ``__enclave_b``: the same rows with the group keys, the person key and, per population and
+  dominance item, the row's contribution;
+* ``__enclave_pp``: one row per group and person: does the person contribute to each population,
+  and their total contribution to each measure (for moments, also their count and sum of squares,
+  so the contribution can be centred on the group mean);
+* ``__enclave_c``: per group: persons, persons per population, dominance totals and top values;
+* ``__enclave_q``/``__enclave_dv<j>``: the extremes rule of quantiles and ``count(DISTINCT x)``
+  over values held by at least k persons;
+* ``__enclave_sk``: per group and population, an invertible Bloom lookup table of its persons for
+  the differencing ledger (``enclave.guard.ledger``).
+
+``enclave.guard.execute`` decides per value from these columns, asks the ledger, and only then runs
+``Compiled.post_sql`` (the analyst's projections, HAVING, windows, ORDER BY and LIMIT, and every
+SELECT above the aggregation layer) over the released cells on a connection that holds nothing else.
+Everything is built from sqlglot expressions; nothing of the analyst's is pasted into SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from enclave.guard.algebra import Aggregate, Plan, Scope
+from enclave.guard.harden import harden
+from enclave.guard.ledger import CHECK_MULTIPLIER, TABLES, cells_per_table
+from enclave.guard.policy import GuardPolicy
+from enclave.guard.rules.arguments import strip
+
+P = "__enclave_"
+D = "duckdb"
+CELLS = f"{P}cells"
+COUNT_KINDS = ("count_star", "count", "count_persons", "count_distinct")
+
+
+@dataclass
+class Check:
+    """How to decide one released aggregate value from the compiled columns."""
+
+    index: int
+    kind: str
+    population: int  # index into the populations; 0 is the whole group
+    dominance: list[int] = field(default_factory=list)
+    quantile: int | None = None
+    fraction: float | None = None
+    distinct_values: bool = False
+    strict: bool = False  # an indicator or filtered population: the complement must be >= k, never 0
+    binary: int | None = None  # index of the "every value is 0 or 1" column: then strict too
+
+
+@dataclass
+class Compiled:
+    sql: str
+    post_sql: str
+    keys: int
+    checks: list[Check]
+    populations: int
+    dominance: int
+    quantiles: int
+    columns: list[str]
+
+
+def _id(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _num(value: float | int) -> exp.Literal:
+    return exp.Literal.number(value)
+
+
+def _alias(value: exp.Expression, name: str) -> exp.Alias:
+    return exp.alias_(value, name, quoted=True, copy=False)
+
+
+def _not_null(value: exp.Expression) -> exp.Expression:
+    return exp.not_(exp.Is(this=exp.paren(value.copy(), copy=False), expression=exp.Null()))
+
+
+def _and(*conditions: exp.Expression | None) -> exp.Expression:
+    present = [c for c in conditions if c is not None]
+    return exp.and_(*present, copy=True) if present else exp.true()
+
+
+def _cte(name: str, query: exp.Expression) -> exp.CTE:
+    return exp.CTE(this=query, alias=exp.TableAlias(this=_id(name)))
+
+
+def _matching(left: str, right: str, keys: int) -> exp.Expression:
+    if not keys:
+        return exp.true()
+    return exp.and_(
+        *[
+            exp.NullSafeEQ(this=_col(f"{P}g{i}", left), expression=_col(f"{P}g{i}", right))
+            for i in range(keys)
+        ]
+    )
+
+
+def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
+    """The checked aggregation statement and the post-layer statement of ``plan``."""
+    scope = plan.aggregate
+    keys = [k.copy() for k in scope.keys]
+    populations: dict[str, int] = {"TRUE": 0}
+    population_sql: list[exp.Expression] = [exp.true()]
+    dominance: list[tuple[exp.Expression, bool]] = []  # (row contribution, centred)
+    quantiles: list[exp.Expression] = []
+    distinct: dict[int, exp.Expression] = {}
+    binaries: list[exp.Expression] = []
+    checks: list[Check] = []
+
+    for j, item in enumerate(scope.aggregates):
+        condition = item.condition.copy() if item.condition is not None else None
+        contributes = _contribution(item, condition)
+        text = contributes.sql(dialect=D)
+        if text not in populations:
+            populations[text] = len(population_sql)
+            population_sql.append(contributes)
+        check = Check(index=j, kind=item.kind, population=populations[text])
+        check.strict = item.indicator or item.condition is not None
+        if item.kind in ("sum", "moment", "bivariate") and not item.indicator and not item.dates:
+            check.binary = len(binaries)
+            binaries.append(
+                exp.In(this=exp.paren(item.args[0].copy(), copy=False), expressions=[_num(0), _num(1)])
+            )
+            for argument in item.args:
+                check.dominance.append(len(dominance))
+                value = exp.Case(ifs=[exp.If(this=contributes.copy(), true=argument.copy())])
+                dominance.append((value, item.kind != "sum"))
+        if item.kind == "quantile":
+            check.quantile = len(quantiles)
+            check.fraction = item.quantile
+            quantiles.append(exp.Case(ifs=[exp.If(this=contributes.copy(), true=item.args[0].copy())]))
+        if item.kind == "count_distinct":
+            check.distinct_values = True
+            distinct[j] = exp.Case(ifs=[exp.If(this=contributes.copy(), true=item.args[0].copy())])
+        checks.append(check)
+
+    source = _source_clauses(scope)
+    exact = exp.select(
+        *[_alias(k.copy(), f"{P}g{i}") for i, k in enumerate(keys)],
+        *[_alias(_exact_value(item), f"{P}a{j}") for j, item in enumerate(scope.aggregates)],
+    )
+    exact = _with_source(exact, source)
+    if keys:
+        exact = exact.group_by(*[k.copy() for k in keys], copy=False)
+    if not keys and not scope.aggregates:
+        exact = exact.select(_alias(exp.Count(this=exp.Star()), f"{P}a_"), copy=False)
+
+    base = exp.select(
+        *[_alias(k.copy(), f"{P}g{i}") for i, k in enumerate(keys)],
+        _alias(scope.person.copy(), f"{P}p"),
+        *[_alias(p.copy(), f"{P}r{i}") for i, p in enumerate(population_sql) if i],
+        *[_alias(v.copy(), f"{P}x{d}") for d, (v, _) in enumerate(dominance)],
+        *[_alias(v.copy(), f"{P}y{q}") for q, v in enumerate(quantiles)],
+        *[_alias(v.copy(), f"{P}v{j}") for j, v in distinct.items()],
+        *[_alias(v.copy(), f"{P}z{i}") for i, v in enumerate(binaries)],
+    )
+    base = _with_source(base, source)
+    group_keys = [_col(f"{P}g{i}") for i in range(len(keys))]
+
+    per_person = exp.select(*group_keys, _col(f"{P}p"))
+    for i in range(1, len(population_sql)):
+        per_person = per_person.select(
+            _alias(exp.func("bool_or", _col(f"{P}r{i}")), f"{P}r{i}"), copy=False
+        )
+    for d, (_, centred) in enumerate(dominance):
+        x = _col(f"{P}x{d}")
+        per_person = per_person.select(_alias(exp.Sum(this=x), f"{P}s{d}"), copy=False)
+        if centred:
+            per_person = per_person.select(
+                _alias(exp.Count(this=x.copy()), f"{P}k{d}"),
+                _alias(exp.Sum(this=exp.Mul(this=_double(x), expression=_double(x))), f"{P}q{d}"),
+                copy=False,
+            )
+    for i in range(len(binaries)):
+        per_person = per_person.select(
+            _alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False
+        )
+    for q in range(len(quantiles)):
+        y = _col(f"{P}y{q}")
+        per_person = per_person.select(
+            _alias(exp.Min(this=y), f"{P}lo{q}"), _alias(exp.Max(this=y.copy()), f"{P}hi{q}"), copy=False
+        )
+    per_person = per_person.from_(f"{P}b", copy=False).group_by(
+        *[k.copy() for k in group_keys], _col(f"{P}p"), copy=False
+    )
+
+    ctes = [_cte(f"{P}e", exact), _cte(f"{P}b", base), _cte(f"{P}pp", per_person)]
+    contributions_from = f"{P}pp"
+    if any(centred for _, centred in dominance):
+        ctes.append(_cte(f"{P}pm", _centred(dominance, group_keys)))
+        contributions_from = f"{P}pm"
+    ctes.append(
+        _cte(f"{P}c", _cells(population_sql, dominance, len(binaries), group_keys, contributions_from, policy))
+    )
+    outputs: list[exp.Expression] = [
+        *[_col(f"{P}g{i}", "e") for i in range(len(keys))],
+        *[_col(f"{P}a{j}", "e") for j in range(len(scope.aggregates))],
+        _col(f"{P}n", "c"),
+        *[_col(f"{P}in{i}", "c") for i in range(1, len(population_sql))],
+        *[_col(f"{P}t{d}", "c") for d in range(len(dominance))],
+        *[_col(f"{P}top{d}", "c") for d in range(len(dominance))],
+        *[_col(f"{P}z{i}", "c") for i in range(len(binaries))],
+    ]
+    joined = exp.select().from_(exp.to_table(f"{P}e").as_("e", quoted=True), copy=False)
+    joined = joined.join(
+        exp.to_table(f"{P}c").as_("c", quoted=True), on=_matching("e", "c", len(keys)), copy=False
+    )
+    if quantiles:
+        ctes.append(_cte(f"{P}q", _quantile_counts(scope, checks, group_keys, len(keys))))
+        joined = joined.join(
+            exp.to_table(f"{P}q").as_("q", quoted=True),
+            on=_matching("e", "q", len(keys)),
+            join_type="left",
+            copy=False,
+        )
+        for q in range(len(quantiles)):
+            outputs += [_col(f"{P}below{q}", "q"), _col(f"{P}above{q}", "q")]
+    for j in distinct:
+        ctes.append(_cte(f"{P}dv{j}", _distinct_values(j, group_keys, policy.k)))
+        joined = joined.join(
+            exp.to_table(f"{P}dv{j}").as_(f"dv{j}", quoted=True),
+            on=_matching("e", f"dv{j}", len(keys)),
+            join_type="left",
+            copy=False,
+        )
+        outputs.append(_alias(_col(f"{P}dv", f"dv{j}"), f"{P}dv{j}"))
+    ctes.append(_cte(f"{P}sk", _sketch(len(population_sql), group_keys, cells_per_table(policy.k))))
+    joined = joined.join(
+        exp.to_table(f"{P}sk").as_("sk", quoted=True),
+        on=_matching("e", "sk", len(keys)),
+        join_type="left",
+        copy=False,
+    )
+    outputs.append(_col(f"{P}sketch", "sk"))
+    joined = joined.select(*outputs, copy=False).limit(policy.max_result_rows + 1, copy=False)
+    row_ctes = [cte.copy() for cte in plan.row_ctes]
+    for cte in row_ctes:
+        harden(cte.this, plan.safe)
+    harden(exact, plan.safe)
+    harden(base, plan.safe)
+    joined.set("with_", exp.With(expressions=row_ctes + ctes))
+    sql = joined.sql(dialect=D, comments=False)
+
+    post_sql = _post(plan, scope, keys, names)
+    return Compiled(
+        sql=sql,
+        post_sql=post_sql,
+        keys=len(keys),
+        checks=checks,
+        populations=len(population_sql),
+        dominance=len(dominance),
+        quantiles=len(quantiles),
+        columns=list(names),
+    )
+
+
+def _double(value: exp.Expression) -> exp.Expression:
+    return exp.TryCast(this=value.copy(), to=exp.DataType.build("DOUBLE"))
+
+
+def _contribution(item: Aggregate, condition: exp.Expression | None) -> exp.Expression:
+    """The row-level condition under which a row contributes to the aggregate (its population)."""
+    if item.kind in ("count_star", "count_persons") and not item.args:
+        return condition if condition is not None else exp.true()
+    parts: list[exp.Expression | None] = [condition]
+    for argument in item.args:
+        parts.append(_not_null(argument))
+        if item.kind in ("sum", "moment", "bivariate") and not item.dates:
+            parts.append(
+                exp.func(
+                    "coalesce",
+                    exp.NEQ(this=exp.paren(argument.copy(), copy=False), expression=_num(0)),
+                    exp.false(),
+                )
+            )
+    return _and(*parts)
+
+
+def _exact_value(item: Aggregate) -> exp.Expression:
+    if item.kind == "count_distinct":
+        return exp.Count(this=exp.Star())  # a placeholder: the value comes from __enclave_dv<j>
+    return item.call.copy()
+
+
+@dataclass
+class _Source:
+    from_: exp.From
+    joins: list[exp.Join]
+    where: exp.Where | None
+
+
+def _source_clauses(scope: Scope) -> _Source:
+    select = scope.select
+    where = select.args.get("where")
+    return _Source(
+        from_=select.args["from_"].copy(),
+        joins=[j.copy() for j in select.args.get("joins") or []],
+        where=where.copy() if where is not None else None,
+    )
+
+
+def _with_source(select: exp.Select, source: _Source) -> exp.Select:
+    select.set("from_", source.from_.copy())
+    if source.joins:
+        select.set("joins", [j.copy() for j in source.joins])
+    if source.where is not None:
+        select.set("where", source.where.copy())
+    return select
+
+
+def _centred(dominance, group_keys) -> exp.Select:
+    """Each person's contribution to the sum of squares around the group mean (moments)."""
+    partition = [k.copy() for k in group_keys]
+    select = exp.select(exp.Star()).from_(f"{P}pp")
+    for d, (_, centred) in enumerate(dominance):
+        if not centred:
+            continue
+        mean = exp.Div(
+            this=exp.Window(this=exp.Sum(this=_col(f"{P}s{d}")), partition_by=[k.copy() for k in partition]),
+            expression=exp.Window(this=exp.Sum(this=_col(f"{P}k{d}")), partition_by=[k.copy() for k in partition]),
+        )
+        select = select.select(_alias(mean, f"{P}m{d}"), copy=False)
+    return exp.select(exp.Star()).from_(select.subquery(f"{P}pw", copy=False)).select(
+        *[
+            _alias(_centred_contribution(d), f"{P}u{d}")
+            for d, (_, centred) in enumerate(dominance)
+            if centred
+        ],
+        copy=False,
+    )
+
+
+def _centred_contribution(d: int) -> exp.Expression:
+    """q - 2ms + km²: the person's rows' squared deviations from the group mean m."""
+    template = sqlglot.parse_one("q - 2 * m * s + k * m * m", dialect=D)
+    return exp.replace_placeholders(
+        template.transform(
+            lambda n: exp.Placeholder(this=n.name) if isinstance(n, exp.Column) else n, copy=True
+        ),
+        q=_double(_col(f"{P}q{d}")),
+        m=_col(f"{P}m{d}"),
+        s=_double(_col(f"{P}s{d}")),
+        k=_col(f"{P}k{d}"),
+    )
+
+
+def _cells(population_sql, dominance, binaries: int, group_keys, source: str, policy) -> exp.Select:
+    select = exp.select(*[k.copy() for k in group_keys], _alias(exp.Count(this=exp.Star()), f"{P}n"))
+    for i in range(binaries):
+        select = select.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
+    for i in range(1, len(population_sql)):
+        count = exp.Filter(
+            this=exp.Count(this=exp.Star()), expression=exp.Where(this=_col(f"{P}r{i}"))
+        )
+        select = select.select(_alias(count, f"{P}in{i}"), copy=False)
+    top = max(policy.dominance_n, 2)
+    for d, (_, centred) in enumerate(dominance):
+        value = exp.Abs(this=_double(_col(f"{P}u{d}" if centred else f"{P}s{d}")))
+        select = select.select(
+            _alias(exp.Sum(this=value), f"{P}t{d}"),
+            _alias(exp.Max(this=value.copy(), expressions=[_num(top)]), f"{P}top{d}"),
+            copy=False,
+        )
+    select = select.from_(source, copy=False)
+    if group_keys:
+        select = select.group_by(*[k.copy() for k in group_keys], copy=False)
+    return select
+
+
+def _quantile_counts(scope: Scope, checks: list[Check], group_keys, keys: int) -> exp.Select:
+    """Per quantile: persons with a value at or below it, and at or above it (the extremes rule)."""
+    select = exp.select(*[_col(f"{P}g{i}", "pp") for i in range(keys)])
+    for check in checks:
+        if check.quantile is None:
+            continue
+        q, value = check.quantile, _double(_col(f"{P}a{check.index}", "e"))
+        below = exp.LTE(this=_double(_col(f"{P}lo{q}", "pp")), expression=value)
+        above = exp.GTE(this=_double(_col(f"{P}hi{q}", "pp")), expression=value.copy())
+        select = select.select(
+            _alias(exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=below)), f"{P}below{q}"),
+            _alias(exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=above)), f"{P}above{q}"),
+            copy=False,
+        )
+    select = select.from_(exp.to_table(f"{P}pp").as_("pp", quoted=True), copy=False)
+    select = select.join(
+        exp.to_table(f"{P}e").as_("e", quoted=True), on=_matching("pp", "e", keys), copy=False
+    )
+    if keys:
+        select = select.group_by(*[_col(f"{P}g{i}", "pp") for i in range(keys)], copy=False)
+    return select
+
+
+def _distinct_values(j: int, group_keys, k: int) -> exp.Select:
+    """count(DISTINCT x) over the values of x that at least k persons hold (docs/guard.md)."""
+    value = _col(f"{P}v{j}")
+    held = (
+        exp.select(*[g.copy() for g in group_keys], value.copy())
+        .from_(f"{P}b")
+        .where(_not_null(value))
+        .group_by(*[g.copy() for g in group_keys], value.copy())
+        .having(
+            exp.GTE(
+                this=exp.Count(this=exp.Distinct(expressions=[_col(f"{P}p")])), expression=_num(k)
+            )
+        )
+    )
+    select = exp.select(*[g.copy() for g in group_keys], _alias(exp.Count(this=exp.Star()), f"{P}dv"))
+    select = select.from_(held.subquery(f"{P}h", copy=False), copy=False)
+    if group_keys:
+        select = select.group_by(*[g.copy() for g in group_keys], copy=False)
+    return select
+
+
+def _sketch(populations: int, group_keys, width: int) -> exp.Select:
+    """Per group and population: an invertible Bloom lookup table of its persons (``ledger``).
+
+    Each person (``hash`` of the person key) lands in one cell of each of ``TABLES`` sub-tables of
+    ``width`` cells,
+    chosen from different bits of the hash; a cell keeps the count, the XOR of the hashes and the
+    XOR of a check value ``hash * CHECK_MULTIPLIER mod 2^64``.
+    """
+    person_hash = exp.func("hash", _col(f"{P}p"))
+    members = exp.select(
+        *[g.copy() for g in group_keys],
+        _alias(person_hash, f"{P}id"),
+        _alias(_col("j", "pops"), f"{P}pop"),
+    ).from_(f"{P}pp")
+    members = members.join(
+        exp.Values(
+            expressions=[exp.Tuple(expressions=[_num(i)]) for i in range(populations)],
+            alias=exp.TableAlias(this=_id("pops"), columns=[_id("j")]),
+        ),
+        join_type="cross",
+        copy=False,
+    )
+    membership = [exp.EQ(this=_col("j", "pops"), expression=_num(0))]
+    for i in range(1, populations):
+        membership.append(
+            exp.and_(exp.EQ(this=_col("j", "pops"), expression=_num(i)), exp.func("coalesce", _col(f"{P}r{i}"), exp.false()))
+        )
+    members = members.where(exp.or_(*membership), copy=False)
+
+    hashed = _col(f"{P}id")
+    shifted = exp.BitwiseRightShift(this=hashed, expression=exp.Mul(this=_col("t", "tabs"), expression=_num(16)))
+    cell = exp.Add(
+        this=exp.Mul(this=_col("t", "tabs"), expression=_num(width)),
+        expression=exp.Mod(this=exp.paren(shifted, copy=False), expression=_num(width)),
+    )
+    check = exp.Cast(
+        this=exp.Mod(
+            this=exp.Mul(
+                this=exp.Cast(this=hashed.copy(), to=exp.DataType.build("HUGEINT", dialect=D)),
+                expression=_num(CHECK_MULTIPLIER),
+            ),
+            expression=_num(2**64),
+        ),
+        to=exp.DataType.build("UBIGINT", dialect=D),
+    )
+    cells = (
+        exp.select(
+            *[g.copy() for g in group_keys],
+            _alias(_col(f"{P}pop"), f"{P}pop"),
+            _alias(cell, f"{P}cell"),
+            _alias(exp.Count(this=exp.Star()), f"{P}cn"),
+            _alias(exp.func("bit_xor", hashed.copy()), f"{P}cx"),
+            _alias(exp.func("bit_xor", check), f"{P}ch"),
+        )
+        .from_(members.subquery(f"{P}mb", copy=False))
+        .join(
+            exp.Values(
+                expressions=[exp.Tuple(expressions=[_num(t)]) for t in range(TABLES)],
+                alias=exp.TableAlias(this=_id("tabs"), columns=[_id("t")]),
+            ),
+            join_type="cross",
+        )
+        .group_by(*[g.copy() for g in group_keys], _col(f"{P}pop"), exp.column(f"{P}cell", quoted=True))
+    )
+    entry = exp.Array(
+        expressions=[
+            exp.Cast(this=_col(name), to=exp.DataType.build("UBIGINT", dialect=D))
+            for name in (f"{P}pop", f"{P}cell", f"{P}cn", f"{P}cx", f"{P}ch")
+        ]
+    )
+    select = exp.select(*[g.copy() for g in group_keys], _alias(exp.func("list", entry), f"{P}sketch"))
+    select = select.from_(cells.subquery(f"{P}skc", copy=False), copy=False)
+    if group_keys:
+        select = select.group_by(*[g.copy() for g in group_keys], copy=False)
+    return select
+
+
+def _post(plan: Plan, scope: Scope, keys: list[exp.Expression], names: list[str]) -> str:
+    """The analyst's SELECTs from the aggregation layer up, over the released cells only."""
+    select = scope.select
+    for j, item in enumerate(scope.aggregates):
+        item.call.replace(_col(f"{P}a{j}"))
+    key_texts = {strip(k).sql(dialect=D): i for i, k in enumerate(keys)}
+    for place in _places(select):
+        _replace_keys(place, key_texts)
+    for arg in ("from_", "joins", "where", "group", "with_", "distinct"):
+        select.set(arg, None)
+    select.set("from_", exp.From(this=exp.to_table(CELLS)))
+    having = select.args.get("having")
+    if having is not None:
+        select.set("having", None)
+        select.set("where", exp.Where(this=having.this))
+    if not select.expressions:
+        select.set("expressions", [exp.Star()])
+    tree = plan.tree
+    for with_ in list(tree.find_all(exp.With)):
+        kept = [c for c in with_.expressions if not any(c is r for r in plan.row_ctes)]
+        if kept:
+            with_.set("expressions", kept)
+        else:
+            with_.pop()
+    # Released cells hold no secret, so the post layer needs no hardening: it is the analyst's own
+    # arithmetic over what they are shown anyway.
+    root = tree
+    root.set(
+        "expressions",
+        [exp.alias_(_unalias(p), name, quoted=True) for p, name in zip(root.expressions, names, strict=True)],
+    )
+    return root.sql(dialect=D, comments=False)
+
+
+def _unalias(projection: exp.Expression) -> exp.Expression:
+    return projection.this if isinstance(projection, exp.Alias) else projection
+
+
+def _places(select: exp.Select) -> list[exp.Expression]:
+    places = list(select.expressions)
+    if select.args.get("having") is not None:
+        places.append(select.args["having"])
+    if select.args.get("order") is not None:
+        places.append(select.args["order"])
+    return places
+
+
+def _replace_keys(node: exp.Expression, key_texts: dict[str, int]) -> None:
+    """Replace every maximal subtree equal to a group key by that key's released column."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, exp.Column) and current.name.startswith(P):
+            continue
+        text = strip(current).sql(dialect=D) if isinstance(current, exp.Expression) else None
+        if text in key_texts and not isinstance(current, exp.Alias | exp.Ordered | exp.Having | exp.Order):
+            current.replace(_col(f"{P}g{key_texts[text]}"))
+            continue
+        stack.extend(current.iter_expressions())
