@@ -137,7 +137,8 @@ def pandas_prepare(patients_file: Path, visits_file: Path, out: Path, k: int = 5
 
 
 ENCLAVE_DOES = (
-    "HMAC-SHA256 pseudonym and ledger subject once per distinct person, dates shifted, ages banded, "
+    "HMAC-SHA256 pseudonym, ledger subject and date jitter once per distinct person, dates shifted, "
+    "ages banded, "
     "postcodes truncated, direct ids and free text dropped, k-anonymity of both datasets, Parquet, "
     "read-only views, synthetic twin, disclosure ledger, SHA-256 of sources and outputs, fsync, atomic switch"
 )

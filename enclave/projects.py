@@ -23,7 +23,7 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import Project, ProjectMember, ProjectSpecVersion
 from enclave.errors import BadInput, Forbidden, NotFound, Reason, Refused
-from enclave.specs import ColumnRole, DatasetSpec, Level, ProjectSpec, ShareType, parse_project_spec
+from enclave.specs import ColumnRole, DatasetSpec, Level, ProjectSpec, ShareType, parse_stored_project_spec
 
 SourceMap = dict[str, tuple[DatasetSpec, Path]]
 
@@ -302,7 +302,8 @@ def current_spec_row(session: Session, project_id: str) -> ProjectSpecVersion:
 
 
 def current_spec(session: Session, project_id: str) -> ProjectSpec:
-    return parse_project_spec(json.loads(current_spec_row(session, project_id).spec_json))
+    """The stored spec; one stored before ``date_jitter_days`` existed reads as 0 (no jitter)."""
+    return parse_stored_project_spec(json.loads(current_spec_row(session, project_id).spec_json))
 
 
 def dataset_specs_for(session: Session, project_id: str) -> dict[str, DatasetSpec]:

@@ -6,6 +6,7 @@ Rules that need the catalog (datasets and columns exist) live in ``enclave.proje
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from enum import IntEnum, StrEnum
@@ -13,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from enclave.errors import BadInput, Reason
 
@@ -23,6 +33,10 @@ USER_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
 MIN_K = 5  # R-PREP-13 / R-QRY-7: never fewer than 5 persons in a released cell
 MIN_COMMITTEE = 3
 MAX_SPEC_BYTES = 1_000_000
+DEFAULT_DATE_JITTER_DAYS = 7  # per-person date jitter of a new project: ±7 days on top of the offset
+MAX_DATE_JITTER_DAYS = 60
+STORED_DATE_JITTER_DAYS = 0  # a project stored before jitter existed keeps its dates: no jitter
+CODE_FIELDS = ("bottom_code", "top_code")
 
 
 class Level(IntEnum):
@@ -89,12 +103,51 @@ class ColumnSpec(_Strict):
     role: ColumnRole
     generalize: Generalize | None = None
     description: str | None = None
+    # Bounds of a measure in row-level projects: values beyond them are replaced by the bound at
+    # preparation (otherwise the 1st/99th percentile over persons is used; see enclave.deid.coding).
+    top_code: int | float | None = None
+    bottom_code: int | float | None = None
+
+    @field_validator(*CODE_FIELDS, mode="before")
+    @classmethod
+    def _code_is_a_number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float | str | None):
+            raise ValueError("must be a number")
+        if isinstance(value, str):  # YAML reads 1e6 as text
+            for kind in (int, float):
+                try:
+                    return kind(value)
+                except ValueError:
+                    pass
+            raise ValueError("must be a number")
+        return value
 
     @model_validator(mode="after")
     def _generalize_only_quasi(self) -> ColumnSpec:
         if self.generalize is not None and self.role not in (ColumnRole.QUASI_ID, ColumnRole.DATE):
             raise ValueError("generalize applies to quasi_id and date columns only")
         return self
+
+    @model_validator(mode="after")
+    def _codes_only_measures(self) -> ColumnSpec:
+        codes = {name: getattr(self, name) for name in CODE_FIELDS if getattr(self, name) is not None}
+        if codes and self.role is not ColumnRole.MEASURE:
+            raise ValueError("top_code and bottom_code apply to measure columns only")
+        if any(not math.isfinite(value) for value in codes.values()):
+            raise ValueError("top_code and bottom_code must be finite numbers")
+        if len(codes) == 2 and self.bottom_code >= self.top_code:  # type: ignore[operator]
+            raise ValueError("bottom_code must be below top_code")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_codes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A column without bounds serialises as it did before bounds existed, so a registered
+        # dataset spec keeps its stored JSON (and its comparison on re-registration).
+        data = handler(self)
+        for name in CODE_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class DatasetSpec(_Strict):
@@ -157,6 +210,8 @@ class ProjectSpec(_Strict):
     period: Period
     cross_border: bool = False
     ethics_ref: str | None = None
+    # Per-person date jitter in days on top of the project's offset (R-PREP-10, R-PREP-15); 0 = off.
+    date_jitter_days: Annotated[int, Field(strict=True)] = DEFAULT_DATE_JITTER_DAYS
 
     @field_validator("analysts", "committee")
     @classmethod
@@ -179,6 +234,15 @@ class ProjectSpec(_Strict):
     def _k_floor(cls, value: int) -> int:
         if value < MIN_K:
             raise ValueError(f"min_cell_count must be at least {MIN_K} (R-PREP-13)")
+        return value
+
+    @field_validator("date_jitter_days")
+    @classmethod
+    def _jitter_range(cls, value: int) -> int:
+        if not 0 <= value <= MAX_DATE_JITTER_DAYS:
+            raise ValueError(
+                f"date_jitter_days must be between 0 (off) and {MAX_DATE_JITTER_DAYS} (R-PREP-10)"
+            )
         return value
 
     @field_validator("datasets")
@@ -277,7 +341,15 @@ def parse_dataset_spec(data: dict[str, Any]) -> DatasetSpec:
 
 
 def parse_project_spec(data: dict[str, Any]) -> ProjectSpec:
+    """A new project spec (from a YAML file): fields it leaves out take today's defaults."""
     return _parse(ProjectSpec, data, "project", "项目")
+
+
+def parse_stored_project_spec(data: dict[str, Any]) -> ProjectSpec:
+    """A project spec as stored in the state database. A spec stored before ``date_jitter_days``
+    existed was prepared without jitter, and keeps it that way, so that its dates stay the same in
+    every prepared version; every spec stored since carries the field explicitly."""
+    return parse_project_spec({"date_jitter_days": STORED_DATE_JITTER_DAYS, **data})
 
 
 def load_dataset_spec(path: Path) -> DatasetSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,29 @@ def test_direct_identifiers_are_reported_as_dropped(catalogued: sessionmaker[Ses
     with session_scope(catalogued) as s:
         dropped = projects.dropped_at_preparation(spec, projects.validate_against_catalog(s, spec))
     assert dropped == {"patients": ["name"], "visits": ["notes"]}
+
+
+def test_a_project_stored_before_date_jitter_keeps_its_dates_unjittered(
+    catalogued: sessionmaker[Session], paths: Paths
+) -> None:
+    seen: list[int] = []
+
+    def recording_preparer(_paths: Paths, spec, datasets, *, version: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        seen.append(spec.date_jitter_days)
+        return {"version": version}
+
+    create(catalogued, paths, preparer=recording_preparer)
+    create(catalogued, paths, id="legacy-1", preparer=recording_preparer)
+    with session_scope(catalogued) as s:
+        # a new project stores its jitter explicitly; simulate one stored before the field existed
+        row = projects.current_spec_row(s, "legacy-1")
+        stored = json.loads(row.spec_json)
+        assert stored["date_jitter_days"] == 7
+        del stored["date_jitter_days"]
+        row.spec_json = audit.canonical_json(stored)
+    with session_scope(catalogued) as s:
+        assert projects.current_spec(s, "cardio-2026").date_jitter_days == 7
+        assert projects.current_spec(s, "legacy-1").date_jitter_days == 0
+        projects.prepare_project(s, paths, "legacy-1", actor="steward", preparer=recording_preparer)
+        assert json.loads(projects.current_spec_row(s, "legacy-1").spec_json)["date_jitter_days"] == 0
+    assert seen == [7, 7, 0]

@@ -8,12 +8,14 @@ import pytest
 
 from enclave.errors import BadInput
 from enclave.specs import (
+    DEFAULT_DATE_JITTER_DAYS,
     MAX_SPEC_BYTES,
     ColumnRole,
     load_project_spec,
     load_yaml,
     parse_dataset_spec,
     parse_project_spec,
+    parse_stored_project_spec,
 )
 from tests.factories import PATIENT_COLUMNS, dataset_spec, project_spec
 
@@ -45,6 +47,31 @@ def test_valid_specs_parse() -> None:
         (
             {"columns": {"pid": {"role": "person_key"}, "dx": {"role": "sensitive", "generalize": "year"}}},
             "columns.dx",
+        ),
+        (
+            {"columns": {"pid": {"role": "person_key"}, "dx": {"role": "sensitive", "top_code": 9}}},
+            "columns.dx",
+        ),
+        (
+            {
+                "columns": {
+                    "pid": {"role": "person_key"},
+                    "x": {"role": "measure", "top_code": 1, "bottom_code": 1},
+                }
+            },
+            "columns.x",
+        ),
+        (
+            {"columns": {"pid": {"role": "person_key"}, "x": {"role": "measure", "top_code": "lots"}}},
+            "columns.x",
+        ),
+        (
+            {"columns": {"pid": {"role": "person_key"}, "x": {"role": "measure", "top_code": True}}},
+            "columns.x",
+        ),
+        (
+            {"columns": {"pid": {"role": "person_key"}, "x": {"role": "measure", "top_code": "inf"}}},
+            "columns.x",
         ),
     ],
 )
@@ -91,6 +118,10 @@ def test_dataset_spec_missing_fields_are_each_reported() -> None:
         ({"datasets": {"patients": []}}, "at least one column"),
         ({"id": "Bad ID"}, "id"),
         ({"access": "everything"}, "access"),
+        ({"date_jitter_days": 61}, "between 0 (off) and 60"),
+        ({"date_jitter_days": -1}, "between 0 (off) and 60"),
+        ({"date_jitter_days": True}, "date_jitter_days"),
+        ({"date_jitter_days": 3.5}, "date_jitter_days"),
     ],
 )
 def test_project_spec_errors(change: dict, needle: str) -> None:
@@ -129,3 +160,29 @@ def test_load_yaml_errors(tmp_path: Path) -> None:
     with pytest.raises(BadInput) as info:
         load_yaml(binary)
     assert info.value.code == "spec_malformed"
+
+
+def test_measure_bounds_parse_and_a_column_without_them_serialises_as_before() -> None:
+    columns = {**PATIENT_COLUMNS, "income": {"role": "measure", "top_code": 500000, "bottom_code": "0"}}
+    spec = parse_dataset_spec(dataset_spec("patients", "p.parquet", columns))
+    assert (spec.columns["income"].bottom_code, spec.columns["income"].top_code) == (0, 500000)
+    dumped = spec.model_dump(mode="json")["columns"]
+    assert dumped["income"]["top_code"] == 500000 and dumped["income"]["bottom_code"] == 0
+    # a column without bounds has the same stored JSON as before bounds existed
+    assert dumped["age"] == {"role": "quasi_id", "generalize": "age_band_5", "description": None}
+    assert parse_dataset_spec(spec.model_dump(mode="json")) == spec
+    yaml_float = {"pid": {"role": "person_key"}, "x": {"role": "measure", "top_code": "1e6"}}
+    assert parse_dataset_spec(dataset_spec("p", "p.parquet", yaml_float)).columns["x"].top_code == 1e6
+
+
+def test_date_jitter_is_on_for_new_specs_and_off_for_specs_stored_without_it() -> None:
+    new = parse_project_spec(project_spec())
+    assert new.date_jitter_days == DEFAULT_DATE_JITTER_DAYS == 7
+    assert new.model_dump(mode="json")["date_jitter_days"] == 7  # stored explicitly from now on
+    assert parse_project_spec(project_spec(date_jitter_days=0)).date_jitter_days == 0
+    assert parse_project_spec(project_spec(date_jitter_days=60)).date_jitter_days == 60
+    # a spec stored before the field existed was prepared without jitter, and stays so
+    stored = project_spec()
+    assert "date_jitter_days" not in stored
+    assert parse_stored_project_spec(stored).date_jitter_days == 0
+    assert parse_stored_project_spec(new.model_dump(mode="json")) == new

@@ -3,7 +3,14 @@
 The builders are pure functions from SQL text to SQL text; secrets are always bound parameters.
 """
 
-from enclave.deid.dates import date_shift_sql, person_offset_sql, project_offset_sql
+from enclave.deid.coding import MeasureBounds, coding_sql, measure_bounds
+from enclave.deid.dates import (
+    date_shift_sql,
+    person_jitter_sql,
+    person_offset_sql,
+    person_shift_sql,
+    project_offset_sql,
+)
 from enclave.deid.generalize import (
     age_band_5_sql,
     generalize_sql,
@@ -25,8 +32,10 @@ date_shift = date_shift_sql
 __all__ = [
     "DatasetPlan",
     "KReport",
+    "MeasureBounds",
     "age_band_5",
     "age_band_5_sql",
+    "coding_sql",
     "date_shift",
     "date_shift_sql",
     "generalize_sql",
@@ -34,7 +43,10 @@ __all__ = [
     "hmac_hex_sql",
     "k_anonymity",
     "key_params",
+    "measure_bounds",
+    "person_jitter_sql",
     "person_offset_sql",
+    "person_shift_sql",
     "plan_dataset",
     "postcode_prefix_3",
     "postcode_prefix_3_sql",

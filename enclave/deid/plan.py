@@ -6,9 +6,13 @@ the form its role allows:
 * ``person_key``: replaced by the project's keyed pseudonym (same name, text ``p_<16 hex>``);
 * ``direct_id`` and ``text``: dropped even when approved (R-PREP-6, R-PREP-18);
 * ``quasi_id``: generalised as the spec says, else kept;
-* ``date``: shifted by the secret offset; a ``year``/``year_month`` generalisation applies *after*
-  the shift, so no column carries the true calendar and none reveals the offset;
-* ``sensitive``, ``measure``, ``attribute``: kept.
+* ``date``: shifted by the secret offset, plus the person's secret jitter when the project has one
+  (the same shift for every date of a person, so intervals within a person are exact); a
+  ``year``/``year_month`` generalisation applies *after* the shift, so no column carries the true
+  calendar and none reveals the offset;
+* ``measure``: kept; in row-level projects top- and bottom-coded (see :mod:`enclave.deid.coding`
+  and :meth:`DatasetPlan.with_measure_bounds`);
+* ``sensitive``, ``attribute``: kept.
 
 Secrets are bound parameters (see :mod:`enclave.deid.pseudonym` and :mod:`enclave.deid.dates`).
 """
@@ -16,9 +20,10 @@ Secrets are bound parameters (see :mod:`enclave.deid.pseudonym` and :mod:`enclav
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from enclave.deid.dates import DateTypeUnsupported, date_shift_sql, person_offset_sql, project_offset_sql
+from enclave.deid.coding import MeasureBounds, codable, coding_sql
+from enclave.deid.dates import DateTypeUnsupported, date_shift_sql, person_shift_sql, project_offset_sql
 from enclave.deid.generalize import generalize_sql
 from enclave.deid.pseudonym import pseudonym_sql
 from enclave.deid.sql import quote_ident
@@ -27,6 +32,8 @@ from enclave.specs import ColumnRole, DatasetSpec
 
 PSEUDONYM_KEY_PARAM = "pseudonym_key"
 OFFSET_KEY_PARAM = "offset_key"
+JITTER_KEY_PARAM = "jitter_key"
+CODED = "top_bottom_code"
 ALWAYS_DROPPED = {ColumnRole.DIRECT_ID: "direct_id", ColumnRole.TEXT: "free_text"}
 
 
@@ -42,9 +49,23 @@ class DatasetPlan:
     person_key_kept: bool
     quasi_ids: list[str]
     transforms: dict[str, str] = field(default_factory=dict)  # column -> what was done
+    measures: dict[str, str] = field(default_factory=dict)  # measures to code -> source DuckDB type
 
     def select_sql(self, relation: str) -> str:
         return f"SELECT {', '.join(self.select_list)} FROM {relation}"
+
+    def with_measure_bounds(self, bounds: Mapping[str, MeasureBounds]) -> DatasetPlan:
+        """This plan with each measure that has bounds clipped to them (``top_bottom_code``)."""
+        select_list = list(self.select_list)
+        transforms = dict(self.transforms)
+        for name, bound in bounds.items():
+            if name not in self.measures or not bound.codes:
+                continue
+            index = self.columns.index(name)
+            expression = coding_sql(quote_ident(name), self.measures[name], bound)
+            select_list[index] = f"{expression} AS {quote_ident(name)}"
+            transforms[name] = CODED
+        return replace(self, select_list=select_list, transforms=transforms)
 
 
 def _column_reason(code: str, dataset: str, column: str, en: str, zh: str) -> Reason:
@@ -59,13 +80,17 @@ def plan_dataset(
     source_types: Mapping[str, str],
     *,
     per_person_offset: bool,
+    date_jitter: bool = False,
     person_offset_column: str | None = None,
+    code_measures: bool = False,
 ) -> DatasetPlan:
     """The plan for ``spec`` restricted to ``approved`` columns of a source with ``source_types``.
 
-    With ``per_person_offset``, each person's offset is computed in the SELECT from the person key,
-    or, when ``person_offset_column`` names a column that already holds it (looked up once per
-    person, see ``enclave.workspace.relations``), read from that column.
+    With ``per_person_offset`` and/or ``date_jitter``, each person's whole shift (offset plus
+    jitter) is computed in the SELECT from the person key, or, when ``person_offset_column`` names a
+    column that already holds it (looked up once per person, see ``enclave.workspace.relations``),
+    read from that column. With ``code_measures`` (row-level projects) every approved measure must
+    be a number; the plan lists them in ``measures`` for :meth:`DatasetPlan.with_measure_bounds`.
 
     Raises ``BadInput`` naming every approved column that the spec does not know, that the source
     lacks, or whose type cannot be handled.
@@ -78,12 +103,21 @@ def plan_dataset(
     approved_set = set(approved)
     dropped = {name: "not_approved" for name in spec.columns if name not in approved_set}
     person_source = quote_ident(spec.person_key)
-    if not per_person_offset:
+    measures: dict[str, str] = {}
+    if not (per_person_offset or date_jitter):
         offset_sql = project_offset_sql()
     elif person_offset_column is not None:
         offset_sql = quote_ident(person_offset_column)
     else:
-        offset_sql = person_offset_sql(person_source, OFFSET_KEY_PARAM)
+        offset_sql = person_shift_sql(
+            person_source,
+            per_person_offset=per_person_offset,
+            jitter=date_jitter,
+            offset_key=OFFSET_KEY_PARAM,
+            jitter_key=JITTER_KEY_PARAM,
+        )
+    shift = "date_shift_per_person" if per_person_offset else "date_shift"
+    shift += "+jitter" if date_jitter else ""
 
     for name in approved:
         column = spec.columns.get(name)
@@ -127,7 +161,20 @@ def plan_dataset(
                     )
                 )
                 continue
-            transforms[name] = "date_shift_per_person" if per_person_offset else "date_shift"
+            transforms[name] = shift
+        elif column.role is ColumnRole.MEASURE and code_measures:
+            if not codable(source_types[name]):
+                reasons.append(
+                    _column_reason(
+                        "measure_type_unsupported",
+                        spec.name,
+                        name,
+                        f"a measure of a row-level project must be a number, not {source_types[name]}",
+                        f"行级访问项目中的度量列必须是数值，不能是 {source_types[name]} 类型",
+                    )
+                )
+                continue
+            measures[name] = source_types[name]
         if column.generalize is not None:
             expression = generalize_sql(column.generalize, expression)
             transforms[name] = "+".join(filter(None, [transforms.get(name), column.generalize.value]))
@@ -152,4 +199,5 @@ def plan_dataset(
         person_key_kept=spec.person_key in columns,
         quasi_ids=quasi_ids,
         transforms=transforms,
+        measures=measures,
     )

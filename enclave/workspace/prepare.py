@@ -1,9 +1,10 @@
 """Prepare a project's workspace data in the vault (ARCHITECTURE §1, §2; R-PREP-1..22, R-AUD-9).
 
 For each approved dataset: keep the approved columns, drop direct identifiers and free text,
-pseudonymise the person key, shift dates, generalise quasi-identifiers (see ``enclave.deid.plan``),
-check k-anonymity, write Parquet, then build read-only DuckDB views, a synthetic twin, a report
-and the disclosure-ledger entries. Everything runs as DuckDB SQL over the files; secrets are bound
+pseudonymise the person key, shift dates (plus per-person jitter), generalise quasi-identifiers,
+top- and bottom-code measures in row-level projects (see ``enclave.deid.plan``), check k-anonymity,
+write Parquet, then build read-only DuckDB views, a synthetic twin, a report and the
+disclosure-ledger entries. Everything runs as DuckDB SQL over the files; secrets are bound
 parameters only. The result becomes visible in one atomic switch (see ``enclave.workspace.layout``);
 a failure or an interrupt at any point leaves the previous version, or nothing, visible.
 """
@@ -24,9 +25,16 @@ import numpy as np
 from enclave import ledger
 from enclave.audit import now_iso
 from enclave.config import Paths
-from enclave.deid.dates import OFFSET_PARAM
+from enclave.deid.coding import MeasureBounds, measure_bounds
+from enclave.deid.dates import JITTER_DAYS_PARAM, OFFSET_PARAM
 from enclave.deid.kanon import KReport, k_anonymity
-from enclave.deid.plan import OFFSET_KEY_PARAM, PSEUDONYM_KEY_PARAM, DatasetPlan, plan_dataset
+from enclave.deid.plan import (
+    JITTER_KEY_PARAM,
+    OFFSET_KEY_PARAM,
+    PSEUDONYM_KEY_PARAM,
+    DatasetPlan,
+    plan_dataset,
+)
 from enclave.deid.pseudonym import key_params
 from enclave.deid.sql import quote_literal
 from enclave.deid.twin import person_pool, write_twin
@@ -70,6 +78,7 @@ class PreparationReport:
     prepared_at: str
     prepared_dir: Path
     ledger_subjects: dict[str, int] = field(default_factory=dict)
+    date_jitter_days: int = 0  # N of the per-person jitter in [-N, N] days; 0 = none
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +92,7 @@ class PreparationReport:
             "k_ok": self.k_ok,
             "access": self.access,
             "date_shift": self.date_shift,
+            "date_jitter_days": self.date_jitter_days,
             "prepared_at": self.prepared_at,
             "ledger_subjects": self.ledger_subjects,
         }
@@ -107,11 +117,13 @@ def _describe(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
 
 
-def _secret_params(secrets: ProjectSecrets, ledger_key: bytes) -> dict[str, Any]:
+def _secret_params(secrets: ProjectSecrets, ledger_key: bytes, jitter_days: int) -> dict[str, Any]:
     return {
         **key_params(PSEUDONYM_KEY_PARAM, secrets.subkey("pseudonym")),
         **key_params(OFFSET_KEY_PARAM, secrets.subkey("date_offset")),
+        **key_params(JITTER_KEY_PARAM, secrets.subkey("date_jitter")),
         OFFSET_PARAM: secrets.date_offset_days,
+        JITTER_DAYS_PARAM: jitter_days,
         **ledger.subject_params(ledger_key),
     }
 
@@ -151,7 +163,9 @@ def _plan_all(
                 approved,
                 types,
                 per_person_offset=per_person_offset,
+                date_jitter=project.date_jitter_days > 0,
                 person_offset_column=relations.OFFSET_COLUMN,
+                code_measures=project.access is AccessMode.ROWS,
             )
             plans[name] = (plan, relation)
         except BadInput as error:
@@ -203,7 +217,7 @@ def _prepare_into(
     """Build every file of one version inside ``build`` (not yet visible)."""
     k = project.min_cell_count
     plans = _plan_all(con, project, datasets, secrets.per_person_offset)
-    params = _secret_params(secrets, ledger.ledger_key(paths))
+    params = _secret_params(secrets, ledger.ledger_key(paths), project.date_jitter_days)
     twin_dir = build / layout.TWIN_DIR
     twin_dir.mkdir(mode=0o700)
     stage = build / ".ledger"
@@ -219,8 +233,22 @@ def _prepare_into(
     progress("pseudonymising persons")
     key_types = {name: _describe(con, relation)[plan.person_key] for name, (plan, relation) in plans.items()}
     sources = {name: (plan.person_key, relation) for name, (plan, relation) in plans.items()}
-    maps = relations.person_maps(con, sources, key_types, params, per_person_offset=secrets.per_person_offset)
+    maps = relations.person_maps(
+        con,
+        sources,
+        key_types,
+        params,
+        per_person_offset=secrets.per_person_offset,
+        date_jitter=project.date_jitter_days > 0,
+    )
     for name, (plan, relation) in plans.items():
+        codes: dict[str, MeasureBounds] = {}
+        if plan.measures:
+            progress(f"{name}: top- and bottom-coding measures")
+            spec = datasets[name][0]
+            declared = {c: (spec.columns[c].bottom_code, spec.columns[c].top_code) for c in plan.measures}
+            codes = measure_bounds(con, relation, plan.person_key, plan.measures, declared, k)
+            plan = plan.with_measure_bounds(codes)
         progress(f"{name}: de-identifying")
         persons = maps[name]
         hashes.submit(f"{name}:source", datasets[name][1])
@@ -276,6 +304,7 @@ def _prepare_into(
             "columns": plan.columns,
             "dropped_columns": plan.dropped,
             "transforms": plan.transforms,
+            "measure_codes": {column: bounds.to_dict() for column, bounds in codes.items()},
             "quasi_ids": plan.quasi_ids,
             "k_min_class_size": report.min_class_size,
             "k_classes_below": report.classes_below_k,
@@ -305,6 +334,7 @@ def _prepare_into(
         prepared_at=prepared_at,
         prepared_dir=build,
         ledger_subjects=subjects,
+        date_jitter_days=project.date_jitter_days,
     )
 
 

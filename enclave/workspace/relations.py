@@ -7,9 +7,9 @@ The prepared rows are never materialised in full. Each dataset is read straight 
   that k-anonymity, the row and person counts and the disclosure ledger need;
 * once, filtered to a sample of persons, for the synthetic twin.
 
-Each read evaluates the same deterministic SQL (the pseudonym and a per-person offset come from the
-person map, a project offset is a bound parameter, generalisations are pure functions), so all three
-see the same prepared rows.
+Each read evaluates the same deterministic SQL (the pseudonym and a per-person shift come from the
+person map, a project offset is a bound parameter, generalisations and measure bounds are pure
+functions), so all three see the same prepared rows.
 
 The hidden person column holds the *source* person key. It identifies persons exactly (two persons
 never share it, unlike a truncated pseudonym), it lives only in temporary tables of the in-memory
@@ -26,8 +26,8 @@ from typing import Any
 import duckdb
 
 from enclave import ledger
-from enclave.deid.dates import person_offset_sql
-from enclave.deid.plan import OFFSET_KEY_PARAM, PSEUDONYM_KEY_PARAM, DatasetPlan
+from enclave.deid.dates import person_shift_sql
+from enclave.deid.plan import JITTER_KEY_PARAM, OFFSET_KEY_PARAM, PSEUDONYM_KEY_PARAM, DatasetPlan
 from enclave.deid.pseudonym import pseudonym_sql
 from enclave.deid.sql import quote_ident, quote_literal
 from enclave.errors import BadInput
@@ -35,7 +35,7 @@ from enclave.errors import BadInput
 PERSON_COLUMN = "__enclave_person"  # hidden working column (the source key); never written out
 SOURCE_COLUMN = "__enclave_source"  # the source key in the person map
 PSEUDONYM_COLUMN = "__enclave_pseudonym"  # the pseudonym in the person map
-OFFSET_COLUMN = "__enclave_offset"  # the per-person date offset in the person map (when used)
+OFFSET_COLUMN = "__enclave_offset"  # the person's whole date shift in the person map (when per person)
 FACTS_TABLE = "_facts"
 SAMPLE_TABLE = "_twin_sample"
 ROWS_COLUMN = "__enclave_rows"  # in the facts table: how many prepared rows each fact stands for
@@ -53,10 +53,12 @@ def person_maps(
     params: Mapping[str, Any],
     *,
     per_person_offset: bool,
+    date_jitter: bool = False,
 ) -> dict[str, str]:
     """One temp table per person-key type: every distinct source person of the project, with their
-    pseudonym, ledger subject and, with ``per_person_offset``, date offset. One HMAC of each kind
-    per person, not per row, and the same values for the same person in every dataset.
+    pseudonym, ledger subject and, with ``per_person_offset`` and/or ``date_jitter``, the whole
+    shift of their dates (offset plus jitter). One HMAC of each kind per person, not per row, and
+    the same values for the same person in every dataset.
 
     ``sources`` maps each dataset to (person key column, source relation); the result maps each
     dataset to the table of its key type.
@@ -67,11 +69,14 @@ def person_maps(
         by_type.setdefault(key_types[name], []).append(
             f"SELECT DISTINCT {column} AS s FROM {relation} WHERE {column} IS NOT NULL"
         )
-    offset = (
-        f", {person_offset_sql('s', OFFSET_KEY_PARAM)} AS {quote_ident(OFFSET_COLUMN)}"
-        if per_person_offset
-        else ""
+    shift = person_shift_sql(
+        "s",
+        per_person_offset=per_person_offset,
+        jitter=date_jitter,
+        offset_key=OFFSET_KEY_PARAM,
+        jitter_key=JITTER_KEY_PARAM,
     )
+    offset = f", {shift} AS {quote_ident(OFFSET_COLUMN)}" if per_person_offset or date_jitter else ""
     tables: dict[str, str] = {}
     for index, (key_type, selects) in enumerate(sorted(by_type.items())):
         table = quote_ident(f"_persons_{index}")
@@ -90,9 +95,9 @@ def person_maps(
 
 def _joined(plan: DatasetPlan, relation: str, persons: str, where: str = "") -> str:
     """The source rows (those matching ``where``, if given) with their pseudonym (and per-person
-    offset) looked up in the person map: one join, no HMAC per row."""
+    shift) looked up in the person map: one join, no HMAC per row."""
     key = quote_ident(plan.person_key)
-    looked_up = f"_map.* EXCLUDE ({quote_ident(SOURCE_COLUMN)}, subject)"  # pseudonym (and offset)
+    looked_up = f"_map.* EXCLUDE ({quote_ident(SOURCE_COLUMN)}, subject)"  # pseudonym (and shift)
     source = f"(SELECT * FROM {relation} WHERE {where})" if where else relation
     return (
         f"(SELECT _src.*, {looked_up} FROM {source} AS _src "
@@ -153,7 +158,7 @@ def facts_table(
     """A temp table of the hidden person column and the generalised quasi-identifiers, with
     ``ROWS_COLUMN`` counting the prepared rows of each combination (rows without a person key
     included). It is all that k-anonymity, the counts and the ledger need, and it is read straight
-    from the source: quasi-identifiers never involve the pseudonym or the person's offset (only
+    from the source: quasi-identifiers never involve the pseudonym or the person's shift (only
     ``person_key`` and ``date`` columns do), so no join is needed."""
     expressions = dict(zip(plan.columns, plan.select_list, strict=True))
     quasi = [expressions[q] for q in plan.quasi_ids]

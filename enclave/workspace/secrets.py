@@ -39,7 +39,8 @@ class ProjectSecrets:
         return f"ProjectSecrets(per_person_offset={self.per_person_offset}, ...)"
 
     def subkey(self, purpose: str) -> bytes:
-        """A key for one use (``pseudonym``, ``date_offset``, ``twin``), derived from the master key."""
+        """A key for one use (``pseudonym``, ``date_offset``, ``date_jitter``, ``twin``), derived from
+        the master key."""
         return derive_key(self.pseudonym_key, purpose)
 
 

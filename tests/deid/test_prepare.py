@@ -46,7 +46,9 @@ def offset_100(monkeypatch):
 
 
 def test_golden_values_end_to_end(paths, source_files, offset_100):
-    report = prepare_workspace(paths, project_spec(), source_files, version=1)
+    # The standard's worked example: one project offset (+100 days) and no per-person jitter.
+    report = prepare_workspace(paths, project_spec(date_jitter_days=0), source_files, version=1)
+    assert report.datasets["visits"]["transforms"]["visit_date"] == "date_shift"
     key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "pseudonym")
     p1 = pseudonym(key, 1)
     visit_date, discharge, month = query(
@@ -66,7 +68,7 @@ def test_golden_values_end_to_end(paths, source_files, offset_100):
 
 
 def test_every_date_is_shifted_by_the_project_offset(paths, source_files, offset_100):
-    report = prepare_workspace(paths, project_spec(), source_files, version=1)
+    report = prepare_workspace(paths, project_spec(date_jitter_days=0), source_files, version=1)
     prepared = query(report.views_db, "SELECT visit_id, visit_date, discharge_date FROM visits")
     raw = duckdb.execute(
         "SELECT visit_id, visit_date, discharge_date FROM read_parquet(?)", [str(source_files["visits"][1])]
@@ -109,8 +111,8 @@ def test_person_key_is_pseudonymised_and_joins_across_datasets(paths, source_fil
 
 
 def test_two_projects_get_different_pseudonyms_and_offsets(paths, source_files):
-    a = prepare_workspace(paths, project_spec("alpha-1"), source_files, version=1)
-    b = prepare_workspace(paths, project_spec("beta-1"), source_files, version=1)
+    a = prepare_workspace(paths, project_spec("alpha-1", date_jitter_days=0), source_files, version=1)
+    b = prepare_workspace(paths, project_spec("beta-1", date_jitter_days=0), source_files, version=1)
     sql = "SELECT pid, visit_date FROM visits WHERE visit_id = 10"
     (pa, da), (pb, db) = query(a.views_db, sql)[0], query(b.views_db, sql)[0]
     assert pa != pb
@@ -137,7 +139,7 @@ def test_no_secret_appears_in_any_prepared_file(paths, source_files):
     prepare_workspace(paths, project_spec(), source_files, version=1)
     secret = load_secrets(paths, "cardio-2026")
     needles = [secret.pseudonym_key, secret.pseudonym_key.hex().encode()]
-    for purpose in ("pseudonym", "date_offset", "twin"):
+    for purpose in ("pseudonym", "date_offset", "date_jitter", "twin"):
         sub = derive_key(secret.pseudonym_key, purpose)
         needles += [sub, sub.hex().encode(), *key_params("k", sub).values()]
     needles += [ledger.ledger_key(paths), ledger.ledger_key(paths).hex().encode()]
@@ -216,13 +218,14 @@ def test_current_pointers_and_not_prepared(paths, source_files):
 
 def test_csv_sources_work(paths, tmp_path, offset_100):
     files = sources(tmp_path / "csv", fmt="csv")
-    report = prepare_workspace(paths, project_spec(), files, version=1)
+    report = prepare_workspace(paths, project_spec(date_jitter_days=0), files, version=1)
     row = query(report.views_db, "SELECT visit_date, discharge_date FROM visits WHERE visit_id = 10")[0]
     assert row == (date(2018, 4, 11), date(2018, 7, 10))
 
 
 def test_per_person_offsets_keep_intervals_within_each_person(paths, source_files):
-    report = prepare_workspace(paths, project_spec(), source_files, version=1, per_person_offset=True)
+    spec = project_spec(date_jitter_days=0)
+    report = prepare_workspace(paths, spec, source_files, version=1, per_person_offset=True)
     assert report.date_shift == "per_person" and load_secrets(paths, "cardio-2026").per_person_offset
     prepared = query(report.views_db, "SELECT visit_id, pid, visit_date, discharge_date FROM visits")
     raw = duckdb.execute(

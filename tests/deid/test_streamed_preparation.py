@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from enclave import ledger
-from enclave.deid.dates import person_offset
+from enclave.deid.dates import person_jitter, person_offset
 from enclave.deid.kanon import k_anonymity
 from enclave.deid.pseudonym import derive_key, hmac_hex, pseudonym
 from enclave.errors import Refused
@@ -179,10 +179,13 @@ def test_background_hasher_reports_errors_and_refuses_duplicates(tmp_path):
 
 
 def test_per_person_offsets_from_the_person_map_match_the_keyed_hash_of_each_row(paths, tmp_path):
-    # The offset is looked up once per person; every row must still move by HMAC(offset key, pid).
+    # The shift is looked up once per person; every row must still move by the person's offset,
+    # HMAC(offset key, pid), plus the person's jitter, HMAC(jitter key, pid), within ±7 days.
     files = with_extra_visits(tmp_path, [extra_visit(9001, None), extra_visit(9002, 777)])
     report = prepare_workspace(paths, project_spec(), files, version=1, per_person_offset=True)
+    assert report.datasets["visits"]["transforms"]["visit_date"] == "date_shift_per_person+jitter"
     offset_key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "date_offset")
+    jitter_key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "date_jitter")
     pseudonym_key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "pseudonym")
     source = duckdb.execute(
         "SELECT visit_id, pid, visit_date, discharge_date FROM read_parquet(?)", [str(files["visits"][1])]
@@ -198,5 +201,6 @@ def test_per_person_offsets_from_the_person_map_match_the_keyed_hash_of_each_row
         if pid is None:
             assert prepared[visit_id] == (None, None, None)  # no person, no offset, no date
             continue
-        days = timedelta(days=person_offset(hmac_hex(offset_key, str(pid))))
+        jitter = person_jitter(hmac_hex(jitter_key, str(pid)), 7)
+        days = timedelta(days=person_offset(hmac_hex(offset_key, str(pid))) + jitter)
         assert prepared[visit_id] == (pseudonym(pseudonym_key, pid), visit_date + days, discharge_date + days)

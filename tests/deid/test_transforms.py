@@ -32,7 +32,7 @@ def one(sql: str, params: dict | None = None):
     return duckdb.execute(sql, params or {}).fetchone()[0]
 
 
-@pytest.mark.parametrize("module", ["dates", "generalize", "pseudonym"])
+@pytest.mark.parametrize("module", ["coding", "dates", "generalize", "pseudonym"])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(f"enclave.deid.{module}"))
     assert result.attempted > 0 and result.failed == 0
