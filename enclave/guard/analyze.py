@@ -59,12 +59,74 @@ class Analyzer:
             return self.body(node.this, context)
         if isinstance(node, exp.Select):
             return self.select(node, context)
+        if isinstance(node, exp.Union) and not node.args.get("distinct"):
+            return self._union(node, context)
         self.fail(
             "QRY_SET_OPERATION",
             node,
-            detail=f"{node.key.upper()} (each part would be its own aggregation; run them as separate queries)",
+            detail=f"{node.key.upper()} (each part would be its own aggregation)",
         )
         return None
+
+    def _union(self, node: exp.Union, context: _Context) -> Scope | None:
+        """UNION ALL of row layers: more rows of the same persons, each branch carrying its person key.
+
+        Each output column must be a bare column (or a constant) in every branch, so that its lineage
+        is a column whatever branch a row came from; anything derived must be derived after the union.
+        """
+        branches: list[exp.Expression] = []
+        stack: list[exp.Expression] = [node]
+        while stack:
+            current = strip(stack.pop())
+            if isinstance(current, exp.Subquery):
+                stack.append(current.this)
+            elif isinstance(current, exp.Union) and not current.args.get("distinct"):
+                stack += [current.expression, current.this]
+            else:
+                branches.append(current)
+        scopes = []
+        for branch in branches:
+            scope = self.body(branch, context) if isinstance(branch, exp.Select) else None
+            if scope is None or scope.layer is not Layer.ROW:
+                self.fail("QRY_SET_OPERATION", branch, detail="UNION ALL of anything but rows of the views")
+                return None
+            scopes.append(scope)
+        widths = {len(scope.names) for scope in scopes}
+        if len(widths) != 1:
+            self.fail("QRY_SET_OPERATION", node, detail="UNION ALL of branches with different columns")
+            return None
+        first = scopes[0]
+        columns: dict[str, Col] = {}
+        for position, name in enumerate(first.names):
+            cols = [scope.columns[scope.names[position].lower()] for scope in scopes]
+            if all(c.pk for c in cols):
+                columns[name.lower()] = Col(cols[0].lineage, pk=True)
+                continue
+            plain = [c for c in cols if isinstance(c.lineage, exp.Column) and not c.pk]
+            constants = [c for c in cols if isinstance(strip(c.lineage), exp.Literal | exp.Null)]
+            if any(c.pk for c in cols) or len(plain) + len(constants) != len(cols) or not plain:
+                self.fail(
+                    "QRY_SET_OPERATION",
+                    node,
+                    detail=f"column {name} of a UNION ALL must be the same kind of bare column in every part "
+                    "(derive values after the union)",
+                )
+                return None
+            dated = [c for c in plain if self._is_date(c.lineage)]
+            columns[name.lower()] = Col((dated or plain)[0].lineage)
+        for scope in scopes:
+            if id(scope.select) not in self._hidden and scope.person is not None:
+                self._hidden.add(id(scope.select))
+                scope.select.append(
+                    "expressions", exp.alias_(scope.person.copy(), HIDDEN_PERSON, quoted=True, copy=False)
+                )
+        union = Scope(
+            select=first.select, layer=Layer.ROW, columns=columns, names=list(first.names), sources={}
+        )
+        union.person = first.person
+        union.multi = max(1, max(scope.multi for scope in scopes))
+        union.unique = False
+        return union
 
     def _cte(self, cte: exp.CTE, context: _Context) -> Scope | None:
         key = id(cte)
@@ -91,7 +153,9 @@ class Analyzer:
                 return self._derived(alias, scope)
             view = self.policy.views.get(name)
             if view is None:
-                self.fail("QRY_UNKNOWN_TABLE", item, detail=repr(item.name), views=", ".join(self.policy.views))
+                self.fail(
+                    "QRY_UNKNOWN_TABLE", item, detail=repr(item.name), views=", ".join(self.policy.views)
+                )
                 return None
             leaf = self._leaf(view.name, view=view)
             columns = {
@@ -167,7 +231,7 @@ class Analyzer:
             self.fail(
                 "QRY_FANOUT",
                 select,
-                detail=f"{scope.multi} tables with several rows per person are joined; at most {MAX_MULTI_ROW}",
+                detail=f"{scope.multi} tables with several rows per person joined; at most {MAX_MULTI_ROW}",
             )
         first = next(iter(sources.values()))
         scope.person = exp.column(first.pk_name, table=first.alias, quoted=True)
@@ -297,7 +361,9 @@ class Analyzer:
         self.aggregate_scopes.append(scope)
         if distinct:
             if select.args.get("group") is not None or aggregates:
-                self.fail("QRY_SYNTAX_NOT_ALLOWED", select, detail="SELECT DISTINCT with GROUP BY or aggregates")
+                self.fail(
+                    "QRY_SYNTAX_NOT_ALLOWED", select, detail="SELECT DISTINCT with GROUP BY or aggregates"
+                )
             keys = [_value(p) for p in select.expressions]
         for key in keys:
             if _has_aggregate(key):
@@ -342,7 +408,9 @@ class Analyzer:
             condition = func.this if condition is None else exp.and_(condition, func.this)
             kind = "count_star"
         if condition is not None and not _row_level(condition):
-            self.fail("QRY_AGGREGATE_ARGUMENT", call, detail="FILTER (WHERE ...) with a subquery or aggregate")
+            self.fail(
+                "QRY_AGGREGATE_ARGUMENT", call, detail="FILTER (WHERE ...) with a subquery or aggregate"
+            )
             return None
         item = Aggregate(call=call, func=func, kind=kind, args=arguments, condition=condition)
         if kind == "quantile":
@@ -436,7 +504,8 @@ class Analyzer:
         node: exp.Expression = column
         parent = node.parent
         while isinstance(parent, exp.Paren) or (
-            isinstance(parent, exp.Coalesce) and all(self._is_pk(strip(a), scope) for a in _coalesce_args(parent))
+            isinstance(parent, exp.Coalesce)
+            and all(self._is_pk(strip(a), scope) for a in _coalesce_args(parent))
         ):
             node, parent = parent, parent.parent
         name = column.sql(dialect="duckdb")

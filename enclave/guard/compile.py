@@ -171,9 +171,7 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
 
     per_person = exp.select(*group_keys, _col(f"{P}p"))
     for i in range(1, len(population_sql)):
-        per_person = per_person.select(
-            _alias(exp.func("bool_or", _col(f"{P}r{i}")), f"{P}r{i}"), copy=False
-        )
+        per_person = per_person.select(_alias(exp.func("bool_or", _col(f"{P}r{i}")), f"{P}r{i}"), copy=False)
     for d, (_, centred) in enumerate(dominance):
         x = _col(f"{P}x{d}")
         per_person = per_person.select(_alias(exp.Sum(this=x), f"{P}s{d}"), copy=False)
@@ -184,9 +182,7 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
                 copy=False,
             )
     for i in range(len(binaries)):
-        per_person = per_person.select(
-            _alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False
-        )
+        per_person = per_person.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
     for q in range(len(quantiles)):
         y = _col(f"{P}y{q}")
         per_person = per_person.select(
@@ -202,7 +198,9 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         ctes.append(_cte(f"{P}pm", _centred(dominance, group_keys)))
         contributions_from = f"{P}pm"
     ctes.append(
-        _cte(f"{P}c", _cells(population_sql, dominance, len(binaries), group_keys, contributions_from, policy))
+        _cte(
+            f"{P}c", _cells(population_sql, dominance, len(binaries), group_keys, contributions_from, policy)
+        )
     )
     outputs: list[exp.Expression] = [
         *[_col(f"{P}g{i}", "e") for i in range(len(keys))],
@@ -329,16 +327,22 @@ def _centred(dominance, group_keys) -> exp.Select:
             continue
         mean = exp.Div(
             this=exp.Window(this=exp.Sum(this=_col(f"{P}s{d}")), partition_by=[k.copy() for k in partition]),
-            expression=exp.Window(this=exp.Sum(this=_col(f"{P}k{d}")), partition_by=[k.copy() for k in partition]),
+            expression=exp.Window(
+                this=exp.Sum(this=_col(f"{P}k{d}")), partition_by=[k.copy() for k in partition]
+            ),
         )
         select = select.select(_alias(mean, f"{P}m{d}"), copy=False)
-    return exp.select(exp.Star()).from_(select.subquery(f"{P}pw", copy=False)).select(
-        *[
-            _alias(_centred_contribution(d), f"{P}u{d}")
-            for d, (_, centred) in enumerate(dominance)
-            if centred
-        ],
-        copy=False,
+    return (
+        exp.select(exp.Star())
+        .from_(select.subquery(f"{P}pw", copy=False))
+        .select(
+            *[
+                _alias(_centred_contribution(d), f"{P}u{d}")
+                for d, (_, centred) in enumerate(dominance)
+                if centred
+            ],
+            copy=False,
+        )
     )
 
 
@@ -361,9 +365,7 @@ def _cells(population_sql, dominance, binaries: int, group_keys, source: str, po
     for i in range(binaries):
         select = select.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
     for i in range(1, len(population_sql)):
-        count = exp.Filter(
-            this=exp.Count(this=exp.Star()), expression=exp.Where(this=_col(f"{P}r{i}"))
-        )
+        count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=_col(f"{P}r{i}")))
         select = select.select(_alias(count, f"{P}in{i}"), copy=False)
     top = max(policy.dominance_n, 2)
     for d, (_, centred) in enumerate(dominance):
@@ -389,8 +391,12 @@ def _quantile_counts(scope: Scope, checks: list[Check], group_keys, keys: int) -
         below = exp.LTE(this=_double(_col(f"{P}lo{q}", "pp")), expression=value)
         above = exp.GTE(this=_double(_col(f"{P}hi{q}", "pp")), expression=value.copy())
         select = select.select(
-            _alias(exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=below)), f"{P}below{q}"),
-            _alias(exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=above)), f"{P}above{q}"),
+            _alias(
+                exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=below)), f"{P}below{q}"
+            ),
+            _alias(
+                exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=above)), f"{P}above{q}"
+            ),
             copy=False,
         )
     select = select.from_(exp.to_table(f"{P}pp").as_("pp", quoted=True), copy=False)
@@ -410,11 +416,7 @@ def _distinct_values(j: int, group_keys, k: int) -> exp.Select:
         .from_(f"{P}b")
         .where(_not_null(value))
         .group_by(*[g.copy() for g in group_keys], value.copy())
-        .having(
-            exp.GTE(
-                this=exp.Count(this=exp.Distinct(expressions=[_col(f"{P}p")])), expression=_num(k)
-            )
-        )
+        .having(exp.GTE(this=exp.Count(this=exp.Distinct(expressions=[_col(f"{P}p")])), expression=_num(k)))
     )
     select = exp.select(*[g.copy() for g in group_keys], _alias(exp.Count(this=exp.Star()), f"{P}dv"))
     select = select.from_(held.subquery(f"{P}h", copy=False), copy=False)
@@ -448,12 +450,17 @@ def _sketch(populations: int, group_keys, width: int) -> exp.Select:
     membership = [exp.EQ(this=_col("j", "pops"), expression=_num(0))]
     for i in range(1, populations):
         membership.append(
-            exp.and_(exp.EQ(this=_col("j", "pops"), expression=_num(i)), exp.func("coalesce", _col(f"{P}r{i}"), exp.false()))
+            exp.and_(
+                exp.EQ(this=_col("j", "pops"), expression=_num(i)),
+                exp.func("coalesce", _col(f"{P}r{i}"), exp.false()),
+            )
         )
     members = members.where(exp.or_(*membership), copy=False)
 
     hashed = _col(f"{P}id")
-    shifted = exp.BitwiseRightShift(this=hashed, expression=exp.Mul(this=_col("t", "tabs"), expression=_num(16)))
+    shifted = exp.BitwiseRightShift(
+        this=hashed, expression=exp.Mul(this=_col("t", "tabs"), expression=_num(16))
+    )
     cell = exp.Add(
         this=exp.Mul(this=_col("t", "tabs"), expression=_num(width)),
         expression=exp.Mod(this=exp.paren(shifted, copy=False), expression=_num(width)),

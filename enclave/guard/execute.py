@@ -26,6 +26,7 @@ from enclave.guard.policy import GuardPolicy
 from enclave.guard.release import release, run_post
 from enclave.guard.violations import violation
 
+
 @dataclass
 class QueryResult:
     """Released groups, and how many were held back (R-QRY-7)."""
@@ -34,7 +35,8 @@ class QueryResult:
     rows: list[list[Any]]
     suppressed_groups: int
     notices: list[str] = field(default_factory=list)
-    suppressed_values: int = 0
+    suppressed_values: int = 0  # values returned as NULL by their own rules or the ledger
+    ledger_suppressed: int = 0  # values or groups held back by the differencing ledger (an alert)
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the ``enclave query`` contract (ARCHITECTURE §9), with JSON-safe values."""
@@ -90,6 +92,7 @@ def run(
         suppressed_groups=released.suppressed_groups,
         notices=released.notices(policy),
         suppressed_values=released.suppressed_values,
+        ledger_suppressed=released.ledger_suppressed,
     )
 
 

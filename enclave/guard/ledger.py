@@ -11,8 +11,9 @@ count, the XOR of the hashes and the XOR of a check value. Subtracting two sketc
 symmetric difference of the two populations, which peels into its members when it is small (here
 at most k-1, far below the table's capacity) and fails to peel when it is large. The person set
 itself is never stored: 20 bytes per cell per population, whatever its size (1,000,000 persons
-included; 3 × 16 cells for k = 5), where a bitmap of person ordinals would grow with the population. Candidates are
-found by size first: two populations can differ by at most k-1 persons only if their sizes do.
+included; 3 × 16 cells for k = 5), where a bitmap of person ordinals would grow with the
+population. Candidates are found by size first: two populations can differ by at most k-1
+persons only if their sizes do.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ class Sketch:
         return cls(size, counts, hashes, checks)
 
     def to_bytes(self) -> bytes:
-        return self.counts.astype("<i4").tobytes() + self.hashes.astype("<u8").tobytes() + self.checks.astype(
-            "<u8"
-        ).tobytes()
+        return (
+            self.counts.astype("<i4").tobytes()
+            + self.hashes.astype("<u8").tobytes()
+            + self.checks.astype("<u8").tobytes()
+        )
 
     @classmethod
     def from_bytes(cls, size: int, blob: bytes) -> Sketch:
@@ -104,10 +107,10 @@ def difference(a: Sketch, b: Sketch, limit: int) -> int | None:
     while progress:
         progress = False
         for cell in np.flatnonzero((counts == 1) | (counts == -1)):
-            person = int(hashes[cell])
-            if check_value(person) != int(checks[cell]):
-                continue
             sign = int(counts[cell])
+            person = int(hashes[cell])
+            if sign not in (1, -1) or check_value(person) != int(checks[cell]):
+                continue  # no longer pure: an earlier peel in this pass emptied or changed it
             for other in cells_of(person, width):
                 counts[other] -= sign
                 hashes[other] ^= np.uint64(person)
@@ -209,7 +212,11 @@ class DatabaseLedger(Ledger):
             now = now_iso()
             session.add_all(
                 GuardLedgerEntry(
-                    project_id=self.project_id, size=s.size, sketch=s.to_bytes(), created_at=now, label=label[:200]
+                    project_id=self.project_id,
+                    size=s.size,
+                    sketch=s.to_bytes(),
+                    created_at=now,
+                    label=label[:200],
                 )
                 for s in admitted
             )

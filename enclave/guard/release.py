@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from enclave.errors import BadInput
-from enclave.guard.compile import CELLS, COUNT_KINDS, P, Compiled
+from enclave.guard.compile import CELLS, COUNT_KINDS, Compiled, P
 from enclave.guard.ledger import TABLES, Ledger, Sketch, cells_per_table
 from enclave.guard.policy import GuardPolicy
 
@@ -45,7 +45,8 @@ class Released:
             notices.append(
                 f"{self.suppressed_groups} group(s) resting on fewer than {policy.k} persons, or differing "
                 f"by fewer than {policy.k} persons from released results, were suppressed "
-                f"/ 已抑制 {self.suppressed_groups} 个人数少于 {policy.k} 或与已发布结果相差少于 {policy.k} 人的分组"
+                f"/ 已抑制 {self.suppressed_groups} 个人数少于 {policy.k} "
+                f"或与已发布结果相差少于 {policy.k} 人的分组"
             )
         if self.suppressed_values:
             notices.append(
@@ -57,7 +58,8 @@ class Released:
             notices.append(
                 f"{self.ledger_suppressed} value(s) or group(s) differed from earlier released results by "
                 f"fewer than {policy.k} persons and were suppressed (differencing ledger) "
-                f"/ 有 {self.ledger_suppressed} 个数值或分组与已发布结果相差少于 {policy.k} 人，已被抑制（差分台账）"
+                f"/ 有 {self.ledger_suppressed} 个数值或分组与已发布结果相差少于 {policy.k} 人，"
+                "已被抑制（差分台账）"
             )
         if self.rounded:
             notices.append(
@@ -161,6 +163,8 @@ def _value_ok(check, columns, r: int, n: int, policy: GuardPolicy) -> bool:
         above = columns[f"{P}above{check.quantile}"][r] or 0
         if below < k or above < k:
             return False
+    if check.distinct_values and not columns[f"{P}dv{check.index}"][r]:
+        return False  # no value is held by k persons: nothing to count
     value = columns[f"{P}a{check.index}"][r]
     return not (isinstance(value, float) and not math.isfinite(value))
 

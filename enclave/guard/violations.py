@@ -32,9 +32,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "只允许 SELECT 查询，不允许 {detail}。",
     ),
     "QRY_SET_OPERATION": (
-        "{detail} is not allowed here; only UNION ALL inside a subquery or CTE is. "
-        "Run each part as its own query.",
-        "此处不允许 {detail}；仅允许在子查询或 CTE 中使用 UNION ALL。请把各部分作为独立查询运行。",
+        "Not allowed: {detail}. Only UNION ALL of rows is (in a subquery or CTE, every part selecting "
+        "the person key and bare columns); run anything else as separate queries.",
+        "不允许：{detail}。只允许行数据的 UNION ALL"
+        "（位于子查询或 CTE 中，且每个部分都选出人员标识和原始列）；其他情况请分别查询。",
     ),
     "QRY_UNKNOWN_TABLE": (
         "Unknown table {detail}: query only the project's views by their plain names ({views}).",
@@ -125,7 +126,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "bool_or and any_value are allowed only inside a subquery grouped by the person key. Here use "
         "count, sum, avg, stddev, variance, corr, covar_*, regr_*, median or quantile_cont.",
         "聚合 {detail} 可能泄露单个人的取值或成员信息；min、max、bool_or 和 any_value 只能在按人员标识分组的"
-        "子查询中使用。此处请使用 count、sum、avg、stddev、variance、corr、covar_*、regr_*、median 或 quantile_cont。",
+        "子查询中使用。此处请使用 count、sum、avg、stddev、variance、corr、covar_*、regr_*、"
+        "median 或 quantile_cont。",
     ),
     "QRY_AGGREGATE_ARGUMENT": (
         "The argument of {detail} must be a column; one transform of one column (round, floor, a "
@@ -134,7 +136,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "CASE WHEN <condition> THEN <constant> [ELSE 0] END. Powers, products and added constants are "
         "not allowed (use corr/covar_*/regr_* for two columns; do arithmetic outside the aggregate).",
         "{detail} 的参数只能是：列；对单列的一次变换（round、floor、分箱、cast、带常量的 coalesce、"
-        "日期部分、单位换算 x * c 或 x / c）；同一行各列的和或差（discharge_date - visit_date）；或指示表达式 "
+        "日期部分、单位换算 x * c 或 x / c）；同一行各列的和或差（discharge_date - visit_date）；"
+        "或指示表达式 "
         "CASE WHEN <条件> THEN <常量> [ELSE 0] END。不允许乘方、乘积和加常量"
         "（两列之间请用 corr/covar_*/regr_*；算术请放在聚合之外）。",
     ),

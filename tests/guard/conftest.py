@@ -6,6 +6,8 @@ Known facts the tests rely on:
 * P150 is the only patient with dx 'Z99'.
 * P042 has six visits with dx 'R99' and nobody else has that dx: six rows, one person.
 * P160 (zip '300') earns 1,000,000; everyone else 1,000-1,499: zip '300' income is dominated.
+* Visits have a ``department`` (five departments, each with well over k persons) and a
+  ``discharge_date``: NULL for about a third of the visits, otherwise 0-20 days after the visit.
 """
 
 from __future__ import annotations
@@ -48,16 +50,23 @@ def patients_table() -> pa.Table:
     )
 
 
+DEPARTMENTS = ["cardiology", "endocrinology", "general", "oncology", "respiratory"]
+
+
 def visits_table() -> pa.Table:
-    rows = {"pid": [], "visit_date": [], "cost": [], "dx": []}
+    rows = {"pid": [], "visit_date": [], "cost": [], "dx": [], "discharge_date": [], "department": []}
     start = dt.date(2020, 1, 1)
     for i in range(200):
         count = 6 if i == 42 else (5 if i == 199 else i % 3 + 1)
         for j in range(count):
+            visit_date = start + dt.timedelta(days=(i * 11 + j * 30) % 1000)
             rows["pid"].append(f"P{i:03d}")
-            rows["visit_date"].append(start + dt.timedelta(days=(i * 11 + j * 30) % 1000))
+            rows["visit_date"].append(visit_date)
             rows["cost"].append(float(10 * (j + 1) + i % 7))
             rows["dx"].append("R99" if i == 42 else ["I10", "E11", "J45"][(i + j) % 3])
+            stay = None if (i * 7 + j) % 3 == 0 else dt.timedelta(days=(i * 3 + j * 5) % 21)
+            rows["discharge_date"].append(None if stay is None else visit_date + stay)
+            rows["department"].append(DEPARTMENTS[(i + 2 * j) % 5])
     return pa.table(rows)
 
 
@@ -92,7 +101,14 @@ def policy() -> GuardPolicy:
             "visits": ViewPolicy(
                 "visits",
                 "pid",
-                {"pid": R.PERSON_KEY, "visit_date": R.DATE, "cost": R.MEASURE, "dx": R.SENSITIVE},
+                {
+                    "pid": R.PERSON_KEY,
+                    "visit_date": R.DATE,
+                    "cost": R.MEASURE,
+                    "dx": R.SENSITIVE,
+                    "discharge_date": R.DATE,
+                    "department": R.ATTRIBUTE,
+                },
             ),
         }
     )

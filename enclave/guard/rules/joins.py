@@ -49,9 +49,9 @@ def join_links(analyzer: Analyzer, scope: Scope, join: exp.Join, alias: str) -> 
         if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
             continue
         tables = {left.table, right.table}
-        if alias in tables and len(tables) == 2 and (tables - {alias}) <= set(earlier):
-            if analyzer._is_pk(left, scope) and analyzer._is_pk(right, scope):
-                linked = True
+        links = alias in tables and len(tables) == 2 and (tables - {alias}) <= set(earlier)
+        if links and analyzer._is_pk(left, scope) and analyzer._is_pk(right, scope):
+            linked = True
     if not linked:
         analyzer.fail(
             "QRY_JOIN",
