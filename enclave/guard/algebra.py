@@ -44,12 +44,15 @@ class Leaf:
     name: str
     view: ViewPolicy | None = None
     per_person: bool = False
+    dates: frozenset[str] = frozenset()  # a person's own dates (their first visit, say)
 
     def role(self, column: str) -> ColumnRole | None:
         if self.view is not None:
             return self.view.role(column)
         if column == HIDDEN_PERSON:
             return ColumnRole.PERSON_KEY
+        if column.lower() in self.dates:
+            return ColumnRole.DATE
         return None
 
 
@@ -59,6 +62,7 @@ class Col:
 
     lineage: exp.Expression
     pk: bool = False
+    date: bool = False  # a person-layer value that is one of the person's dates
 
 
 @dataclass

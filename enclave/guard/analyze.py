@@ -20,6 +20,7 @@ from enclave.guard.algebra import HIDDEN_PERSON, Aggregate, Col, Layer, Leaf, Pl
 from enclave.guard.policy import GuardPolicy
 from enclave.guard.rules import aggregates as agg_rules
 from enclave.guard.rules.arguments import classify, strip
+from enclave.guard.rules.dates import uncoarsened_dates
 from enclave.guard.rules.joins import MAX_MULTI_ROW, join_links
 from enclave.guard.violations import Violation, violation
 from enclave.specs import ColumnRole
@@ -124,7 +125,7 @@ class Analyzer:
             select=first.select, layer=Layer.ROW, columns=columns, names=list(first.names), sources={}
         )
         union.person = first.person
-        union.multi = max(1, max(scope.multi for scope in scopes))
+        union.multi = max(1, sum(scope.multi for scope in scopes))  # a person's rows add up
         union.unique = False
         return union
 
@@ -181,7 +182,8 @@ class Analyzer:
             columns = dict(scope.columns)
             columns[HIDDEN_PERSON] = Col(exp.column(HIDDEN_PERSON, table="?"), pk=True)
             if scope.layer is Layer.PERSON:
-                leaf = self._leaf("person", per_person=True)
+                dated = frozenset(name for name, col in columns.items() if col.date)
+                leaf = self._leaf("person", per_person=True, dates=dated)
                 for name, col in list(columns.items()):
                     if col.pk:
                         columns[name] = Col(exp.column(HIDDEN_PERSON, table=leaf.name), pk=True)
@@ -192,8 +194,8 @@ class Analyzer:
             return Source(alias, columns, HIDDEN_PERSON, scope.multi, scope.unique, scope.layer, scope)
         return Source(alias, dict(scope.columns), None, scope.multi, False, scope.layer, scope)
 
-    def _leaf(self, base: str, *, view=None, per_person: bool = False) -> Leaf:
-        leaf = Leaf(f"{base}#{next(self._names)}", view=view, per_person=per_person)
+    def _leaf(self, base: str, *, view=None, per_person: bool = False, dates=frozenset()) -> Leaf:
+        leaf = Leaf(f"{base}#{next(self._names)}", view=view, per_person=per_person, dates=dates)
         self.leaves[leaf.name] = leaf
         return leaf
 
@@ -318,7 +320,9 @@ class Analyzer:
                 scope.columns[name.lower()] = Col(self.lineage(value, scope))
                 continue
             self._per_person_value(value, scope)
-            scope.columns[name.lower()] = Col(exp.Anonymous(this="PER_PERSON", expressions=[]))
+            scope.columns[name.lower()] = Col(
+                exp.Anonymous(this="PER_PERSON", expressions=[]), date=self._per_person_date(value, scope)
+            )
         having = select.args.get("having")
         if having is not None:
             for func, _call, condition in _calls(having.this):
@@ -345,15 +349,31 @@ class Analyzer:
         for func, _call, condition in calls:
             self._per_person_aggregate(func, condition, scope)
 
+    def _per_person_date(self, value: exp.Expression, scope: Scope) -> bool:
+        """Is this person-layer value one of the person's own dates (min, max or any of a date)?"""
+        value = strip(value)
+        if isinstance(value, exp.IgnoreNulls):
+            value = value.this
+        if isinstance(value, (exp.Min, exp.Max, exp.AnyValue, *agg_rules.QUANTILES)):
+            arguments = agg_rules.arguments_of(value)
+            return bool(arguments) and any(
+                self._is_date(c) for c in self.lineage(arguments[0], scope).find_all(exp.Column)
+            )
+        return False
+
     def _per_person_aggregate(self, func: exp.AggFunc, condition, scope: Scope) -> None:
         if not isinstance(func, agg_rules.PER_PERSON):
             self.fail("QRY_UNSAFE_AGGREGATE", func, detail=f"{agg_rules.name_of(func)}()")
             return
+        keeps_dates = isinstance(func, (exp.Min, exp.Max, exp.AnyValue, exp.Count, *agg_rules.QUANTILES))
         for argument in agg_rules.arguments_of(func):
             if self._is_pk(strip(argument), scope):
                 continue
-            if classify(self.lineage(argument, scope), self._is_date) is None:
+            lineage = self.lineage(argument, scope)
+            if classify(lineage, self._is_date) is None:
                 self.fail("QRY_AGGREGATE_ARGUMENT", func, detail=f"{agg_rules.name_of(func)}()")
+            elif not keeps_dates:
+                self._dates_coarsened(lineage, func)
 
     def _aggregate(self, scope: Scope, keys: list[exp.Expression], aggregates, distinct: bool) -> None:
         select = scope.select
@@ -368,6 +388,8 @@ class Analyzer:
         for key in keys:
             if _has_aggregate(key):
                 self.fail("QRY_SYNTAX_NOT_ALLOWED", key, detail="an aggregate in GROUP BY")
+            else:
+                self._dates_coarsened(self.lineage(key, scope), key)
         scope.keys = [k.copy() for k in keys]
         for node in [*keys, *(_value(p) for p in select.expressions)]:
             if self._is_pk(strip(node), scope):
@@ -425,13 +447,22 @@ class Analyzer:
             if self._is_pk(strip(argument), scope):
                 self.fail("QRY_PERSON_KEY_USE", argument, detail=argument.sql(dialect="duckdb"))
                 return None
-            form = classify(self.lineage(argument, scope), self._is_date)
+            lineage = self.lineage(argument, scope)
+            form = classify(lineage, self._is_date)
             if form is None:
                 self.fail("QRY_AGGREGATE_ARGUMENT", func, detail=f"{name}()")
+                return None
+            if kind not in ("count", "count_distinct") and not self._dates_coarsened(lineage, func):
                 return None
             item.indicator = item.indicator or form.indicator
             item.dates = item.dates or form.dates
         return item
+
+    def _dates_coarsened(self, lineage: exp.Expression, node: exp.Expression) -> bool:
+        exact = uncoarsened_dates(lineage, self._is_date)
+        if exact:
+            self.fail("QRY_DATE_GRANULARITY", node, detail=node.sql(dialect="duckdb")[:120])
+        return not exact
 
     def _is_date(self, column: exp.Column) -> bool:
         leaf = self.leaves.get(column.table)

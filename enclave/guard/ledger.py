@@ -13,7 +13,9 @@ at most k-1, far below the table's capacity) and fails to peel when it is large.
 itself is never stored: 20 bytes per cell per population, whatever its size (1,000,000 persons
 included; 3 × 16 cells for k = 5), where a bitmap of person ordinals would grow with the
 population. Candidates are found by size first: two populations can differ by at most k-1
-persons only if their sizes do.
+persons only if their sizes do. Because the sketch is linear, a tracker (three released
+populations with A - B - C = the target) is found the same way, by peeling A - (B + C); it is
+looked for among the latest ``TRACKER_WINDOW`` released populations.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from enclave.db.models import GuardLedgerEntry
 TABLES = 3
 CHECK_MULTIPLIER = 6364136223846793005  # odd, < 2**63: hash * it fits DuckDB's HUGEINT
 MASK = (1 << 64) - 1
+TRACKER_WINDOW = 2_000  # three-population trackers are looked for among the latest released ones
 
 
 def cells_per_table(k: int) -> int:
@@ -129,6 +132,36 @@ def difference(a: Sketch, b: Sketch, limit: int) -> int | None:
     return found
 
 
+def merged(a: Sketch, b: Sketch) -> Sketch:
+    """The sketch of the disjoint union of two populations (what a tracker adds up)."""
+    return Sketch(a.size + b.size, a.counts + b.counts, a.hashes ^ b.hashes, a.checks ^ b.checks)
+
+
+def tracked(new: Sketch, pool: Sequence[Sketch], k: int) -> bool:
+    """Is ``new`` within 1..k-1 persons of the sum of two released populations, or is a released one
+    within 1..k-1 persons of ``new`` plus another (a three-query tracker: A - B - C = {target})?
+    """
+    by_size: dict[int, list[Sketch]] = {}
+    for sketch in pool:
+        if len(sketch.counts) == len(new.counts):
+            by_size.setdefault(sketch.size, []).append(sketch)
+    span = range(-(k - 1), k)
+    for x in pool:
+        if len(x.counts) != len(new.counts):
+            continue
+        for target, whole, part in ((new.size - x.size, new, x), (x.size - new.size, x, new)):
+            if target <= 0:
+                continue
+            for size in (target + d for d in span):
+                for y in by_size.get(size, ()):
+                    if y is x or y is whole:
+                        continue
+                    found = difference(whole, merged(part, y), k - 1)
+                    if found is not None and 1 <= found <= k - 1:
+                        return True
+    return False
+
+
 def differs_by_few(new: Sketch, old: Sketch, k: int) -> bool:
     """Do the two populations differ by 1..k-1 persons?"""
     if abs(new.size - old.size) > k - 1 or len(new.counts) != len(old.counts):
@@ -152,15 +185,24 @@ class Ledger:
         """For each sketch (in order): may it be released? Admitted ones are recorded."""
         raise NotImplementedError
 
-    def _decide(self, sketches: Sequence[Sketch], k: int, stored: Callable[[int, int], list[Sketch]]):
+    def _decide(
+        self,
+        sketches: Sequence[Sketch],
+        k: int,
+        stored: Callable[[int, int], list[Sketch]],
+        recent: Callable[[], list[Sketch]],
+    ):
         admitted: list[Sketch] = []
         verdicts = []
+        pool = recent()
         for sketch in sketches:
             if sketch.size == 0:
                 verdicts.append(True)
                 continue
             earlier = stored(sketch.size - (k - 1), sketch.size + (k - 1)) + admitted
-            clash = any(differs_by_few(sketch, old, k) for old in earlier)
+            clash = any(differs_by_few(sketch, old, k) for old in earlier) or tracked(
+                sketch, pool + admitted, k
+            )
             verdicts.append(not clash)
             if not clash and not any(_same(sketch, old) for old in earlier):
                 admitted.append(sketch)
@@ -177,7 +219,10 @@ class MemoryLedger(Ledger):
     def admit(self, sketches: Sequence[Sketch], k: int, *, label: str = "") -> list[bool]:
         with self._lock:
             verdicts, admitted = self._decide(
-                sketches, k, lambda low, high: [e for e in self.entries if low <= e.size <= high]
+                sketches,
+                k,
+                lambda low, high: [e for e in self.entries if low <= e.size <= high],
+                lambda: self.entries[-TRACKER_WINDOW:],
             )
             self.entries += admitted
             return verdicts
@@ -208,7 +253,16 @@ class DatabaseLedger(Ledger):
                 )
                 return [Sketch.from_bytes(size, blob) for size, blob in rows]
 
-            verdicts, admitted = self._decide(sketches, k, stored)
+            def recent() -> list[Sketch]:
+                rows = session.execute(
+                    select(GuardLedgerEntry.size, GuardLedgerEntry.sketch)
+                    .where(GuardLedgerEntry.project_id == self.project_id)
+                    .order_by(GuardLedgerEntry.id.desc())
+                    .limit(TRACKER_WINDOW)
+                )
+                return [Sketch.from_bytes(size, blob) for size, blob in rows]
+
+            verdicts, admitted = self._decide(sketches, k, stored, recent)
             now = now_iso()
             session.add_all(
                 GuardLedgerEntry(

@@ -259,6 +259,13 @@ MESSAGES["QRY_QUANTILE"] = (
     "{detail} needs a constant fraction strictly between 0 and 1, e.g. quantile_cont(x, 0.25).",
     "{detail} 需要介于 0 和 1 之间的常量分位数，例如 quantile_cont(x, 0.25)。",
 )
+MESSAGES["QRY_DATE_GRANULARITY"] = (
+    "Dates may be grouped or aggregated by month, quarter or year (date_trunc('month', d), year(d)), "
+    "as an interval between two dates of the same row (discharge_date - visit_date), or in a "
+    "condition; exact days would reveal the project's secret date shift ({detail}).",
+    "日期只能按月、季度或年分组或聚合（date_trunc('month', d)、year(d)），或作为同一行两个日期之间的间隔"
+    "（discharge_date - visit_date），或用于条件中；精确到日会泄露项目的日期偏移（{detail}）。",
+)
 MESSAGES["QRY_GUARD_ERROR"] = (
     "The guard could not analyse this query, so it is refused; simplify the query.",
     "查询守卫无法分析此查询，因此拒绝执行；请简化查询。",
