@@ -24,7 +24,9 @@ from sqlglot import exp
 
 from enclave.guard.rules.arguments import PREDICATES, strip
 
-COARSE_UNITS = frozenset({"month", "months", "mon", "mm", "quarter", "quarters", "year", "years", "yyyy", "y"})
+COARSE_UNITS = frozenset(
+    {"month", "months", "mon", "mm", "quarter", "quarters", "year", "years", "yyyy", "y"}
+)
 COARSE_FUNCTIONS = (exp.Year, exp.Month, exp.Quarter)
 
 IsDate = Callable[[exp.Column], bool]
