@@ -381,10 +381,32 @@ def test_decoding_helpers():
     assert not matches("B20", 1) and not matches(float("nan"), 1) and matches(True, 1)
 
 
-@pytest.mark.parametrize("attack", CORPUS, ids=[a.title for a in CORPUS])
+GUARD_DOC = Path(__file__).resolve().parents[3] / "docs" / "guard.md"
+RESIDUAL = [a for a in CORPUS if a.headers.get("residual")]
+
+
+def _judged(attack: Attack):
+    """Attacks on a documented residual risk are expected to succeed (strictly: if the guard starts
+    stopping one, the test says so, and docs/guard.md and the header must be brought up to date)."""
+    residual = attack.headers.get("residual")
+    if not residual:
+        return attack
+    reason = f"residual risk '{residual}' (docs/guard.md)"
+    return pytest.param(attack, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("attack", [_judged(a) for a in CORPUS], ids=[a.title for a in CORPUS])
 def test_attack_reveals_nothing(attack: Attack, worlds: dict[str, World]):
     right, notes = succeeds(attack, worlds, run_guarded)
     assert not right, f"class {attack.klass} attack recovers {attack.secret}: " + "; ".join(notes)
+
+
+def test_residual_risks_are_few_and_documented():
+    assert len(RESIDUAL) <= 0.06 * len(CORPUS), [a.title for a in RESIDUAL]
+    text = GUARD_DOC.read_text(encoding="utf-8")
+    for attack in RESIDUAL:
+        anchor = attack.headers["residual"]
+        assert f"(residual: {anchor})" in text, f"docs/guard.md does not explain residual risk {anchor}"
 
 
 SANE = [a for a in CORPUS if a.sane]

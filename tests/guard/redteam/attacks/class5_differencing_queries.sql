@@ -114,6 +114,7 @@ SELECT avg(hiv) AS a, count(*) AS n FROM patients WHERE hiv IS NOT NULL;
 SELECT avg(hiv) AS a, count(*) AS n FROM patients WHERE hiv IS NOT NULL AND zip || sex <> '999F';
 
 # title: count per diagnosis with and without the target, the changed row
+# residual: suppression-pattern
 # class: 5
 # secret: dx
 # sane: yes
@@ -308,6 +309,7 @@ SELECT sum(age) AS s FROM patients WHERE age IS NOT NULL AND ((sex = 'M' AND zip
 SELECT sum(age) AS s FROM patients WHERE zip = '999' AND sex = 'M';
 
 # title: tracker of four queries over halves of the population, age
+# residual: trackers
 # class: 5
 # secret: age
 # sane: yes

@@ -90,6 +90,7 @@ SELECT max(dx = 'B20') AS m FROM patients WHERE zip = '999';
 SELECT min(hiv) AS m FROM patients WHERE dx = 'Z21' OR (zip = '999' AND sex = 'F');
 
 # title: count of distinct diagnoses over the target plus the known rare-diagnosis group
+# residual: threshold
 # class: 6
 # secret: dx
 # sane: yes
@@ -136,6 +137,7 @@ SELECT count(DISTINCT zip) AS d FROM patients WHERE hiv = 1 AND NOT (zip = '999'
 SELECT count(DISTINCT zip) AS d FROM patients WHERE dx = 'B20' OR zip = '100';
 
 # title: minimum count as a bit, four other persons have the rare diagnosis
+# residual: threshold
 # class: 6
 # secret: dx
 # sane: yes
@@ -143,6 +145,7 @@ SELECT count(DISTINCT zip) AS d FROM patients WHERE dx = 'B20' OR zip = '100';
 SELECT count(*) AS n FROM patients WHERE dx = 'B20';
 
 # title: minimum count as a bit for the flag, four known positives plus the target
+# residual: threshold
 # class: 6
 # secret: hiv
 # sane: yes
@@ -150,6 +153,7 @@ SELECT count(*) AS n FROM patients WHERE dx = 'B20';
 SELECT count(*) AS n FROM patients WHERE hiv = 1 AND (dx = 'B20' OR (zip = '999' AND sex = 'F'));
 
 # title: minimum count as a bit through the rare diagnosis on visits
+# residual: threshold
 # class: 6
 # secret: dx
 # sane: yes
@@ -220,6 +224,7 @@ SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR (age
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F');
 
 # title: suppression bits of age at the minimum count, four known persons plus the target when a bit is set
+# residual: threshold
 # class: 6
 # secret: age
 # sane: yes
@@ -286,6 +291,7 @@ SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR floo
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F');
 
 # title: suppression bits of income at the minimum count
+# residual: threshold
 # class: 6
 # secret: income
 # sane: yes
@@ -332,6 +338,7 @@ SELECT count(*) AS n FROM patients WHERE (dx = 'B20' AND zip <> '999') OR (zip =
 
 
 # title: refusal pattern as bits of age, each count equal to everyone but the target unless a bit is set
+# residual: suppression-pattern
 # class: 6
 # secret: age
 # sane: yes
@@ -353,6 +360,7 @@ SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR (age
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR (age // 64) % 2 = 1;
 
 # title: refusal pattern as bits of income, twenty counts against everyone but the target
+# residual: suppression-pattern
 # class: 6
 # secret: income
 # sane: yes
@@ -400,6 +408,7 @@ SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR floo
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR floor(income / 524288) % 2 = 1;
 
 # title: refusal pattern as a bit, everyone but the target against the same or the rare diagnosis
+# residual: suppression-pattern
 # class: 6
 # secret: dx
 # sane: yes
@@ -409,6 +418,7 @@ SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F');
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR dx = 'B20';
 
 # title: refusal pattern as a bit, everyone but the target against the same or the flag
+# residual: suppression-pattern
 # class: 6
 # secret: hiv
 # sane: yes
