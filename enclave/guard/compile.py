@@ -23,13 +23,14 @@ Everything is built from sqlglot expressions; nothing of the analyst's is pasted
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
 
 from enclave.guard.algebra import Aggregate, Plan, Scope
-from enclave.guard.harden import harden
+from enclave.guard.harden import harden, harden_value
 from enclave.guard.ledger import CHECK_MULTIPLIER, TABLES, cells_per_table
 from enclave.guard.policy import GuardPolicy
 from enclave.guard.rules.arguments import strip
@@ -108,8 +109,15 @@ def _matching(left: str, right: str, keys: int) -> exp.Expression:
 
 
 def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
-    """The checked aggregation statement and the post-layer statement of ``plan``."""
+    """The checked aggregation statement and the post-layer statement of ``plan``.
+
+    The analyst's fragments (keys, aggregate calls, their arguments and conditions, FROM and WHERE,
+    row-layer CTEs) are hardened and rendered by sqlglot; the guard's own CTEs depend only on the
+    query's *shape* (how many keys, populations, dominance items ...), so they are built with
+    sqlglot's builders once per shape and reused (``_fixed``). The statement is their concatenation.
+    """
     scope = plan.aggregate
+    safe = plan.safe
     keys = [k.copy() for k in scope.keys]
     populations: dict[str, int] = {"TRUE": 0}
     population_sql: list[exp.Expression] = [exp.true()]
@@ -120,8 +128,7 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
     checks: list[Check] = []
 
     for j, item in enumerate(scope.aggregates):
-        condition = item.condition.copy() if item.condition is not None else None
-        contributes = _contribution(item, condition)
+        contributes = _contribution(item, item.condition)
         text = contributes.sql(dialect=D)
         if text not in populations:
             populations[text] = len(population_sql)
@@ -130,126 +137,61 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         check.strict = item.indicator or item.condition is not None
         if item.kind in ("sum", "moment", "bivariate") and not item.indicator and not item.dates:
             check.binary = len(binaries)
-            binaries.append(
-                exp.In(this=exp.paren(item.args[0].copy(), copy=False), expressions=[_num(0), _num(1)])
-            )
+            binaries.append(exp.In(this=exp.paren(item.args[0], copy=False), expressions=[_num(0), _num(1)]))
             for argument in item.args:
                 check.dominance.append(len(dominance))
-                value = exp.Case(ifs=[exp.If(this=contributes.copy(), true=argument.copy())])
-                dominance.append((value, item.kind != "sum"))
+                dominance.append((_when(contributes, argument), item.kind != "sum"))
         if item.kind == "quantile":
             check.quantile = len(quantiles)
             check.fraction = item.quantile
-            quantiles.append(exp.Case(ifs=[exp.If(this=contributes.copy(), true=item.args[0].copy())]))
+            quantiles.append(_when(contributes, item.args[0]))
         if item.kind == "count_distinct":
             check.distinct_values = True
-            distinct[j] = exp.Case(ifs=[exp.If(this=contributes.copy(), true=item.args[0].copy())])
+            distinct[j] = _when(contributes, item.args[0])
         checks.append(check)
 
-    source = _source_clauses(scope)
-    exact = exp.select(
-        *[_alias(k.copy(), f"{P}g{i}") for i, k in enumerate(keys)],
-        *[_alias(_exact_value(item), f"{P}a{j}") for j, item in enumerate(scope.aggregates)],
-    )
-    exact = _with_source(exact, source)
-    if keys:
-        exact = exact.group_by(*[k.copy() for k in keys], copy=False)
-    if not keys and not scope.aggregates:
-        exact = exact.select(_alias(exp.Count(this=exp.Star()), f"{P}a_"), copy=False)
+    def render(node: exp.Expression) -> str:
+        return harden_value(node.copy(), safe).sql(dialect=D, comments=False)
 
-    base = exp.select(
-        *[_alias(k.copy(), f"{P}g{i}") for i, k in enumerate(keys)],
-        _alias(scope.person.copy(), f"{P}p"),
-        *[_alias(p.copy(), f"{P}r{i}") for i, p in enumerate(population_sql) if i],
-        *[_alias(v.copy(), f"{P}x{d}") for d, (v, _) in enumerate(dominance)],
-        *[_alias(v.copy(), f"{P}y{q}") for q, v in enumerate(quantiles)],
-        *[_alias(v.copy(), f"{P}v{j}") for j, v in distinct.items()],
-        *[_alias(v.copy(), f"{P}z{i}") for i, v in enumerate(binaries)],
-    )
-    base = _with_source(base, source)
-    group_keys = [_col(f"{P}g{i}") for i in range(len(keys))]
+    source = _source_sql(scope, safe)
+    key_sql = [render(k) for k in keys]
+    exact_columns = [(k, f"{P}g{i}") for i, k in enumerate(key_sql)]
+    exact_columns += [(render(_exact_value(item)), f"{P}a{j}") for j, item in enumerate(scope.aggregates)]
+    if not exact_columns:
+        exact_columns = [("COUNT(*)", f"{P}a_")]
+    # Positions, not GROUP BY ALL: DuckDB 1.5 fails to bind GROUP BY ALL over TRY(...) keys.
+    positions = ", ".join(str(i + 1) for i in range(len(keys)))
+    exact = _select_sql(exact_columns, source + (f" GROUP BY {positions}" if keys else ""))
+    base_columns = [(k, f"{P}g{i}") for i, k in enumerate(key_sql)]
+    base_columns.append((render(scope.person), f"{P}p"))
+    base_columns += [(render(p), f"{P}r{i}") for i, p in enumerate(population_sql) if i]
+    base_columns += [(render(v), f"{P}x{d}") for d, (v, _) in enumerate(dominance)]
+    base_columns += [(render(v), f"{P}y{q}") for q, v in enumerate(quantiles)]
+    base_columns += [(render(v), f"{P}v{j}") for j, v in distinct.items()]
+    base_columns += [(render(v), f"{P}z{i}") for i, v in enumerate(binaries)]
+    base = _select_sql(base_columns, source)
 
-    per_person = exp.select(*group_keys, _col(f"{P}p"))
-    for i in range(1, len(population_sql)):
-        per_person = per_person.select(_alias(exp.func("bool_or", _col(f"{P}r{i}")), f"{P}r{i}"), copy=False)
-    for d, (_, centred) in enumerate(dominance):
-        x = _col(f"{P}x{d}")
-        per_person = per_person.select(_alias(exp.Sum(this=x), f"{P}s{d}"), copy=False)
-        if centred:
-            per_person = per_person.select(
-                _alias(exp.Count(this=x.copy()), f"{P}k{d}"),
-                _alias(exp.Sum(this=exp.Mul(this=_double(x), expression=_double(x))), f"{P}q{d}"),
-                copy=False,
-            )
-    for i in range(len(binaries)):
-        per_person = per_person.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
-    for q in range(len(quantiles)):
-        y = _col(f"{P}y{q}")
-        per_person = per_person.select(
-            _alias(exp.Min(this=y), f"{P}lo{q}"), _alias(exp.Max(this=y.copy()), f"{P}hi{q}"), copy=False
-        )
-    per_person = per_person.from_(f"{P}b", copy=False).group_by(
-        *[k.copy() for k in group_keys], _col(f"{P}p"), copy=False
+    shape = _Shape(
+        keys=len(keys),
+        aggregates=len(scope.aggregates),
+        populations=len(population_sql),
+        centred=tuple(centred for _, centred in dominance),
+        binaries=len(binaries),
+        quantiles=tuple((c.quantile, c.index) for c in checks if c.quantile is not None),
+        distinct=tuple(distinct),
+        width=cells_per_table(policy.k),
+        top=max(policy.dominance_n, 2),
+        k=policy.k,
+        limit=policy.max_result_rows + 1,
     )
-
-    ctes = [_cte(f"{P}e", exact), _cte(f"{P}b", base), _cte(f"{P}pp", per_person)]
-    contributions_from = f"{P}pp"
-    if any(centred for _, centred in dominance):
-        ctes.append(_cte(f"{P}pm", _centred(dominance, group_keys)))
-        contributions_from = f"{P}pm"
-    ctes.append(
-        _cte(
-            f"{P}c", _cells(population_sql, dominance, len(binaries), group_keys, contributions_from, policy)
-        )
-    )
-    outputs: list[exp.Expression] = [
-        *[_col(f"{P}g{i}", "e") for i in range(len(keys))],
-        *[_col(f"{P}a{j}", "e") for j in range(len(scope.aggregates))],
-        _col(f"{P}n", "c"),
-        *[_col(f"{P}in{i}", "c") for i in range(1, len(population_sql))],
-        *[_col(f"{P}t{d}", "c") for d in range(len(dominance))],
-        *[_col(f"{P}top{d}", "c") for d in range(len(dominance))],
-        *[_col(f"{P}z{i}", "c") for i in range(len(binaries))],
-    ]
-    joined = exp.select().from_(exp.to_table(f"{P}e").as_("e", quoted=True), copy=False)
-    joined = joined.join(
-        exp.to_table(f"{P}c").as_("c", quoted=True), on=_matching("e", "c", len(keys)), copy=False
-    )
-    if quantiles:
-        ctes.append(_cte(f"{P}q", _quantile_counts(scope, checks, group_keys, len(keys))))
-        joined = joined.join(
-            exp.to_table(f"{P}q").as_("q", quoted=True),
-            on=_matching("e", "q", len(keys)),
-            join_type="left",
-            copy=False,
-        )
-        for q in range(len(quantiles)):
-            outputs += [_col(f"{P}below{q}", "q"), _col(f"{P}above{q}", "q")]
-    for j in distinct:
-        ctes.append(_cte(f"{P}dv{j}", _distinct_values(j, group_keys, policy.k)))
-        joined = joined.join(
-            exp.to_table(f"{P}dv{j}").as_(f"dv{j}", quoted=True),
-            on=_matching("e", f"dv{j}", len(keys)),
-            join_type="left",
-            copy=False,
-        )
-        outputs.append(_alias(_col(f"{P}dv", f"dv{j}"), f"{P}dv{j}"))
-    ctes.append(_cte(f"{P}sk", _sketch(len(population_sql), group_keys, cells_per_table(policy.k))))
-    joined = joined.join(
-        exp.to_table(f"{P}sk").as_("sk", quoted=True),
-        on=_matching("e", "sk", len(keys)),
-        join_type="left",
-        copy=False,
-    )
-    outputs.append(_col(f"{P}sketch", "sk"))
-    joined = joined.select(*outputs, copy=False).limit(policy.max_result_rows + 1, copy=False)
-    row_ctes = [cte.copy() for cte in plan.row_ctes]
-    for cte in row_ctes:
-        harden(cte.this, plan.safe)
-    harden(exact, plan.safe)
-    harden(base, plan.safe)
-    joined.set("with_", exp.With(expressions=row_ctes + ctes))
-    sql = joined.sql(dialect=D, comments=False)
+    fixed_ctes, final = _fixed(shape)
+    ctes = [cte.copy() for cte in plan.row_ctes]
+    for cte in ctes:
+        harden(cte.this, safe)
+    parts = [cte.sql(dialect=D, comments=False) for cte in ctes]
+    parts += [f"{_q(f'{P}e')} AS ({exact})", f"{_q(f'{P}b')} AS ({base})"]
+    parts += [f"{_q(name)} AS ({body})" for name, body in fixed_ctes]
+    sql = "WITH " + ", ".join(parts) + " " + final
 
     post_sql = _post(plan, scope, keys, names)
     return Compiled(
@@ -262,6 +204,132 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         quantiles=len(quantiles),
         columns=list(names),
     )
+
+
+@dataclass(frozen=True)
+class _Shape:
+    keys: int
+    aggregates: int
+    populations: int
+    centred: tuple[bool, ...]
+    binaries: int
+    quantiles: tuple[tuple[int, int], ...]  # (quantile index, aggregate index)
+    distinct: tuple[int, ...]
+    width: int
+    top: int
+    k: int
+    limit: int
+
+
+def _q(name: str) -> str:
+    """One of the guard's own names, quoted (they never contain a quote)."""
+    return exp.to_identifier(name, quoted=True).sql(dialect=D)
+
+
+def _select_sql(columns: list[tuple[str, str]], tail: str) -> str:
+    return "SELECT " + ", ".join(f"{sql} AS {_q(name)}" for sql, name in columns) + tail
+
+
+def _source_sql(scope: Scope, safe: set[str]) -> str:
+    """The aggregation layer's FROM, JOINs and WHERE, hardened and rendered (" FROM ... WHERE ...")."""
+    select = scope.select
+    holder = exp.Select(expressions=[exp.Star()])
+    holder.set("from_", select.args["from_"].copy())
+    if select.args.get("joins"):
+        holder.set("joins", [j.copy() for j in select.args["joins"]])
+    if select.args.get("where") is not None:
+        holder.set("where", select.args["where"].copy())
+    harden(holder, safe)
+    text = holder.sql(dialect=D, comments=False)
+    assert text.startswith("SELECT * ")
+    return text[len("SELECT *") :]
+
+
+def _when(condition: exp.Expression, value: exp.Expression) -> exp.Expression:
+    return exp.Case(ifs=[exp.If(this=condition.copy(), true=value.copy())])
+
+
+@functools.lru_cache(maxsize=1024)
+def _fixed(shape: _Shape) -> tuple[tuple[tuple[str, str], ...], str]:
+    """The guard's own CTEs and final SELECT for one shape of query, rendered once."""
+    group_keys = [_col(f"{P}g{i}") for i in range(shape.keys)]
+    dominance = [(None, centred) for centred in shape.centred]
+    per_person = exp.select(*group_keys, _col(f"{P}p"))
+    for i in range(1, shape.populations):
+        per_person = per_person.select(_alias(exp.func("bool_or", _col(f"{P}r{i}")), f"{P}r{i}"), copy=False)
+    for d, centred in enumerate(shape.centred):
+        x = _col(f"{P}x{d}")
+        per_person = per_person.select(_alias(exp.Sum(this=x), f"{P}s{d}"), copy=False)
+        if centred:
+            per_person = per_person.select(
+                _alias(exp.Count(this=x.copy()), f"{P}k{d}"),
+                _alias(exp.Sum(this=exp.Mul(this=_double(x), expression=_double(x))), f"{P}q{d}"),
+                copy=False,
+            )
+    for i in range(shape.binaries):
+        per_person = per_person.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
+    for q in range(len(shape.quantiles)):
+        y = _col(f"{P}y{q}")
+        per_person = per_person.select(
+            _alias(exp.Min(this=y), f"{P}lo{q}"), _alias(exp.Max(this=y.copy()), f"{P}hi{q}"), copy=False
+        )
+    per_person = per_person.from_(f"{P}b", copy=False).group_by(
+        *[k.copy() for k in group_keys], _col(f"{P}p"), copy=False
+    )
+    ctes: list[tuple[str, exp.Expression]] = [(f"{P}pp", per_person)]
+    contributions_from = f"{P}pp"
+    if any(shape.centred):
+        ctes.append((f"{P}pm", _centred(dominance, group_keys)))
+        contributions_from = f"{P}pm"
+    ctes.append(
+        (
+            f"{P}c",
+            _cells(shape.populations, dominance, shape.binaries, group_keys, contributions_from, shape.top),
+        )
+    )
+    outputs: list[exp.Expression] = [
+        *[_col(f"{P}g{i}", "e") for i in range(shape.keys)],
+        *[_col(f"{P}a{j}", "e") for j in range(shape.aggregates)],
+        _col(f"{P}n", "c"),
+        *[_col(f"{P}in{i}", "c") for i in range(1, shape.populations)],
+        *[_col(f"{P}t{d}", "c") for d in range(len(shape.centred))],
+        *[_col(f"{P}top{d}", "c") for d in range(len(shape.centred))],
+        *[_col(f"{P}z{i}", "c") for i in range(shape.binaries)],
+    ]
+    joined = exp.select().from_(exp.to_table(f"{P}e").as_("e", quoted=True), copy=False)
+    joined = joined.join(
+        exp.to_table(f"{P}c").as_("c", quoted=True), on=_matching("e", "c", shape.keys), copy=False
+    )
+    if shape.quantiles:
+        ctes.append((f"{P}q", _quantile_counts(shape.quantiles, shape.keys)))
+        joined = joined.join(
+            exp.to_table(f"{P}q").as_("q", quoted=True),
+            on=_matching("e", "q", shape.keys),
+            join_type="left",
+            copy=False,
+        )
+        for q in range(len(shape.quantiles)):
+            outputs += [_col(f"{P}below{q}", "q"), _col(f"{P}above{q}", "q")]
+    for j in shape.distinct:
+        ctes.append((f"{P}dv{j}", _distinct_values(j, group_keys, shape.k)))
+        joined = joined.join(
+            exp.to_table(f"{P}dv{j}").as_(f"dv{j}", quoted=True),
+            on=_matching("e", f"dv{j}", shape.keys),
+            join_type="left",
+            copy=False,
+        )
+        outputs.append(_alias(_col(f"{P}dv", f"dv{j}"), f"{P}dv{j}"))
+    ctes.append((f"{P}sk", _sketch(shape.populations, group_keys, shape.width)))
+    joined = joined.join(
+        exp.to_table(f"{P}sk").as_("sk", quoted=True),
+        on=_matching("e", "sk", shape.keys),
+        join_type="left",
+        copy=False,
+    )
+    outputs.append(_col(f"{P}sketch", "sk"))
+    joined = joined.select(*outputs, copy=False).limit(shape.limit, copy=False)
+    rendered = tuple((name, body.sql(dialect=D)) for name, body in ctes)
+    return rendered, joined.sql(dialect=D)
 
 
 def _double(value: exp.Expression) -> exp.Expression:
@@ -290,32 +358,6 @@ def _exact_value(item: Aggregate) -> exp.Expression:
     if item.kind == "count_distinct":
         return exp.Count(this=exp.Star())  # a placeholder: the value comes from __enclave_dv<j>
     return item.call.copy()
-
-
-@dataclass
-class _Source:
-    from_: exp.From
-    joins: list[exp.Join]
-    where: exp.Where | None
-
-
-def _source_clauses(scope: Scope) -> _Source:
-    select = scope.select
-    where = select.args.get("where")
-    return _Source(
-        from_=select.args["from_"].copy(),
-        joins=[j.copy() for j in select.args.get("joins") or []],
-        where=where.copy() if where is not None else None,
-    )
-
-
-def _with_source(select: exp.Select, source: _Source) -> exp.Select:
-    select.set("from_", source.from_.copy())
-    if source.joins:
-        select.set("joins", [j.copy() for j in source.joins])
-    if source.where is not None:
-        select.set("where", source.where.copy())
-    return select
 
 
 def _centred(dominance, group_keys) -> exp.Select:
@@ -360,14 +402,13 @@ def _centred_contribution(d: int) -> exp.Expression:
     )
 
 
-def _cells(population_sql, dominance, binaries: int, group_keys, source: str, policy) -> exp.Select:
+def _cells(populations: int, dominance, binaries: int, group_keys, source: str, top: int) -> exp.Select:
     select = exp.select(*[k.copy() for k in group_keys], _alias(exp.Count(this=exp.Star()), f"{P}n"))
     for i in range(binaries):
         select = select.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
-    for i in range(1, len(population_sql)):
+    for i in range(1, populations):
         count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=_col(f"{P}r{i}")))
         select = select.select(_alias(count, f"{P}in{i}"), copy=False)
-    top = max(policy.dominance_n, 2)
     for d, (_, centred) in enumerate(dominance):
         value = exp.Abs(this=_double(_col(f"{P}u{d}" if centred else f"{P}s{d}")))
         select = select.select(
@@ -381,13 +422,11 @@ def _cells(population_sql, dominance, binaries: int, group_keys, source: str, po
     return select
 
 
-def _quantile_counts(scope: Scope, checks: list[Check], group_keys, keys: int) -> exp.Select:
+def _quantile_counts(quantiles: tuple[tuple[int, int], ...], keys: int) -> exp.Select:
     """Per quantile: persons with a value at or below it, and at or above it (the extremes rule)."""
     select = exp.select(*[_col(f"{P}g{i}", "pp") for i in range(keys)])
-    for check in checks:
-        if check.quantile is None:
-            continue
-        q, value = check.quantile, _double(_col(f"{P}a{check.index}", "e"))
+    for q, index in quantiles:
+        value = _double(_col(f"{P}a{index}", "e"))
         below = exp.LTE(this=_double(_col(f"{P}lo{q}", "pp")), expression=value)
         above = exp.GTE(this=_double(_col(f"{P}hi{q}", "pp")), expression=value.copy())
         select = select.select(
