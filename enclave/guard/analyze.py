@@ -404,8 +404,9 @@ class Analyzer:
         scope.names = names
         scope.columns = {n.lower(): Col(exp.column(n, table="released")) for n in names}
         key_texts = {strip(k).sql(dialect="duckdb") for k in keys}
+        kinds = tuple({type(strip(k)) for k in keys})
         for place in _outputs(select):
-            for column in _columns_outside(place, key_texts):
+            for column in _columns_outside(place, key_texts, kinds):
                 self.fail(
                     "QRY_NOT_AGGREGATE",
                     column,
@@ -795,7 +796,7 @@ def _outputs(select: exp.Select) -> list[exp.Expression]:
     return places
 
 
-def _columns_outside(node: exp.Expression, key_texts: set[str]) -> list[exp.Column]:
+def _columns_outside(node: exp.Expression, key_texts: set[str], kinds: tuple[type, ...]) -> list[exp.Column]:
     """Columns outside aggregates and outside any GROUP BY key expression."""
     found = []
     stack = [node]
@@ -803,7 +804,8 @@ def _columns_outside(node: exp.Expression, key_texts: set[str]) -> list[exp.Colu
         current = stack.pop()
         if isinstance(current, exp.AggFunc | exp.Filter | exp.Subquery | exp.Select):
             continue
-        if strip(current).sql(dialect="duckdb") in key_texts:
+        bare = strip(current)
+        if isinstance(bare, kinds) and bare.sql(dialect="duckdb") in key_texts:
             continue
         if isinstance(current, exp.Window):
             stack.append(current.this)

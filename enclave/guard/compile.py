@@ -221,6 +221,7 @@ class _Shape:
     limit: int
 
 
+@functools.lru_cache(maxsize=4096)
 def _q(name: str) -> str:
     """One of the guard's own names, quoted (they never contain a quote)."""
     return exp.to_identifier(name, quoted=True).sql(dialect=D)
@@ -552,8 +553,9 @@ def _post(plan: Plan, scope: Scope, keys: list[exp.Expression], names: list[str]
     for j, item in enumerate(scope.aggregates):
         item.call.replace(_col(f"{P}a{j}"))
     key_texts = {strip(k).sql(dialect=D): i for i, k in enumerate(keys)}
+    kinds = tuple({type(strip(k)) for k in keys})
     for place in _places(select):
-        _replace_keys(place, key_texts)
+        _replace_keys(place, key_texts, kinds)
     for arg in ("from_", "joins", "where", "group", "with_", "distinct"):
         select.set(arg, None)
     select.set("from_", exp.From(this=exp.to_table(CELLS)))
@@ -593,14 +595,15 @@ def _places(select: exp.Select) -> list[exp.Expression]:
     return places
 
 
-def _replace_keys(node: exp.Expression, key_texts: dict[str, int]) -> None:
+def _replace_keys(node: exp.Expression, key_texts: dict[str, int], kinds: tuple[type, ...]) -> None:
     """Replace every maximal subtree equal to a group key by that key's released column."""
     stack = [node]
     while stack:
         current = stack.pop()
         if isinstance(current, exp.Column) and current.name.startswith(P):
             continue
-        text = strip(current).sql(dialect=D) if isinstance(current, exp.Expression) else None
+        bare = strip(current)
+        text = bare.sql(dialect=D) if isinstance(bare, kinds) else None
         if text in key_texts and not isinstance(current, exp.Alias | exp.Ordered | exp.Having | exp.Order):
             current.replace(_col(f"{P}g{key_texts[text]}"))
             continue
