@@ -53,10 +53,13 @@ def test_released_groups_are_exactly_those_with_k_persons(keys, condition, measu
 
     for key in released:
         assert key in big, f"released group {key} rests on fewer than {policy.k} persons: {sql}"
-    # Every large group is released (a fresh ledger per query: no earlier population to differ from);
-    # a value may come back NULL when its own population, dominance or count rule holds it back.
-    assert set(released) == set(big)
-    assert result.suppressed_groups == len(small)
+    # Every large group is released, unless its persons differ by 1..k-1 from another group of the
+    # same query (groups over visits overlap: the differencing ledger holds the later one back); a
+    # value may come back NULL when its own population, dominance or count rule holds it back.
+    held_by_ledger = len(big) - len(released)
+    assert set(released) <= set(big)
+    assert 0 <= held_by_ledger <= result.ledger_suppressed
+    assert result.suppressed_groups == len(small) + held_by_ledger
     held_back = 0
     for key, value in released.items():
         expected = big[key]
