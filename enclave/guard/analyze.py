@@ -2,9 +2,10 @@
 
 ``analyze(tree, policy)`` walks from the outermost SELECT down through CTEs, subqueries and joins,
 classifies every SELECT into a layer, traces every column's lineage from the view columns, and
-applies the rules that need lineage: where person keys may appear (``rules.person_key``), join
-shapes and fan-out (``rules.joins``), subquery forms, which aggregates each layer may use
-(``rules.aggregates``) and what they may take (``rules.arguments``). Violations are collected,
+applies the rules that need lineage: where person keys may appear (``rules.person_keys``), join
+shapes and fan-out (``rules.joins``), subquery forms (``rules.subqueries``), which aggregates each
+layer may use (``rules.aggregates``), what they may take (``rules.arguments``) and how dates may
+appear (``rules.dates``). Violations are collected,
 never raised. The only change it makes to the tree is adding a hidden person-key column to the
 row and person layers that other SELECTs read, so the aggregation layer can count persons.
 """
@@ -22,6 +23,8 @@ from enclave.guard.rules import aggregates as agg_rules
 from enclave.guard.rules.arguments import classify, strip
 from enclave.guard.rules.dates import uncoarsened_dates
 from enclave.guard.rules.joins import MAX_MULTI_ROW, join_links
+from enclave.guard.rules.person_keys import person_key_place
+from enclave.guard.rules.subqueries import exists_subquery, in_subquery
 from enclave.guard.violations import Violation, violation
 from enclave.specs import ColumnRole
 
@@ -29,7 +32,7 @@ ROW_LEVEL = (Layer.ROW, Layer.PERSON)
 
 
 @dataclass
-class _Context:
+class Context:
     ctes: dict[str, exp.CTE]
     outer: dict[str, Source] | None = None  # the enclosing SELECT's sources (EXISTS only)
 
@@ -54,7 +57,7 @@ class Analyzer:
 
     # ------------------------------------------------------------------ bodies and sources
 
-    def body(self, node: exp.Expression, context: _Context) -> Scope | None:
+    def body(self, node: exp.Expression, context: Context) -> Scope | None:
         node = strip(node)
         if isinstance(node, exp.Subquery):
             return self.body(node.this, context)
@@ -69,7 +72,7 @@ class Analyzer:
         )
         return None
 
-    def _union(self, node: exp.Union, context: _Context) -> Scope | None:
+    def _union(self, node: exp.Union, context: Context) -> Scope | None:
         """UNION ALL of row layers: more rows of the same persons, each branch carrying its person key.
 
         Each output column must be a bare column (or a constant) in every branch, so that its lineage
@@ -129,7 +132,7 @@ class Analyzer:
         union.unique = False
         return union
 
-    def _cte(self, cte: exp.CTE, context: _Context) -> Scope | None:
+    def _cte(self, cte: exp.CTE, context: Context) -> Scope | None:
         key = id(cte)
         if key in self._cte_scopes:
             return self._cte_scopes[key]
@@ -137,7 +140,7 @@ class Analyzer:
             self.fail("QRY_RECURSIVE", cte)
             return None
         self._in_progress.add(key)
-        scope = self.body(cte.this, _Context(context.ctes))
+        scope = self.body(cte.this, Context(context.ctes))
         self._in_progress.discard(key)
         if scope is not None:
             self._cte_scopes[key] = scope
@@ -145,7 +148,7 @@ class Analyzer:
                 self.row_ctes.append(cte)
         return scope
 
-    def _source(self, item: exp.Expression, context: _Context) -> Source | None:
+    def _source(self, item: exp.Expression, context: Context) -> Source | None:
         alias = item.alias_or_name
         if isinstance(item, exp.Table):
             name = item.name.lower()
@@ -201,7 +204,7 @@ class Analyzer:
 
     # ------------------------------------------------------------------ one SELECT
 
-    def select(self, select: exp.Select, context: _Context) -> Scope | None:
+    def select(self, select: exp.Select, context: Context) -> Scope | None:
         with_ = select.args.get("with_")
         if with_ is not None:
             ctes = dict(context.ctes)
@@ -210,7 +213,7 @@ class Analyzer:
                 if name in ctes:
                     self.fail("QRY_SYNTAX_NOT_ALLOWED", cte, detail=f"a second CTE named {name}")
                 ctes[name] = cte
-            context = _Context(ctes, context.outer)
+            context = Context(ctes, context.outer)
         from_ = select.args.get("from_")
         if from_ is None:
             self.fail("QRY_NO_SOURCE", select)
@@ -471,7 +474,7 @@ class Analyzer:
 
     # ------------------------------------------------------------------ places, person keys, subqueries
 
-    def _check_places(self, scope: Scope, context: _Context) -> None:
+    def _check_places(self, scope: Scope, context: Context) -> None:
         """Person keys only where allowed, subqueries only as person-key semi-joins, no windows below
         the aggregation layer, ORDER BY and LIMIT only where they apply to released rows."""
         select = scope.select
@@ -490,15 +493,15 @@ class Analyzer:
         for expression, place in places:
             self._walk_place(expression, place, scope, context)
 
-    def _walk_place(self, expression: exp.Expression, place: str, scope: Scope, context: _Context) -> None:
+    def _walk_place(self, expression: exp.Expression, place: str, scope: Scope, context: Context) -> None:
         stack = [expression]
         while stack:
             node = stack.pop()
             if isinstance(node, exp.Exists):
-                self._exists(node, place, scope, context)
+                exists_subquery(self, node, place, scope, context)
                 continue
             if isinstance(node, exp.In) and node.args.get("query") is not None:
-                self._in_subquery(node, place, scope, context)
+                in_subquery(self, node, place, scope, context)
                 stack.append(node.this)
                 continue
             if isinstance(node, exp.Subquery | exp.Select):
@@ -514,7 +517,7 @@ class Analyzer:
                 continue
             stack.extend(node.iter_expressions())
 
-    def _column(self, column: exp.Column, place: str, scope: Scope, context: _Context) -> None:
+    def _column(self, column: exp.Column, place: str, scope: Scope, context: Context) -> None:
         if isinstance(column.this, exp.Star):
             return
         source = scope.sources.get(column.table)
@@ -530,95 +533,7 @@ class Analyzer:
             self.fail("QRY_UNKNOWN_COLUMN", column, detail=column.sql(dialect="duckdb"))
             return
         if col.pk:
-            self._person_key_place(column, place, scope)
-
-    def _person_key_place(self, column: exp.Column, place: str, scope: Scope) -> None:
-        node: exp.Expression = column
-        parent = node.parent
-        while isinstance(parent, exp.Paren) or (
-            isinstance(parent, exp.Coalesce)
-            and all(self._is_pk(strip(a), scope) for a in _coalesce_args(parent))
-        ):
-            node, parent = parent, parent.parent
-        name = column.sql(dialect="duckdb")
-        if isinstance(parent, exp.EQ) and place in ("on", "where"):
-            other = parent.expression if parent.this is node else parent.this
-            if self._is_pk(strip(other), scope) or self._is_outer_pk(strip(other), scope):
-                self.safe.add(parent.sql(dialect="duckdb"))
-                return
-        if isinstance(parent, exp.In) and parent.this is node and parent.args.get("query") is not None:
-            return
-        if isinstance(parent, exp.Is) and isinstance(strip(parent.expression), exp.Null):
-            return
-        if isinstance(parent, exp.Distinct) and isinstance(parent.parent, exp.Count):
-            return
-        if isinstance(parent, exp.Count):
-            return
-        bare = isinstance(parent, exp.Select | exp.Alias | exp.Group | exp.Ordered)
-        if bare and place in ("select", "group"):
-            return  # a row or person layer carries it; the outermost layers are checked in analyze()
-        if bare and place == "order":
-            self.fail("QRY_PERSON_KEY_OUTPUT", column, detail=name)
-            return
-        self.fail("QRY_PERSON_KEY_USE", column, detail=name)
-
-    def _in_subquery(self, node: exp.In, place: str, scope: Scope, context: _Context) -> None:
-        target = strip(node.this)
-        query = node.args["query"]
-        if place != "where" or not self._is_pk(target, scope):
-            self.fail(
-                "QRY_SUBQUERY",
-                query,
-                detail="IN (subquery) is allowed only as <person key> IN (SELECT <person key> ...) in WHERE",
-            )
-            return
-        inner = self.body(query.this if isinstance(query, exp.Subquery) else query, _Context(context.ctes))
-        if inner is None:
-            return
-        if inner.layer not in ROW_LEVEL or len(inner.names) != 1 or not _first_is_pk(inner):
-            self.fail(
-                "QRY_SUBQUERY",
-                query,
-                detail="the subquery of <person key> IN (...) must return only a person key, from rows "
-                "or from a query grouped by the person key",
-            )
-
-    def _exists(self, node: exp.Exists, place: str, scope: Scope, context: _Context) -> None:
-        query = node.this
-        select = query.this if isinstance(query, exp.Subquery) else query
-        if place != "where" or not isinstance(select, exp.Select):
-            self.fail("QRY_SUBQUERY", node, detail="EXISTS is allowed only in WHERE")
-            return
-        inner = self.body(select, _Context(context.ctes, outer=scope.sources))
-        if inner is None:
-            return
-        if inner.layer not in ROW_LEVEL:
-            self.fail("QRY_SUBQUERY", node, detail="EXISTS over an aggregation")
-            return
-        correlations = []
-        for column in select.find_all(exp.Column):
-            if column.table in scope.sources and column.table not in inner.sources:
-                correlations.append(column)
-        linking = []
-        where = select.args.get("where")
-        for conjunct in _conjuncts(where.this) if where is not None else []:
-            if isinstance(conjunct, exp.EQ):
-                left, right = strip(conjunct.this), strip(conjunct.expression)
-                if (
-                    isinstance(left, exp.Column)
-                    and isinstance(right, exp.Column)
-                    and {left.table, right.table} & set(scope.sources)
-                    and (self._is_pk(left, inner) or self._is_pk(right, inner))
-                    and (self._is_pk(left, scope) or self._is_pk(right, scope))
-                ):
-                    linking += [left, right]
-        stray = [c for c in correlations if not any(c is link for link in linking)]
-        if stray or not linking:
-            self.fail(
-                "QRY_CORRELATED_SUBQUERY",
-                node,
-                detail="EXISTS must be correlated by exactly an equality of person keys",
-            )
+            person_key_place(self, column, place, scope)
 
     # ------------------------------------------------------------------ helpers
 
@@ -633,9 +548,6 @@ class Analyzer:
             return False
         col = source.columns.get(node.name.lower()) or source.columns.get(node.name)
         return col is not None and col.pk
-
-    def _is_outer_pk(self, node: exp.Expression, scope: Scope) -> bool:
-        return isinstance(node, exp.Column) and node.table not in scope.sources
 
     def lineage(self, expression: exp.Expression, scope: Scope) -> exp.Expression:
         """``expression`` with every column replaced by its lineage from the view columns."""
@@ -670,7 +582,7 @@ class Analyzer:
 def analyze(tree: exp.Select, policy: GuardPolicy) -> tuple[Plan | None, list[Violation]]:
     """The plan of an allowed query, or the violations that keep it out of the algebra."""
     analyzer = Analyzer(policy)
-    root = analyzer.select(tree, _Context({}))
+    root = analyzer.select(tree, Context({}))
     if root is None:
         return None, analyzer.violations or [violation("QRY_GUARD_ERROR")]
     if root.layer is Layer.ROW:
@@ -704,17 +616,6 @@ def _value(projection: exp.Expression) -> exp.Expression:
 
 def _coalesce_args(node: exp.Coalesce) -> list[exp.Expression]:
     return [node.this, *node.expressions]
-
-
-def _conjuncts(condition: exp.Expression) -> list[exp.Expression]:
-    condition = strip(condition)
-    if isinstance(condition, exp.And):
-        return _conjuncts(condition.this) + _conjuncts(condition.expression)
-    return [condition]
-
-
-def _first_is_pk(scope: Scope) -> bool:
-    return bool(scope.names) and scope.columns[scope.names[0].lower()].pk
 
 
 def _is_per_person_value(col: Col) -> bool:
