@@ -293,3 +293,13 @@ def gateway(hub: Hub, enclave: Enclave) -> Iterator[RunningGateway]:
     running = start_gateway(hub, enclave, auth_cache_ttl_s=1, query_timeout_s=20.0)
     yield running
     running.stop()
+
+
+@pytest.fixture
+def slow_query_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a slow query (``test_gateway.SLOW``) through the guard's fan-out rules.
+
+    The guard refuses such joins (attack class 7); tests of cancelling need one that runs long.
+    """
+    monkeypatch.setattr("enclave.guard.analyze.MAX_MULTI_ROW", 99)
+    monkeypatch.setattr("enclave.guard.execute._estimated_rows", lambda *args: 0)

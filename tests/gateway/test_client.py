@@ -68,7 +68,9 @@ def test_refusal_reads_well_in_a_notebook(analyst_env: None) -> None:
     assert "<script" not in html
 
 
-def test_interrupt_cancels_the_query_on_the_gateway(analyst_env: None, enclave: Enclave) -> None:
+def test_interrupt_cancels_the_query_on_the_gateway(
+    analyst_env: None, enclave: Enclave, slow_query_allowed: None
+) -> None:
     db = enclave_client.connect()
     db.progress_after_s = 0.2
     shown: list[float] = []
