@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from enclave.guard.rules.aggregates import PER_PERSON
+from enclave.guard.rules.arguments import PREDICATES
+
 # The shape of a SELECT statement.
 STRUCTURE: frozenset[type[exp.Expression]] = frozenset(
     {
@@ -44,7 +47,6 @@ STRUCTURE: frozenset[type[exp.Expression]] = frozenset(
 SCALARS: frozenset[type[exp.Expression]] = frozenset(
     {
         exp.Literal,
-        exp.Boolean,
         exp.Null,
         exp.Paren,
         exp.Neg,
@@ -54,22 +56,7 @@ SCALARS: frozenset[type[exp.Expression]] = frozenset(
         exp.Div,
         exp.IntDiv,
         exp.Mod,
-        exp.EQ,
-        exp.NEQ,
-        exp.GT,
-        exp.GTE,
-        exp.LT,
-        exp.LTE,
-        exp.NullSafeEQ,
-        exp.NullSafeNEQ,
-        exp.And,
-        exp.Or,
-        exp.Not,
-        exp.Is,
-        exp.In,
-        exp.Between,
-        exp.Like,
-        exp.ILike,
+        *PREDICATES,
         exp.Case,
         exp.If,
         exp.Coalesce,
@@ -128,43 +115,9 @@ FUNCTIONS: frozenset[type[exp.Expression]] = frozenset(
     }
 )
 
-# Aggregates the guard knows. Which of them each layer may use is decided by ``rules.aggregates``.
-AGGREGATES: frozenset[type[exp.Expression]] = frozenset(
-    {
-        exp.Count,
-        exp.CountIf,
-        exp.ApproxDistinct,
-        exp.Sum,
-        exp.Avg,
-        exp.Stddev,
-        exp.StddevSamp,
-        exp.StddevPop,
-        exp.Variance,
-        exp.VariancePop,
-        exp.Corr,
-        exp.CovarPop,
-        exp.CovarSamp,
-        exp.RegrSlope,
-        exp.RegrIntercept,
-        exp.RegrR2,
-        exp.RegrCount,
-        exp.RegrAvgx,
-        exp.RegrAvgy,
-        exp.RegrSxx,
-        exp.RegrSyy,
-        exp.RegrSxy,
-        exp.Median,
-        exp.PercentileCont,
-        exp.PercentileDisc,
-        exp.Quantile,
-        exp.Min,
-        exp.Max,
-        exp.LogicalOr,
-        exp.LogicalAnd,
-        exp.AnyValue,
-    }
-)
-
+# Aggregates the guard knows. Which of them each layer may use is decided by ``rules.aggregates``
+# (approximate ones are known only to be refused with a clear reason).
+AGGREGATES: frozenset[type[exp.Expression]] = frozenset({*PER_PERSON, exp.ApproxDistinct})
 
 # DuckDB functions sqlglot does not model, allowed by name: name -> number of arguments.
 ANONYMOUS: dict[str, int] = {"DATE_PART": 2, "DATEPART": 2}
