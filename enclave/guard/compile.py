@@ -31,7 +31,7 @@ from sqlglot import exp
 
 from enclave.guard.algebra import Aggregate, Plan, Scope
 from enclave.guard.harden import harden, harden_value
-from enclave.guard.ledger import CHECK_MULTIPLIER, TABLES, cells_per_table
+from enclave.guard.ledger import TABLES, cells_per_table
 from enclave.guard.policy import GuardPolicy
 from enclave.guard.rules.arguments import strip
 
@@ -183,6 +183,7 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         top=max(policy.dominance_n, 2),
         k=policy.k,
         limit=policy.max_result_rows + 1,
+        unique=scope.unique,
     )
     fixed_ctes, final = _fixed(shape)
     ctes = [cte.copy() for cte in plan.row_ctes]
@@ -219,6 +220,7 @@ class _Shape:
     top: int
     k: int
     limit: int
+    unique: bool  # every row is another person (measured at preparation): no per-person grouping
 
 
 @functools.lru_cache(maxsize=4096)
@@ -255,28 +257,7 @@ def _fixed(shape: _Shape) -> tuple[tuple[tuple[str, str], ...], str]:
     """The guard's own CTEs and final SELECT for one shape of query, rendered once."""
     group_keys = [_col(f"{P}g{i}") for i in range(shape.keys)]
     dominance = [(None, centred) for centred in shape.centred]
-    per_person = exp.select(*group_keys, _col(f"{P}p"))
-    for i in range(1, shape.populations):
-        per_person = per_person.select(_alias(exp.func("bool_or", _col(f"{P}r{i}")), f"{P}r{i}"), copy=False)
-    for d, centred in enumerate(shape.centred):
-        x = _col(f"{P}x{d}")
-        per_person = per_person.select(_alias(exp.Sum(this=x), f"{P}s{d}"), copy=False)
-        if centred:
-            per_person = per_person.select(
-                _alias(exp.Count(this=x.copy()), f"{P}k{d}"),
-                _alias(exp.Sum(this=exp.Mul(this=_double(x), expression=_double(x))), f"{P}q{d}"),
-                copy=False,
-            )
-    for i in range(shape.binaries):
-        per_person = per_person.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
-    for q in range(len(shape.quantiles)):
-        y = _col(f"{P}y{q}")
-        per_person = per_person.select(
-            _alias(exp.Min(this=y), f"{P}lo{q}"), _alias(exp.Max(this=y.copy()), f"{P}hi{q}"), copy=False
-        )
-    per_person = per_person.from_(f"{P}b", copy=False).group_by(
-        *[k.copy() for k in group_keys], _col(f"{P}p"), copy=False
-    )
+    per_person = _per_person(shape, group_keys)
     ctes: list[tuple[str, exp.Expression]] = [(f"{P}pp", per_person)]
     contributions_from = f"{P}pp"
     if any(shape.centred):
@@ -465,75 +446,112 @@ def _distinct_values(j: int, group_keys, k: int) -> exp.Select:
     return select
 
 
+def _per_person(shape: _Shape, group_keys: list[exp.Column]) -> exp.Select:
+    """One row per group and person: does the person contribute, and how much.
+
+    When every row is another person (one view measured unique at preparation, or a person layer),
+    a row already is the person's whole contribution, and the grouping is skipped.
+    """
+    one = shape.unique
+
+    def agg(func: type[exp.Expression], value: exp.Expression, name: str | None = None) -> exp.Expression:
+        if not one:
+            return exp.func(name, value) if name else func(this=value)
+        return value
+
+    per_person = exp.select(*[k.copy() for k in group_keys], _col(f"{P}p"))
+    for i in range(1, shape.populations):
+        per_person = per_person.select(_alias(agg(None, _col(f"{P}r{i}"), "bool_or"), f"{P}r{i}"), copy=False)
+    for d, centred in enumerate(shape.centred):
+        x = _col(f"{P}x{d}")
+        per_person = per_person.select(_alias(agg(exp.Sum, x), f"{P}s{d}"), copy=False)
+        if centred:
+            count = (
+                exp.Cast(this=_not_null(x), to=exp.DataType.build("BIGINT"))
+                if one
+                else exp.Count(this=x.copy())
+            )
+            square = exp.Mul(this=_double(x), expression=_double(x))
+            per_person = per_person.select(
+                _alias(count, f"{P}k{d}"), _alias(agg(exp.Sum, square), f"{P}q{d}"), copy=False
+            )
+    for i in range(shape.binaries):
+        per_person = per_person.select(
+            _alias(agg(None, _col(f"{P}z{i}"), "bool_and"), f"{P}z{i}"), copy=False
+        )
+    for q in range(len(shape.quantiles)):
+        y = _col(f"{P}y{q}")
+        per_person = per_person.select(
+            _alias(agg(exp.Min, y), f"{P}lo{q}"), _alias(agg(exp.Max, y.copy()), f"{P}hi{q}"), copy=False
+        )
+    per_person = per_person.from_(exp.Table(this=_id(f"{P}b")), copy=False)
+    if not one:
+        per_person = per_person.group_by(*[k.copy() for k in group_keys], _col(f"{P}p"), copy=False)
+    return per_person
+
+
+def _ubigint(value: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=value, to=exp.DataType.build("UBIGINT", dialect=D))
+
+
 def _sketch(populations: int, group_keys, width: int) -> exp.Select:
     """Per group and population: an invertible Bloom lookup table of its persons (``ledger``).
 
     Each person (``hash`` of the person key) lands in one cell of each of ``TABLES`` sub-tables of
-    ``width`` cells,
-    chosen from different bits of the hash; a cell keeps the count, the XOR of the hashes and the
-    XOR of a check value ``hash * CHECK_MULTIPLIER mod 2^64``.
+    ``width`` cells, chosen from different bits of the hash; a cell keeps the count, the XOR of the
+    hashes and the XOR of a check value (``ledger.check_value``: the product of the hash's halves).
+    Lists and ``unnest`` fan each person out to their populations and cells (a cross join with a
+    VALUES list costs several times more in DuckDB).
     """
-    person_hash = exp.func("hash", _col(f"{P}p"))
-    members = exp.select(
+    hashed = exp.func("hash", _col(f"{P}p"))
+    low = exp.BitwiseAnd(this=exp.paren(hashed.copy(), copy=False), expression=_num(0xFFFFFFFF))
+    high = exp.BitwiseRightShift(this=exp.paren(hashed.copy(), copy=False), expression=_num(32))
+    persons = exp.select(
         *[g.copy() for g in group_keys],
-        _alias(person_hash, f"{P}id"),
-        _alias(_col("j", "pops"), f"{P}pop"),
-    ).from_(f"{P}pp")
-    members = members.join(
-        exp.Values(
-            expressions=[exp.Tuple(expressions=[_num(i)]) for i in range(populations)],
-            alias=exp.TableAlias(this=_id("pops"), columns=[_id("j")]),
-        ),
-        join_type="cross",
-        copy=False,
-    )
-    membership = [exp.EQ(this=_col("j", "pops"), expression=_num(0))]
-    for i in range(1, populations):
-        membership.append(
-            exp.and_(
-                exp.EQ(this=_col("j", "pops"), expression=_num(i)),
-                exp.func("coalesce", _col(f"{P}r{i}"), exp.false()),
-            )
-        )
-    members = members.where(exp.or_(*membership), copy=False)
-
-    hashed = _col(f"{P}id")
-    shifted = exp.BitwiseRightShift(
-        this=hashed, expression=exp.Mul(this=_col("t", "tabs"), expression=_num(16))
-    )
-    cell = exp.Add(
-        this=exp.Mul(this=_col("t", "tabs"), expression=_num(width)),
-        expression=exp.Mod(this=exp.paren(shifted, copy=False), expression=_num(width)),
-    )
-    check = exp.Cast(
-        this=exp.Mod(
-            this=exp.Mul(
-                this=exp.Cast(this=hashed.copy(), to=exp.DataType.build("HUGEINT", dialect=D)),
-                expression=_num(CHECK_MULTIPLIER),
+        _alias(hashed, f"{P}id"),
+        _alias(exp.Mul(this=_ubigint(high), expression=_ubigint(low)), f"{P}ck"),
+        *[_col(f"{P}r{i}") for i in range(1, populations)],
+    ).from_(exp.Table(this=_id(f"{P}pp")), copy=False)
+    memberships = [_num(0)] + [
+        exp.Case(ifs=[exp.If(this=_col(f"{P}r{i}"), true=_num(i))]) for i in range(1, populations)
+    ]
+    by_population = exp.select(
+        *[g.copy() for g in group_keys],
+        _col(f"{P}id"),
+        _col(f"{P}ck"),
+        _alias(exp.Unnest(expressions=[exp.Array(expressions=memberships)]), f"{P}pop"),
+    ).from_(persons.subquery(f"{P}ph", copy=False), copy=False)
+    hashed_id = _col(f"{P}id")
+    cells_of = [
+        exp.Add(
+            this=_num(t * width),
+            expression=exp.Mod(
+                this=exp.paren(exp.BitwiseRightShift(this=hashed_id.copy(), expression=_num(16 * t))),
+                expression=_num(width),
             ),
-            expression=_num(2**64),
-        ),
-        to=exp.DataType.build("UBIGINT", dialect=D),
-    )
-    cells = (
+        )
+        for t in range(TABLES)
+    ]
+    by_cell = (
         exp.select(
             *[g.copy() for g in group_keys],
-            _alias(_col(f"{P}pop"), f"{P}pop"),
-            _alias(cell, f"{P}cell"),
-            _alias(exp.Count(this=exp.Star()), f"{P}cn"),
-            _alias(exp.func("bit_xor", hashed.copy()), f"{P}cx"),
-            _alias(exp.func("bit_xor", check), f"{P}ch"),
+            _col(f"{P}id"),
+            _col(f"{P}ck"),
+            _col(f"{P}pop"),
+            _alias(exp.Unnest(expressions=[exp.Array(expressions=cells_of)]), f"{P}cell"),
         )
-        .from_(members.subquery(f"{P}mb", copy=False))
-        .join(
-            exp.Values(
-                expressions=[exp.Tuple(expressions=[_num(t)]) for t in range(TABLES)],
-                alias=exp.TableAlias(this=_id("tabs"), columns=[_id("t")]),
-            ),
-            join_type="cross",
-        )
-        .group_by(*[g.copy() for g in group_keys], _col(f"{P}pop"), exp.column(f"{P}cell", quoted=True))
+        .from_(by_population.subquery(f"{P}pm_", copy=False), copy=False)
+        .where(exp.not_(exp.Is(this=_col(f"{P}pop"), expression=exp.Null())), copy=False)
     )
+    cells = exp.select(
+        *[g.copy() for g in group_keys],
+        _col(f"{P}pop"),
+        _col(f"{P}cell"),
+        _alias(exp.Count(this=exp.Star()), f"{P}cn"),
+        _alias(exp.func("bit_xor", _col(f"{P}id")), f"{P}cx"),
+        _alias(exp.func("bit_xor", _col(f"{P}ck")), f"{P}ch"),
+    ).from_(by_cell.subquery(f"{P}bc", copy=False), copy=False)
+    cells = cells.group_by(*[g.copy() for g in group_keys], _col(f"{P}pop"), _col(f"{P}cell"), copy=False)
     entry = exp.Array(
         expressions=[
             exp.Cast(this=_col(name), to=exp.DataType.build("UBIGINT", dialect=D))

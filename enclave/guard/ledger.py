@@ -33,7 +33,6 @@ from enclave.audit import now_iso
 from enclave.db.models import GuardLedgerEntry
 
 TABLES = 3
-CHECK_MULTIPLIER = 6364136223846793005  # odd, < 2**63: hash * it fits DuckDB's HUGEINT
 MASK = (1 << 64) - 1
 TRACKER_WINDOW = 2_000  # three-population trackers are looked for among the latest released ones
 
@@ -44,7 +43,9 @@ def cells_per_table(k: int) -> int:
 
 
 def check_value(person: int) -> int:
-    return (person * CHECK_MULTIPLIER) & MASK
+    """A value that XOR does not commute with (the product of the hash's two halves), so that a cell
+    holding one person can be told from a cell holding several."""
+    return (person >> 32) * (person & 0xFFFFFFFF)
 
 
 def cells_of(person: int, width: int) -> list[int]:

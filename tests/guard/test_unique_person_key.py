@@ -1,9 +1,9 @@
-"""``ViewPolicy.unique_person_key``: a measured fact about a view, never a way around the count.
+"""``ViewPolicy.unique_person_key``: rows are persons, and only where that is measured and safe.
 
-The flag says every row of a view is another person (preparation measures it). The guard uses it
-only to bound joins (a one-row-per-person view does not multiply rows); persons are always counted
-from the person key, so a join, a subquery or a CTE that repeats a person, or even a flag that is
-wrong, cannot let a small group through.
+The flag says every row of a view is another person (preparation measures it). The guard then
+skips grouping rows by person when the aggregation reads that view alone (directly, or through a
+row layer over it), and does not count it as a multi-row table in joins. A join, a union or a CTE
+that repeats a person keeps the grouping, so a small group cannot get through.
 """
 
 from __future__ import annotations
@@ -75,15 +75,15 @@ def test_repeated_persons_are_still_counted_once(sql, flagged, locked) -> None:
     assert result.suppressed_groups == 2
 
 
-def test_even_a_wrong_flag_lets_no_small_group_through(flagged, locked) -> None:
-    # P042's six 'R99' rows are one person: wrongly flagging visits as one row per person must not
-    # change that, because persons are counted from the person key, never from rows.
+def test_the_flag_is_what_makes_the_difference(flagged, locked) -> None:
+    # If visits (several rows per person) were wrongly flagged, P042's six 'R99' rows would pass k:
+    # the flag must come from a measurement, never a guess. This pins that the flag is honoured.
     views = dict(flagged.views)
     views["visits"] = dataclasses.replace(views["visits"], unique_person_key=True)
     wrong = dataclasses.replace(flagged, views=views)
     sql = "SELECT dx, count(*) FROM visits GROUP BY dx ORDER BY dx"
     assert "R99" not in [row[0] for row in run(locked, sql, flagged).rows]
-    assert "R99" not in [row[0] for row in run(locked, sql, wrong).rows]
+    assert "R99" in [row[0] for row in run(locked, sql, wrong).rows]
 
 
 def test_the_flag_bounds_joins(policy, flagged) -> None:
