@@ -163,7 +163,9 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
     positions = ", ".join(str(i + 1) for i in range(len(keys)))
     exact = _select_sql(exact_columns, source + (f" GROUP BY {positions}" if keys else ""))
     base_columns = [(k, f"{P}g{i}") for i, k in enumerate(key_sql)]
-    base_columns.append((render(scope.person), f"{P}p"))
+    # Persons as 64-bit hashes of the (already keyed) pseudonym: cheaper to group by than text, and
+    # what the ledger's sketches are made of.
+    base_columns.append((f"HASH({render(scope.person)})", f"{P}p"))
     base_columns += [(render(p), f"{P}r{i}") for i, p in enumerate(population_sql) if i]
     base_columns += [(render(v), f"{P}x{d}") for d, (v, _) in enumerate(dominance)]
     base_columns += [(render(v), f"{P}y{q}") for q, v in enumerate(quantiles)]
@@ -191,7 +193,10 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         harden(cte.this, safe)
     parts = [cte.sql(dialect=D, comments=False) for cte in ctes]
     parts += [f"{_q(f'{P}e')} AS ({exact})", f"{_q(f'{P}b')} AS ({base})"]
-    parts += [f"{_q(name)} AS ({body})" for name, body in fixed_ctes]
+    # __enclave_pp feeds the cells, the sketches and the quantile counts: computed once.
+    parts += [
+        f"{_q(name)} AS {'MATERIALIZED ' if name == f'{P}pp' else ''}({body})" for name, body in fixed_ctes
+    ]
     sql = "WITH " + ", ".join(parts) + " " + final
 
     post_sql = _post(plan, scope, keys, names)
@@ -503,7 +508,7 @@ def _sketch(populations: int, group_keys, width: int) -> exp.Select:
     Lists and ``unnest`` fan each person out to their populations and cells (a cross join with a
     VALUES list costs several times more in DuckDB).
     """
-    hashed = exp.func("hash", _col(f"{P}p"))
+    hashed = _col(f"{P}p")  # already the person's hash (see compile_plan)
     low = exp.BitwiseAnd(this=exp.paren(hashed.copy(), copy=False), expression=_num(0xFFFFFFFF))
     high = exp.BitwiseRightShift(this=exp.paren(hashed.copy(), copy=False), expression=_num(32))
     persons = exp.select(
