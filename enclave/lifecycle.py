@@ -4,7 +4,8 @@ the last two on its own (ARCHITECTURE §6; R-LIFE-1..4, R-LIFE-9, R-LIFE-10).
 Each step checks the transition against one table, changes the state and writes its audit event
 in the caller's transaction. Revocation side effects outside the database (stopping servers,
 revoking tokens) are plugged in as hooks by the hub; destruction of files is done by
-``enclave.workspace.destroy`` and the certificate it returns is recorded in the audit log.
+``enclave.workspace.destroy``, of the project's differencing ledger by
+``enclave.differencing_ledger``, and the certificate listing both is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -143,14 +144,21 @@ def destroy(
     hooks: Sequence[RevocationHook] = (),
     volume_destroyers: Sequence[Callable[[str], list[Any]]] = (),
 ) -> dict[str, Any]:
-    """Delete prepared data, twin, volumes and keys; record the signed certificate (R-LIFE-2, R-LIFE-4)."""
+    """Delete prepared data, twin, volumes, keys and the query guard's differencing ledger; record the
+    signed certificate (R-LIFE-2, R-LIFE-4). The ledger rows go in this transaction."""
+    from enclave import differencing_ledger
     from enclave.workspace.destroy import destroy_workspace
 
     project = get(session, project_id)
     check_transition(project, S.DESTROYED)
     revoked = _revoke(project_id, hooks) if project.state != S.EXPIRED else []
     certificate = destroy_workspace(
-        paths, project_id, actor=actor, volume_destroyers=volume_destroyers, missing_ok=True
+        paths,
+        project_id,
+        actor=actor,
+        volume_destroyers=volume_destroyers,
+        database_destroyers=[lambda pid: differencing_ledger.destroy(session, pid)],
+        missing_ok=True,
     )
     summary = certificate.to_dict()
     _set_state(

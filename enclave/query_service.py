@@ -2,6 +2,12 @@
 
 Both ``enclave query`` and the gateway service call ``run_query``, so the CLI contract and the
 service can never drift apart. Every query is audited, allowed or refused (R-AUD-6, R-QRY-4).
+
+Queries on real data share the project's differencing ledger in the state database (ARCHITECTURE
+§3.6, ``enclave.differencing_ledger``): every gateway replica and the CLI see what any of them
+released, and it survives restarts. A query on the synthetic twin gets a ledger of its own, thrown
+away after it: the twin's persons are not the project's, and must neither fill the project's
+ledger nor be judged against it.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ from typing import Any
 import duckdb
 from sqlalchemy.orm import Session
 
-from enclave import audit, projects
+from enclave import audit, differencing_ledger, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.gateway.locks import check_user_not_locked
 from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
+from enclave.guard.ledger import Ledger, MemoryLedger
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
 from enclave.projects import ProjectState
@@ -96,6 +103,13 @@ def check_query(open_session: OpenSession, project_id: str, sql: str) -> Verdict
     return check(sql, context.policy)
 
 
+def ledger_for(open_session: OpenSession, project_id: str, *, synthetic: bool) -> Ledger:
+    """The project's differencing ledger, or a throwaway one for the synthetic twin."""
+    if synthetic:
+        return MemoryLedger()
+    return differencing_ledger.project_ledger(open_session, project_id)
+
+
 def _audit_query(
     open_session: OpenSession,
     *,
@@ -163,7 +177,8 @@ def run_query(
         try:
             if on_connection is not None:
                 on_connection(con)
-            result = run(con, sql, context.policy)
+            ledger = ledger_for(open_session, project_id, synthetic=synthetic)
+            result = run(con, sql, context.policy, ledger=ledger)
         finally:
             con.close()
         _check_row_limit(result, max_rows)
@@ -193,6 +208,9 @@ def run_query(
         details={
             "rows": len(result.rows),
             "suppressed_groups": result.suppressed_groups,
+            "suppressed_values": result.suppressed_values,
+            # values or groups held back by the differencing ledger: monitoring alerts on these
+            "ledger_suppressed": result.ledger_suppressed,
             "synthetic": synthetic,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         },

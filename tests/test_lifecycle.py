@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from enclave import audit, catalog, lifecycle, projects
 from enclave.config import Paths
 from enclave.db import session_scope
+from enclave.db.models import GuardLedgerEntry
 from enclave.errors import BadInput, Forbidden
 from enclave.projects import ProjectState
 from enclave.specs import parse_project_spec
@@ -118,3 +121,42 @@ def test_sweep_expires_in_its_own_transaction(
     with session_scope(sessions) as s:
         (event,) = audit.tail(s, action="project.expire")
         assert event.actor == "scheduler"
+
+
+def ledger_rows(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with session_scope(sessions) as s:
+        counted = select(GuardLedgerEntry.project_id, func.count()).group_by(GuardLedgerEntry.project_id)
+        return {project_id: n for project_id, n in s.execute(counted)}
+
+
+def test_destruction_clears_the_differencing_ledger_of_that_project_only(
+    sessions: sessionmaker[Session], paths: Paths, project: str
+) -> None:
+    from enclave.guard.ledger import DatabaseLedger, Sketch
+    from enclave.workspace.destroy import DestructionFailed, verify_certificate
+
+    with session_scope(sessions) as s:
+        other = parse_project_spec(project_spec(id="diab-2026"))
+        projects.create_project(s, paths, other, actor="steward", preparer=None)
+    for project_id, populations in ((project, 3), ("diab-2026", 2)):
+        ledger = DatabaseLedger(lambda: session_scope(sessions), project_id)
+        sketches = [Sketch.of(range(100 * i + 1, 100 * i + 50), 5) for i in range(populations)]
+        assert ledger.admit(sketches, 5) == [True] * populations
+    assert ledger_rows(sessions) == {project: 3, "diab-2026": 2}
+
+    def broken(project_id: str) -> list:
+        raise OSError("docker is down")
+
+    with pytest.raises(DestructionFailed), session_scope(sessions) as s:
+        lifecycle.destroy(s, paths, project, actor="steward", volume_destroyers=[broken])
+    assert ledger_rows(sessions) == {project: 3, "diab-2026": 2}, "a failed destruction keeps the ledger"
+
+    with session_scope(sessions) as s:
+        summary = lifecycle.destroy(s, paths, project, actor="steward")
+    assert ledger_rows(sessions) == {"diab-2026": 2}
+    [item] = [i for i in summary["items"] if i["kind"] == "database_rows"]
+    assert item["name"] == f"guard_ledger/{project}: 3 rows"
+    assert verify_certificate(Path(summary["path"]))
+    with session_scope(sessions) as s:
+        [event] = audit.tail(s, action="project.destroy")
+        assert item in json.loads(event.details_json)["certificate"]["items"]

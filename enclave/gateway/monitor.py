@@ -2,10 +2,15 @@
 
 After each query the gateway calls ``QueryMonitor.evaluate``. It counts the user's recent queries
 in the audit log and raises a ``query.alert`` event (user, source address, time, the query) when a
-threshold is passed: queries per window, rows returned per hour, refused queries per hour. An
-alert rule fires again only when the threshold is passed again *after* its last alert, so one
-burst is one alert, and a sustained burst gives one alert per threshold's worth of queries. At
-``alerts_to_lock`` alerts within ``lock_window_s`` the user's access to the project is locked.
+threshold is passed: queries per window, rows returned per hour, refused queries per hour, results
+held back by the differencing ledger, and queries stopped by the time limit (ARCHITECTURE §3.6; by
+default every one of the last two is an alert). An alert rule fires again only when the threshold
+is passed again *after* its last alert, so one burst is one alert, and a sustained burst gives one
+alert per threshold's worth of queries. At ``alerts_to_lock`` alerts within ``lock_window_s`` the
+user's access to the project is locked.
+
+Every rule is counted from the audit log, not from the query at hand: ``enclave query`` (the CLI)
+does not call the monitor, but what it records is counted at the user's next gateway query.
 """
 
 from __future__ import annotations
@@ -67,11 +72,16 @@ class MonitorOutcome:
     alerts_in_lock_window: int = 0
 
 
+TIMEOUT_CODE = "query_timeout"
+
+
 @dataclass(frozen=True)
 class _QueryEvent:
     ts: str
     refused: bool
     rows: int
+    ledger_suppressed: int = 0
+    timed_out: bool = False
 
 
 def _iso(moment: datetime) -> str:
@@ -101,6 +111,21 @@ class QueryMonitor(LoggingConfigurable):
         help="Alert when more than this many of a user's queries are refused within one hour "
         "(probing the guard). Refusals for lack of access are not counted.",
     ).tag(config=True)
+    differencing_per_hour = Integer(
+        0,
+        min=0,
+        help="Alert when more than this many of a user's queries on a project's real data within one "
+        "hour had values or groups held back by the differencing ledger (a result differing by 1 to "
+        "k-1 persons from one already released: the shape of a differencing attack). 0, the default: "
+        "every such query is an alert. Queries on the synthetic twin are not counted.",
+    ).tag(config=True)
+    timeouts_per_hour = Integer(
+        0,
+        min=0,
+        help="Alert when more than this many of a user's queries are stopped by the time limit "
+        "(`query_timeout`) within one hour, on real data or the twin. 0, the default: every timeout "
+        "is an alert.",
+    ).tag(config=True)
     alerts_to_lock = Integer(
         3,
         min=1,
@@ -128,8 +153,11 @@ class QueryMonitor(LoggingConfigurable):
             refused = action == AuditAction.QUERY_REFUSE.value
             if refused and details.get("code") in ACCESS_REFUSAL_CODES:
                 continue
-            real_rows = 0 if refused or details.get("synthetic") else int(details.get("rows") or 0)
-            events.append(_QueryEvent(ts, refused, real_rows))
+            real = not refused and not details.get("synthetic")
+            real_rows = int(details.get("rows") or 0) if real else 0
+            ledger_suppressed = int(details.get("ledger_suppressed") or 0) if real else 0
+            timed_out = refused and details.get("code") == TIMEOUT_CODE
+            events.append(_QueryEvent(ts, refused, real_rows, ledger_suppressed, timed_out))
         return events
 
     def _recent_alerts(
@@ -151,6 +179,8 @@ class QueryMonitor(LoggingConfigurable):
             ("query_rate", self.query_window_s, self.queries_per_window),
             ("rows_per_hour", self.HOUR_S, self.rows_per_hour),
             ("refused_per_hour", self.HOUR_S, self.refused_per_hour),
+            ("differencing", self.HOUR_S, self.differencing_per_hour),
+            ("timeout", self.HOUR_S, self.timeouts_per_hour),
         ]
 
     @staticmethod
@@ -159,6 +189,10 @@ class QueryMonitor(LoggingConfigurable):
             return len(events)
         if rule == "rows_per_hour":
             return sum(e.rows for e in events)
+        if rule == "differencing":
+            return sum(1 for e in events if e.ledger_suppressed > 0)
+        if rule == "timeout":
+            return sum(1 for e in events if e.timed_out)
         return sum(1 for e in events if e.refused)
 
     def check_thresholds(

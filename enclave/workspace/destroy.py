@@ -1,9 +1,10 @@
 """Destroy a project's workspace data and issue a signed certificate (R-LIFE-2, R-LIFE-4..6, R-LIFE-11).
 
 Destroyed: every prepared version (Parquet, views, twin, reports), the project's vault folder, the
-project's secrets and, through ``volume_destroyers``, its workspace volumes. Kept: the disclosure
-ledger, released exports and the audit log, and the certificate itself, written to
-``<home>/certificates/<project>-destruction.json`` outside the vault project folder.
+project's secrets, through ``volume_destroyers`` its workspace volumes and, through
+``database_destroyers``, its rows in the state database (the query guard's differencing ledger).
+Kept: the disclosure ledger, released exports and the audit log, and the certificate itself,
+written to ``<home>/certificates/<project>-destruction.json`` outside the vault project folder.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def destroy_workspace(
     *,
     actor: str,
     volume_destroyers: Sequence[VolumeDestroyer] = (),
+    database_destroyers: Sequence[VolumeDestroyer] = (),
     missing_ok: bool = False,
 ) -> DestructionCertificate:
     """Delete the project's prepared data, twin, volumes and secrets; return the signed certificate.
@@ -82,7 +84,9 @@ def destroy_workspace(
     ``NotFound`` when nothing of the project is on disk, unless ``missing_ok`` (the state database
     knows the project, which was never prepared: its volumes still go, and the certificate says so).
     A failing volume destroyer stops before any file is deleted (``DestructionFailed``), so the
-    call can simply be repeated.
+    call can simply be repeated. ``database_destroyers`` delete the project's rows in the caller's
+    transaction: they run after the files are gone, just before signing, so that a SQLite state
+    database is write-locked only briefly, and an error anywhere undoes them with the transaction.
     """
     check_project_id(project_id)
     project_dir = paths.project_dir(project_id)
@@ -108,6 +112,8 @@ def destroy_workspace(
     if project_dir.exists():
         items += _destroy_tree(paths, project_dir)
     items += destroy_secrets(paths, project_id)
+    for destroyer in database_destroyers:
+        items += [DestroyedItem.coerce(item) for item in destroyer(project_id)]
     completed_at = now_iso()
     body = certificate_body(project_id, actor, started_at, completed_at, items)
     public_key, signature = sign_body(paths.vault / "keys", body)

@@ -69,6 +69,8 @@ def test_defaults_match_the_issue() -> None:
     assert (monitor.queries_per_window, monitor.query_window_s) == (300, 600.0)
     assert monitor.rows_per_hour == 100_000
     assert (monitor.alerts_to_lock, monitor.lock_window_s) == (3, 86_400.0)
+    # every result the differencing ledger held back, and every timeout, is an alert (§3.6)
+    assert (monitor.differencing_per_hour, monitor.timeouts_per_hour) == (0, 0)
 
 
 def test_settings_are_validated() -> None:
@@ -78,6 +80,8 @@ def test_settings_are_validated() -> None:
         QueryMonitor(queries_per_window=0)
     with pytest.raises(TraitError):
         QueryMonitor(alerts_to_lock=0)
+    with pytest.raises(TraitError):
+        QueryMonitor(timeouts_per_hour=-1)
 
 
 def test_below_threshold_raises_nothing(sessions: sessionmaker[Session]) -> None:
@@ -146,6 +150,50 @@ def test_refusals_count_but_not_access_refusals(sessions: sessionmaker[Session])
     for _ in range(3):
         audited_query(sessions, "bob", refused=True, code="query_rejected")
     assert [a.rule for a in evaluate(sessions, monitor).alerts] == ["refused_per_hour"]
+
+
+def test_every_result_held_back_by_the_differencing_ledger_is_an_alert(
+    sessions: sessionmaker[Session],
+) -> None:
+    monitor = QueryMonitor()
+    audited_query(sessions, "bob", ledger_suppressed=0)
+    audited_query(sessions, "bob", ledger_suppressed=3, synthetic=True)  # the twin: fake persons
+    assert evaluate(sessions, monitor).alerts == []
+    for _ in range(2):
+        audited_query(sessions, "bob", ledger_suppressed=1)
+        [alert] = evaluate(sessions, monitor).alerts
+        assert (alert.rule, alert.observed, alert.threshold) == ("differencing", 1, 0)
+
+
+def test_the_differencing_threshold_is_configurable(sessions: sessionmaker[Session]) -> None:
+    monitor = QueryMonitor(differencing_per_hour=2)
+    for _ in range(2):
+        audited_query(sessions, "bob", ledger_suppressed=1)
+    assert evaluate(sessions, monitor).alerts == []
+    audited_query(sessions, "bob", ledger_suppressed=2)
+    assert [(a.rule, a.observed) for a in evaluate(sessions, monitor).alerts] == [("differencing", 3)]
+
+
+def test_every_timeout_is_an_alert(sessions: sessionmaker[Session]) -> None:
+    monitor = QueryMonitor()
+    audited_query(sessions, "bob", refused=True, code="query_rejected")
+    audited_query(sessions, "bob", refused=True, code="query_cancelled")
+    assert evaluate(sessions, monitor).alerts == []
+    audited_query(sessions, "bob", refused=True, code="query_timeout", synthetic=True)
+    assert [(a.rule, a.observed) for a in evaluate(sessions, monitor).alerts] == [("timeout", 1)]
+    assert [a["rule"] for a in alerts(sessions)] == ["timeout"]
+
+
+def test_differencing_and_timeout_alerts_lock_like_any_other(sessions: sessionmaker[Session]) -> None:
+    monitor = QueryMonitor(alerts_to_lock=3)
+    audited_query(sessions, "bob", ledger_suppressed=1)
+    audited_query(sessions, "bob", refused=True, code="query_timeout")
+    assert not evaluate(sessions, monitor).locked  # two alerts: differencing and timeout
+    audited_query(sessions, "bob", ledger_suppressed=1)
+    outcome = evaluate(sessions, monitor)
+    assert outcome.locked and outcome.alerts_in_lock_window == 3
+    with db.session_scope(sessions) as session, pytest.raises(Forbidden):
+        locks.check_user_not_locked(session, PROJECT, "bob")
 
 
 def test_users_are_counted_separately(sessions: sessionmaker[Session]) -> None:
