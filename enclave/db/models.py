@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -140,9 +140,10 @@ class GuardLedgerEntry(Base):
     """One released population of the differencing ledger: its size and IBLT sketch (guard v2)."""
 
     __tablename__ = "guard_ledger"
+    __table_args__ = (Index("ix_guard_ledger_project_size", "project_id", "size"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
     sketch: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[str] = mapped_column(String(40))

@@ -34,7 +34,7 @@ from enclave.db.models import GuardLedgerEntry
 
 TABLES = 3
 MASK = (1 << 64) - 1
-TRACKER_WINDOW = 2_000  # three-population trackers are looked for among the latest released ones
+TRACKER_WINDOW = 500  # three-population trackers are looked for among the latest released ones
 
 
 def cells_per_table(k: int) -> int:
@@ -141,25 +141,34 @@ def merged(a: Sketch, b: Sketch) -> Sketch:
 def tracked(new: Sketch, pool: Sequence[Sketch], k: int) -> bool:
     """Is ``new`` within 1..k-1 persons of the sum of two released populations, or is a released one
     within 1..k-1 persons of ``new`` plus another (a three-query tracker: A - B - C = {target})?
+
+    Cheap filters first, in numpy over the whole pool: the sizes must add up to within k-1, and the
+    cell counts of the residue must sum to at most ``TABLES`` (k-1) in absolute value (each person
+    of a small difference touches ``TABLES`` cells); only the few pairs left are peeled.
     """
-    by_size: dict[int, list[Sketch]] = {}
-    for sketch in pool:
-        if len(sketch.counts) == len(new.counts):
-            by_size.setdefault(sketch.size, []).append(sketch)
-    span = range(-(k - 1), k)
-    for x in pool:
-        if len(x.counts) != len(new.counts):
-            continue
-        for target, whole, part in ((new.size - x.size, new, x), (x.size - new.size, x, new)):
+    same = [p for p in pool if len(p.counts) == len(new.counts)]
+    if len(same) < 2:
+        return False
+    sizes = np.array([p.size for p in same], dtype=np.int64)
+    counts = np.stack([p.counts for p in same])
+    limit = TABLES * (k - 1)
+    for x in same:
+        for whole, part in ((new, x), (x, new)):
+            target = whole.size - part.size
             if target <= 0:
                 continue
-            for size in (target + d for d in span):
-                for y in by_size.get(size, ()):
-                    if y is x or y is whole:
-                        continue
-                    found = difference(whole, merged(part, y), k - 1)
-                    if found is not None and 1 <= found <= k - 1:
-                        return True
+            near = np.flatnonzero(np.abs(sizes - target) <= k - 1)
+            if near.size == 0:
+                continue
+            residue = (whole.counts - part.counts)[None, :] - counts[near]
+            near = near[np.abs(residue).sum(axis=1) <= limit]
+            for j in near:
+                y = same[int(j)]
+                if y is x or y is whole:
+                    continue
+                found = difference(whole, merged(part, y), k - 1)
+                if found is not None and 1 <= found <= k - 1:
+                    return True
     return False
 
 
