@@ -17,7 +17,9 @@ in-memory DuckDB that holds the released cells and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,13 +189,29 @@ def _round_count(value: Any, base: int) -> Any:
     return int(base * math.floor(float(value) / base + 0.5))
 
 
-def run_post(table: pa.Table, compiled: Compiled, policy: GuardPolicy) -> list[list[Any]]:
-    """The analyst's post layer over the released cells, on a connection that holds nothing else."""
-    con = duckdb.connect()
-    try:
-        con.register(CELLS, table)
+_POST = threading.local()
+
+
+def _post_connection() -> duckdb.DuckDBPyConnection:
+    """This thread's empty in-memory DuckDB, locked down once: no files, no network, no settings."""
+    con = getattr(_POST, "con", None)
+    if con is None:
+        con = duckdb.connect()
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
+        _POST.con = con
+    return con
+
+
+def run_post(table: pa.Table, compiled: Compiled, policy: GuardPolicy) -> list[list[Any]]:
+    """The analyst's post layer over the released cells, on a connection that holds nothing else.
+
+    The post layer is a SELECT over ``__enclave_cells`` only (the guard compiled it), so the
+    connection keeps no state between queries; the released table is registered for one query.
+    """
+    con = _post_connection()
+    try:
+        con.register(CELLS, table)
         cursor = con.execute(compiled.post_sql)
         return [list(row) for row in cursor.fetchmany(policy.max_result_rows + 1)]
     except duckdb.Error as exc:
@@ -203,4 +221,5 @@ def run_post(table: pa.Table, compiled: Compiled, policy: GuardPolicy) -> list[l
             f"查询的外层部分无法在已发布的单元格上运行（{type(exc).__name__}）。",
         ) from None
     finally:
-        con.close()
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(CELLS)
