@@ -119,7 +119,7 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
     scope = plan.aggregate
     safe = plan.safe
     keys = [k.copy() for k in scope.keys]
-    populations: dict[str, int] = {"TRUE": 0}
+    populations: dict[exp.Expression, int] = {exp.true(): 0}
     population_sql: list[exp.Expression] = [exp.true()]
     dominance: list[tuple[exp.Expression, bool]] = []  # (row contribution, centred)
     quantiles: list[exp.Expression] = []
@@ -129,11 +129,10 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
 
     for j, item in enumerate(scope.aggregates):
         contributes = _contribution(item, item.condition)
-        text = contributes.sql(dialect=D)
-        if text not in populations:
-            populations[text] = len(population_sql)
+        if contributes not in populations:  # sqlglot expressions compare and hash by structure
+            populations[contributes] = len(population_sql)
             population_sql.append(contributes)
-        check = Check(index=j, kind=item.kind, population=populations[text])
+        check = Check(index=j, kind=item.kind, population=populations[contributes])
         check.strict = item.indicator or item.condition is not None
         if item.kind in ("sum", "moment", "bivariate") and not item.indicator and not item.dates:
             check.binary = len(binaries)
@@ -151,6 +150,8 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         checks.append(check)
 
     def render(node: exp.Expression) -> str:
+        if isinstance(node, exp.Column | exp.Literal | exp.Boolean):
+            return node.sql(dialect=D, comments=False)  # a bare column or constant cannot fail
         return harden_value(node.copy(), safe).sql(dialect=D, comments=False)
 
     source = _source_sql(scope, safe)
