@@ -138,7 +138,26 @@ def merged(a: Sketch, b: Sketch) -> Sketch:
     return Sketch(a.size + b.size, a.counts + b.counts, a.hashes ^ b.hashes, a.checks ^ b.checks)
 
 
-def tracked(new: Sketch, pool: Sequence[Sketch], k: int) -> bool:
+class Pool:
+    """Released populations to look for trackers in, with their sizes and cell counts stacked once."""
+
+    def __init__(self, sketches: Sequence[Sketch]) -> None:
+        self.sketches = list(sketches)
+        self._stacked: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, sketch: Sketch) -> None:
+        self.sketches.append(sketch)
+        self._stacked = None
+
+    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._stacked is None:
+            sizes = np.array([p.size for p in self.sketches], dtype=np.int64)
+            counts = np.stack([p.counts for p in self.sketches]) if self.sketches else np.zeros((0, 0))
+            self._stacked = (sizes, counts)
+        return self._stacked
+
+
+def tracked(new: Sketch, pool: Pool | Sequence[Sketch], k: int) -> bool:
     """Is ``new`` within 1..k-1 persons of the sum of two released populations, or is a released one
     within 1..k-1 persons of ``new`` plus another (a three-query tracker: A - B - C = {target})?
 
@@ -146,14 +165,27 @@ def tracked(new: Sketch, pool: Sequence[Sketch], k: int) -> bool:
     cell counts of the residue must sum to at most ``TABLES`` (k-1) in absolute value (each person
     of a small difference touches ``TABLES`` cells); only the few pairs left are peeled.
     """
-    same = [p for p in pool if len(p.counts) == len(new.counts)]
-    if len(same) < 2:
+    pool = pool if isinstance(pool, Pool) else Pool(pool)
+    if len(pool.sketches) < 2 or any(len(p.counts) != len(new.counts) for p in pool.sketches[:1]):
         return False
-    sizes = np.array([p.size for p in same], dtype=np.int64)
-    counts = np.stack([p.counts for p in same])
+    sizes, counts = pool.stacked()
+    if counts.shape[1] != len(new.counts):
+        return False
     limit = TABLES * (k - 1)
-    for x in same:
-        for whole, part in ((new, x), (x, new)):
+    # A tracker's part lies (nearly) inside its whole, cell by cell: keep only the released
+    # populations that fit inside ``new`` (then ``new`` is the whole) or that ``new`` fits inside.
+    inside_new = np.clip(counts - new.counts, 0, None).sum(axis=1) <= limit
+    around_new = np.clip(new.counts - counts, 0, None).sum(axis=1) <= limit
+    # ... and a third population of the right size must exist for the pair (sorted sizes, at once).
+    order = np.sort(sizes)
+    for keep, target in ((inside_new, new.size - sizes), (around_new, sizes - new.size)):
+        low = np.searchsorted(order, target - (k - 1), side="left")
+        high = np.searchsorted(order, target + (k - 1), side="right")
+        keep &= (high > low) & (target > 0)
+    for i in np.flatnonzero(inside_new | around_new):
+        x = pool.sketches[int(i)]
+        roles = ([(new, x)] if inside_new[i] else []) + ([(x, new)] if around_new[i] else [])
+        for whole, part in roles:
             target = whole.size - part.size
             if target <= 0:
                 continue
@@ -163,7 +195,7 @@ def tracked(new: Sketch, pool: Sequence[Sketch], k: int) -> bool:
             residue = (whole.counts - part.counts)[None, :] - counts[near]
             near = near[np.abs(residue).sum(axis=1) <= limit]
             for j in near:
-                y = same[int(j)]
+                y = pool.sketches[int(j)]
                 if y is x or y is whole:
                     continue
                 found = difference(whole, merged(part, y), k - 1)
@@ -204,18 +236,17 @@ class Ledger:
     ):
         admitted: list[Sketch] = []
         verdicts = []
-        pool = recent()
+        pool = Pool([p for p in recent() if len(p.counts) == len(sketches[0].counts)] if sketches else [])
         for sketch in sketches:
             if sketch.size == 0:
                 verdicts.append(True)
                 continue
             earlier = stored(sketch.size - (k - 1), sketch.size + (k - 1)) + admitted
-            clash = any(differs_by_few(sketch, old, k) for old in earlier) or tracked(
-                sketch, pool + admitted, k
-            )
+            clash = any(differs_by_few(sketch, old, k) for old in earlier) or tracked(sketch, pool, k)
             verdicts.append(not clash)
             if not clash and not any(_same(sketch, old) for old in earlier):
                 admitted.append(sketch)
+                pool.add(sketch)
         return verdicts, admitted
 
 
