@@ -73,6 +73,7 @@ class MonitorOutcome:
 
 
 TIMEOUT_CODE = "query_timeout"
+FANOUT_CODE = "QRY_FANOUT"
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,8 @@ class QueryMonitor(LoggingConfigurable):
         0,
         min=0,
         help="Alert when more than this many of a user's queries are stopped by the time limit "
-        "(`query_timeout`) within one hour, on real data or the twin. 0, the default: every timeout "
-        "is an alert.",
+        "(`query_timeout`) or refused for a join's fan-out (`QRY_FANOUT`) within one hour, on real "
+        "data or the twin. 0, the default: every one is an alert.",
     ).tag(config=True)
     alerts_to_lock = Integer(
         3,
@@ -156,7 +157,10 @@ class QueryMonitor(LoggingConfigurable):
             real = not refused and not details.get("synthetic")
             real_rows = int(details.get("rows") or 0) if real else 0
             ledger_suppressed = int(details.get("ledger_suppressed") or 0) if real else 0
-            timed_out = refused and details.get("code") == TIMEOUT_CODE
+            # A timeout, or a join refused for its fan-out: the timing side channel (attack class 7).
+            timed_out = refused and (
+                details.get("code") == TIMEOUT_CODE or FANOUT_CODE in (details.get("reasons") or [])
+            )
             events.append(_QueryEvent(ts, refused, real_rows, ledger_suppressed, timed_out))
         return events
 

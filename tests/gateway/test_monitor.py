@@ -184,6 +184,16 @@ def test_every_timeout_is_an_alert(sessions: sessionmaker[Session]) -> None:
     assert [a["rule"] for a in alerts(sessions)] == ["timeout"]
 
 
+def test_a_join_refused_for_its_fan_out_is_a_timing_alert(sessions: sessionmaker[Session]) -> None:
+    # Attack class 7: a fan-out that explodes only when the target matches; refusing it is the
+    # guard's answer, and trying is worth an alert like a timeout.
+    monitor = QueryMonitor()
+    audited_query(sessions, "bob", refused=True, code="query_rejected", reasons=["QRY_JOIN"])
+    assert evaluate(sessions, monitor).alerts == []
+    audited_query(sessions, "bob", refused=True, code="query_rejected", reasons=["QRY_FANOUT"])
+    assert [(a.rule, a.observed) for a in evaluate(sessions, monitor).alerts] == [("timeout", 1)]
+
+
 def test_differencing_and_timeout_alerts_lock_like_any_other(sessions: sessionmaker[Session]) -> None:
     monitor = QueryMonitor(alerts_to_lock=3)
     audited_query(sessions, "bob", ledger_suppressed=1)
