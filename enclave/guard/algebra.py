@@ -89,6 +89,7 @@ class Aggregate:
     condition: exp.Expression | None  # the FILTER (WHERE ...) predicate
     indicator: bool = False  # the argument is an indicator of a predicate (no dominance)
     dates: bool = False  # the argument is built from dates (no dominance)
+    restricted: bool = False  # the argument holds a condition (CASE WHEN p THEN x END): a filter
     quantile: float | None = None
 
 

@@ -459,6 +459,7 @@ class Analyzer:
             if kind not in ("count", "count_distinct") and not self._dates_coarsened(lineage, func):
                 return None
             item.indicator = item.indicator or form.indicator
+            item.restricted = item.restricted or form.predicate is not None
             item.dates = item.dates or form.dates
         return item
 

@@ -133,7 +133,8 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
             populations[contributes] = len(population_sql)
             population_sql.append(contributes)
         check = Check(index=j, kind=item.kind, population=populations[contributes])
-        check.strict = item.indicator or item.condition is not None
+        # A condition written as FILTER, as an indicator or inside the argument is the same filter.
+        check.strict = item.indicator or item.restricted or item.condition is not None
         if item.kind in ("sum", "moment", "bivariate") and not item.indicator and not item.dates:
             check.binary = len(binaries)
             binaries.append(exp.In(this=exp.paren(item.args[0], copy=False), expressions=[_num(0), _num(1)]))

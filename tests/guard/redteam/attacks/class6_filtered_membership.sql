@@ -426,3 +426,16 @@ SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR dx =
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F');
 -- next
 SELECT count(*) AS n FROM patients WHERE NOT (zip = '999' AND sex = 'F') OR hiv = 1;
+
+# title: restricted count over the all-positive group plus the target, a FILTER written as CASE
+# class: 6
+# secret: hiv
+# sane: yes
+# decode: int(v(0, 0, 0) is not None and v(0, 0, 0) == v(0, 0, 1))
+SELECT count(CASE WHEN hiv = 1 THEN age END) AS positives, count(*) AS n FROM patients WHERE dx = 'Z21' OR (zip = '999' AND sex = 'F');
+
+# title: restricted average over the all-positive group plus the target, released only if all are positive
+# class: 6
+# secret: hiv
+# decode: int(v(0, 0, 0) is not None)
+SELECT avg(CASE WHEN hiv = 1 THEN income END) AS a FROM patients WHERE dx = 'Z21' OR (zip = '999' AND sex = 'F');
