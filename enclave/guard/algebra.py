@@ -25,6 +25,7 @@ from enum import Enum
 from sqlglot import exp
 
 from enclave.guard.policy import ViewPolicy
+from enclave.guard.rules.arguments import Form
 from enclave.specs import ColumnRole
 
 HIDDEN_PERSON = "__enclave_p"
@@ -87,9 +88,16 @@ class Aggregate:
     kind: str  # count_star | count | count_persons | count_distinct | sum | moment | bivariate | quantile
     args: list[exp.Expression]  # SQL-form arguments, over the aggregation layer's sources
     condition: exp.Expression | None  # the FILTER (WHERE ...) predicate
-    indicator: bool = False  # the argument is an indicator of a predicate (no dominance)
-    dates: bool = False  # the argument is built from dates (no dominance)
-    restricted: bool = False  # the argument holds a condition (CASE WHEN p THEN x END): a filter
+    forms: list[Form] = field(default_factory=list)  # what each argument is (rules.arguments)
+
+    @property
+    def filtered(self) -> bool:
+        """A condition in FILTER, an indicator or a restriction in an argument: the same filter."""
+        return self.condition is not None or any(form.predicate is not None for form in self.forms)
+
+    def magnitudes(self) -> list[exp.Expression]:
+        """The arguments with a magnitude to dominate: not indicators (counts) nor dates."""
+        return [a for a, f in zip(self.args, self.forms, strict=True) if not f.indicator and not f.dates]
     quantile: float | None = None
 
 

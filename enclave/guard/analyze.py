@@ -458,9 +458,7 @@ class Analyzer:
                 return None
             if kind not in ("count", "count_distinct") and not self._dates_coarsened(lineage, func):
                 return None
-            item.indicator = item.indicator or form.indicator
-            item.restricted = item.restricted or form.predicate is not None
-            item.dates = item.dates or form.dates
+            item.forms.append(form)
         return item
 
     def _dates_coarsened(self, lineage: exp.Expression, node: exp.Expression) -> bool:

@@ -133,12 +133,14 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
             populations[contributes] = len(population_sql)
             population_sql.append(contributes)
         check = Check(index=j, kind=item.kind, population=populations[contributes])
-        # A condition written as FILTER, as an indicator or inside the argument is the same filter.
-        check.strict = item.indicator or item.restricted or item.condition is not None
-        if item.kind in ("sum", "moment", "bivariate") and not item.indicator and not item.dates:
+        check.strict = item.filtered
+        magnitudes = item.magnitudes() if item.kind in ("sum", "moment", "bivariate") else []
+        if magnitudes:
+            # Each magnitude is dominated or not on its own: an indicator beside it (regr_avgy(x, flag))
+            # must not switch the test off for x.
             check.binary = len(binaries)
-            binaries.append(exp.In(this=exp.paren(item.args[0], copy=False), expressions=[_num(0), _num(1)]))
-            for argument in item.args:
+            binaries.append(exp.In(this=exp.paren(magnitudes[0], copy=False), expressions=[_num(0), _num(1)]))
+            for argument in magnitudes:
                 check.dominance.append(len(dominance))
                 dominance.append((_when(contributes, argument), item.kind != "sum"))
         if item.kind == "quantile":
@@ -330,9 +332,10 @@ def _contribution(item: Aggregate, condition: exp.Expression | None) -> exp.Expr
     if item.kind in ("count_star", "count_persons") and not item.args:
         return condition if condition is not None else exp.true()
     parts: list[exp.Expression | None] = [condition]
-    for argument in item.args:
+    for i, argument in enumerate(item.args):
         parts.append(_not_null(argument))
-        if item.kind in ("sum", "moment", "bivariate") and not item.dates:
+        dates = i < len(item.forms) and item.forms[i].dates  # person keys have no form
+        if item.kind in ("sum", "moment", "bivariate") and not dates:
             parts.append(
                 exp.func(
                     "coalesce",
