@@ -98,6 +98,7 @@ class Aggregate:
     def magnitudes(self) -> list[exp.Expression]:
         """The arguments with a magnitude to dominate: not indicators (counts) nor dates."""
         return [a for a, f in zip(self.args, self.forms, strict=True) if not f.indicator and not f.dates]
+
     quantile: float | None = None
 
 
