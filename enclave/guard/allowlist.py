@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from enclave.guard.rules.aggregates import PER_PERSON
-from enclave.guard.rules.arguments import PREDICATES
+from enclave.guard.rules.arguments import DATE_PARTS, PREDICATES
 
 # The shape of a SELECT statement.
 STRUCTURE: frozenset[type[exp.Expression]] = frozenset(
@@ -90,16 +90,7 @@ FUNCTIONS: frozenset[type[exp.Expression]] = frozenset(
         exp.Concat,
         exp.DPipe,
         exp.Replace,
-        exp.Year,
-        exp.Month,
-        exp.Quarter,
-        exp.Day,
-        exp.DayOfWeek,
-        exp.DayOfMonth,
-        exp.DayOfYear,
-        exp.Extract,
-        exp.DateTrunc,
-        exp.TimestampTrunc,
+        *DATE_PARTS,
         exp.DateDiff,
         exp.DateAdd,
         exp.DateSub,

@@ -119,11 +119,7 @@ class Analyzer:
             dated = [c for c in plain if self._is_date(c.lineage)]
             columns[name.lower()] = Col((dated or plain)[0].lineage)
         for scope in scopes:
-            if id(scope.select) not in self._hidden and scope.person is not None:
-                self._hidden.add(id(scope.select))
-                scope.select.append(
-                    "expressions", exp.alias_(scope.person.copy(), HIDDEN_PERSON, quoted=True, copy=False)
-                )
+            self._carry_person(scope)
         union = Scope(
             select=first.select, layer=Layer.ROW, columns=columns, names=list(first.names), sources={}
         )
@@ -177,11 +173,7 @@ class Analyzer:
         if scope is None:
             return None
         if scope.layer in ROW_LEVEL:
-            if id(scope.select) not in self._hidden and scope.person is not None:
-                self._hidden.add(id(scope.select))
-                scope.select.append(
-                    "expressions", exp.alias_(scope.person.copy(), HIDDEN_PERSON, quoted=True, copy=False)
-                )
+            self._carry_person(scope)
             columns = dict(scope.columns)
             columns[HIDDEN_PERSON] = Col(exp.column(HIDDEN_PERSON, table="?"), pk=True)
             if scope.layer is Layer.PERSON:
@@ -196,6 +188,14 @@ class Analyzer:
                 columns[HIDDEN_PERSON] = Col(scope.person_lineage, pk=True)
             return Source(alias, columns, HIDDEN_PERSON, scope.multi, scope.unique, scope.layer, scope)
         return Source(alias, dict(scope.columns), None, scope.multi, False, scope.layer, scope)
+
+    def _carry_person(self, scope: Scope) -> None:
+        """Add the hidden person-key column to a row or person layer that another SELECT reads (once)."""
+        if id(scope.select) not in self._hidden and scope.person is not None:
+            self._hidden.add(id(scope.select))
+            scope.select.append(
+                "expressions", exp.alias_(scope.person.copy(), HIDDEN_PERSON, quoted=True, copy=False)
+            )
 
     def _leaf(self, base: str, *, view=None, per_person: bool = False, dates=frozenset()) -> Leaf:
         leaf = Leaf(f"{base}#{next(self._names)}", view=view, per_person=per_person, dates=dates)
