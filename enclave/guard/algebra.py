@@ -44,7 +44,6 @@ class Leaf:
 
     name: str
     view: ViewPolicy | None = None
-    per_person: bool = False
     dates: frozenset[str] = frozenset()  # a person's own dates (their first visit, say)
 
     def role(self, column: str) -> ColumnRole | None:
@@ -117,7 +116,6 @@ class Scope:
     multi: int = 0
     keys: list[exp.Expression] = field(default_factory=list)
     aggregates: list[Aggregate] = field(default_factory=list)
-    child: Scope | None = None  # POST: the scope it reads
 
 
 @dataclass
@@ -128,5 +126,4 @@ class Plan:
     root: Scope
     aggregate: Scope
     row_ctes: list[exp.CTE]
-    leaves: dict[str, Leaf]
     safe: set[str] = field(default_factory=set)  # SQL of person-key equalities (cannot fail)

@@ -178,7 +178,7 @@ class Analyzer:
             columns[HIDDEN_PERSON] = Col(exp.column(HIDDEN_PERSON, table="?"), pk=True)
             if scope.layer is Layer.PERSON:
                 dated = frozenset(name for name, col in columns.items() if col.date)
-                leaf = self._leaf("person", per_person=True, dates=dated)
+                leaf = self._leaf("person", dates=dated)
                 for name, col in list(columns.items()):
                     if col.pk:
                         columns[name] = Col(exp.column(HIDDEN_PERSON, table=leaf.name), pk=True)
@@ -197,8 +197,8 @@ class Analyzer:
                 "expressions", exp.alias_(scope.person.copy(), HIDDEN_PERSON, quoted=True, copy=False)
             )
 
-    def _leaf(self, base: str, *, view=None, per_person: bool = False, dates=frozenset()) -> Leaf:
-        leaf = Leaf(f"{base}#{next(self._names)}", view=view, per_person=per_person, dates=dates)
+    def _leaf(self, base: str, *, view=None, dates=frozenset()) -> Leaf:
+        leaf = Leaf(f"{base}#{next(self._names)}", view=view, dates=dates)
         self.leaves[leaf.name] = leaf
         return leaf
 
@@ -228,7 +228,7 @@ class Analyzer:
         scope = Scope(select=select, layer=Layer.ROW, columns={}, names=[], sources=sources)
         released = [s for s in sources.values() if s.layer in (Layer.AGGREGATE, Layer.POST)]
         if released:
-            return self._post(scope, released)
+            return self._post(scope)
         for item, join in items[1:]:
             join_links(self, scope, join, item.alias_or_name)
         scope.multi = sum(s.multi for s in sources.values())
@@ -257,7 +257,7 @@ class Analyzer:
             self._row(scope)
         return scope
 
-    def _post(self, scope: Scope, released: list[Source]) -> Scope:
+    def _post(self, scope: Scope) -> Scope:
         select = scope.select
         scope.layer = Layer.POST
         if len(scope.sources) != 1 or select.args.get("joins"):
@@ -267,7 +267,6 @@ class Analyzer:
                 detail="aggregated results can only be read on their own: no joins with other tables "
                 "or with other aggregations (that would difference released cells)",
             )
-        scope.child = released[0].scope
         for node in _nodes_not_in_subqueries(select, skip=("with_", "from_", "joins")):
             if isinstance(node, exp.Subquery | exp.Select | exp.Exists):
                 self.fail("QRY_SUBQUERY", node, detail="a subquery over aggregated results")
@@ -603,7 +602,7 @@ def analyze(tree: exp.Select, policy: GuardPolicy) -> tuple[Plan | None, list[Vi
     if analyzer.violations:
         return None, analyzer.violations
     aggregate = analyzer.aggregate_scopes[0]
-    return Plan(tree, root, aggregate, analyzer.row_ctes, analyzer.leaves, analyzer.safe), []
+    return Plan(tree, root, aggregate, analyzer.row_ctes, analyzer.safe), []
 
 
 # ---------------------------------------------------------------------- tree helpers

@@ -50,7 +50,6 @@ class Check:
     population: int  # index into the populations; 0 is the whole group
     dominance: list[int] = field(default_factory=list)
     quantile: int | None = None
-    fraction: float | None = None
     distinct_values: bool = False
     strict: bool = False  # an indicator or filtered population: the complement must be >= k, never 0
     binary: int | None = None  # index of the "every value is 0 or 1" column: then strict too
@@ -62,9 +61,6 @@ class Compiled:
     post_sql: str
     keys: int
     checks: list[Check]
-    populations: int
-    dominance: int
-    quantiles: int
     columns: list[str]
 
 
@@ -145,7 +141,6 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
                 dominance.append((_when(contributes, argument), item.kind != "sum"))
         if item.kind == "quantile":
             check.quantile = len(quantiles)
-            check.fraction = item.quantile
             quantiles.append(_when(contributes, item.args[0]))
         if item.kind == "count_distinct":
             check.distinct_values = True
@@ -209,9 +204,6 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         post_sql=post_sql,
         keys=len(keys),
         checks=checks,
-        populations=len(population_sql),
-        dominance=len(dominance),
-        quantiles=len(quantiles),
         columns=list(names),
     )
 

@@ -100,12 +100,14 @@ def release(table: pa.Table, compiled: Compiled, policy: GuardPolicy, ledger: Le
             suppressed_groups += 1
             continue
         keep[r] = True
+        asked = {0}
         wanted.append((r, 0))
         for check in compiled.checks:
             if not _value_ok(check, columns, r, n, policy):
                 values[check.index][r] = None
                 suppressed_values += 1
-            elif check.population:
+            elif check.population not in asked:  # several values can share one population
+                asked.add(check.population)
                 wanted.append((r, check.population))
     cells = TABLES * cells_per_table(k)
     sketches = [
