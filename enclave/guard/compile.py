@@ -257,17 +257,18 @@ def _when(condition: exp.Expression, value: exp.Expression) -> exp.Expression:
 def _fixed(shape: _Shape) -> tuple[tuple[tuple[str, str], ...], str]:
     """The guard's own CTEs and final SELECT for one shape of query, rendered once."""
     group_keys = [_col(f"{P}g{i}") for i in range(shape.keys)]
-    dominance = [(None, centred) for centred in shape.centred]
     per_person = _per_person(shape, group_keys)
     ctes: list[tuple[str, exp.Expression]] = [(f"{P}pp", per_person)]
     contributions_from = f"{P}pp"
     if any(shape.centred):
-        ctes.append((f"{P}pm", _centred(dominance, group_keys)))
+        ctes.append((f"{P}pm", _centred(shape.centred, group_keys)))
         contributions_from = f"{P}pm"
     ctes.append(
         (
             f"{P}c",
-            _cells(shape.populations, dominance, shape.binaries, group_keys, contributions_from, shape.top),
+            _cells(
+                shape.populations, shape.centred, shape.binaries, group_keys, contributions_from, shape.top
+            ),
         )
     )
     outputs: list[exp.Expression] = [
@@ -344,11 +345,11 @@ def _exact_value(item: Aggregate) -> exp.Expression:
     return item.call.copy()
 
 
-def _centred(dominance, group_keys) -> exp.Select:
+def _centred(centred_items: tuple[bool, ...], group_keys) -> exp.Select:
     """Each person's contribution to the sum of squares around the group mean (moments)."""
     partition = [k.copy() for k in group_keys]
     select = exp.select(exp.Star()).from_(f"{P}pp")
-    for d, (_, centred) in enumerate(dominance):
+    for d, centred in enumerate(centred_items):
         if not centred:
             continue
         mean = exp.Div(
@@ -364,7 +365,7 @@ def _centred(dominance, group_keys) -> exp.Select:
         .select(
             *[
                 _alias(_centred_contribution(d), f"{P}u{d}")
-                for d, (_, centred) in enumerate(dominance)
+                for d, centred in enumerate(centred_items)
                 if centred
             ],
             copy=False,
@@ -386,14 +387,16 @@ def _centred_contribution(d: int) -> exp.Expression:
     )
 
 
-def _cells(populations: int, dominance, binaries: int, group_keys, source: str, top: int) -> exp.Select:
+def _cells(
+    populations: int, centred_items: tuple[bool, ...], binaries: int, group_keys, source: str, top: int
+) -> exp.Select:
     select = exp.select(*[k.copy() for k in group_keys], _alias(exp.Count(this=exp.Star()), f"{P}n"))
     for i in range(binaries):
         select = select.select(_alias(exp.func("bool_and", _col(f"{P}z{i}")), f"{P}z{i}"), copy=False)
     for i in range(1, populations):
         count = exp.Filter(this=exp.Count(this=exp.Star()), expression=exp.Where(this=_col(f"{P}r{i}")))
         select = select.select(_alias(count, f"{P}in{i}"), copy=False)
-    for d, (_, centred) in enumerate(dominance):
+    for d, centred in enumerate(centred_items):
         value = exp.Abs(this=_double(_col(f"{P}u{d}" if centred else f"{P}s{d}")))
         select = select.select(
             _alias(exp.Sum(this=value), f"{P}t{d}"),
