@@ -56,7 +56,7 @@ from enclave.guard.ledger import DatabaseLedger, Ledger, MemoryLedger, Sketch  #
 from enclave.guard.policy import DROPPED_ROLES  # noqa: E402
 from enclave.guard.release import release, run_post  # noqa: E402
 from enclave.specs import ColumnRole  # noqa: E402
-from tests.guard.conftest import R  # noqa: E402
+from tests.guard.conftest import fixture_policy  # noqa: E402
 from tests.guard.helpers import load_cases  # noqa: E402
 
 CHECK_AIM_MS = 2.0
@@ -108,38 +108,6 @@ QUERIES = {
 }
 STEPS = ("check", "explain", "sql", "release", "ledger", "post")
 CARDINALITY = re.compile(r'"Estimated Cardinality":\s*"(\d+)"')  # as enclave.guard.execute reads it
-
-
-def test_policy() -> GuardPolicy:
-    """The policy of the guard's own test fixtures (tests/guard/conftest.py), for timing ``check``."""
-    return GuardPolicy(
-        views={
-            "patients": ViewPolicy(
-                "patients",
-                "pid",
-                {
-                    "pid": R.PERSON_KEY,
-                    "sex": R.QUASI_ID,
-                    "age": R.QUASI_ID,
-                    "zip": R.QUASI_ID,
-                    "dx": R.SENSITIVE,
-                    "income": R.MEASURE,
-                },
-            ),
-            "visits": ViewPolicy(
-                "visits",
-                "pid",
-                {
-                    "pid": R.PERSON_KEY,
-                    "visit_date": R.DATE,
-                    "cost": R.MEASURE,
-                    "dx": R.SENSITIVE,
-                    "discharge_date": R.DATE,
-                    "department": R.ATTRIBUTE,
-                },
-            ),
-        }
-    )
 
 
 def demo_views(data: Path, patients: int) -> tuple[Path, GuardPolicy]:
@@ -250,7 +218,7 @@ def timed(work: Callable[[], object]) -> float:
 
 
 def bench_check(repeat: int) -> float:
-    policy = test_policy()
+    policy = fixture_policy()
     cases = load_cases("accept.sql")
     allowed = sum(check(case.sql, policy).allowed for case in cases)  # also warms sqlglot's caches
     samples = []

@@ -84,6 +84,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def policy() -> GuardPolicy:
+    return fixture_policy()
+
+
+def fixture_policy() -> GuardPolicy:
+    """The policy of the fixture views (also what ``bench/guard.py`` times ``check`` with)."""
     return GuardPolicy(
         views={
             "patients": ViewPolicy(
