@@ -321,3 +321,13 @@ SELECT sum(age) AS s FROM patients WHERE age IS NOT NULL AND zip IN ('100', '200
 SELECT sum(age) AS s FROM patients WHERE age IS NOT NULL AND zip IN ('400', '500');
 -- next
 SELECT sum(age) AS s FROM patients WHERE age IS NOT NULL AND zip = '500';
+
+# title: one of the target's visits removed, the target still counted as a person
+# class: 5
+# secret: dx
+# sane: yes
+# residual: row-differencing
+# decode: 'B20' if v(0, 0, 0) is not None and v(1, 0, 0) is not None and v(0, 0, 0) - v(1, 0, 0) == 1 else 'I10'
+SELECT count(*) AS visits FROM visits v JOIN patients p ON p.pid = v.pid WHERE p.zip = '999';
+-- next
+SELECT count(*) AS visits FROM visits v JOIN patients p ON p.pid = v.pid WHERE p.zip = '999' AND NOT (p.sex = 'F' AND v.dx = 'B20');
