@@ -26,10 +26,10 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from enclave_client import Connection, QueryError  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from enclave import catalog, db, projects, query_service  # noqa: E402
-from enclave.client import Connection, QueryError  # noqa: E402
 from enclave.specs import parse_project_spec  # noqa: E402
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
 from tests.gateway.conftest import Enclave, running_hub, start_gateway  # noqa: E402

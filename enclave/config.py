@@ -1,14 +1,25 @@
-"""Where the enclave keeps its state: the home directory and the state database URL."""
+"""Where the enclave keeps its state: the home directory and the state database URL, and who may
+read it (issue #14: the state database holds password hashes and every analyst's SQL).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from enclave.errors import BadInput
+
 HOME_ENV = "ENCLAVE_HOME"
 DATABASE_URL_ENV = "ENCLAVE_DATABASE_URL"
 DEFAULT_HOME = Path.home() / ".enclave"
+
+PRIVATE_UMASK = 0o077  # the CLI and the services: what they create is the service account's alone
+HOME_MODE = 0o700
+STATE_FILE_MODE = 0o600
+OUTBOX_MODE = 0o750  # released exports: the service account, and a group that collects them
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -64,3 +75,44 @@ def database_url(home: str | Path | None = None) -> str:
     if url:
         return url
     return f"sqlite:///{paths(home).state_db}"
+
+
+def restrict_umask() -> None:
+    """Create files 0600 and folders 0700 from here on (every entry point calls this first)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def _make_dir(path: Path, mode: int) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    os.chmod(path, mode)  # mkdir's mode is cut by the umask, and an existing folder keeps its own
+
+
+def secure_home(layout: Paths) -> None:
+    """Create the home and the vault 0700 and the outbox 0750, or tighten them if they exist."""
+    _make_dir(layout.home, HOME_MODE)
+    for directory in (layout.vault, layout.projects, layout.secrets, layout.exports):
+        _make_dir(directory, HOME_MODE)
+    _make_dir(layout.outbox, OUTBOX_MODE)
+
+
+def private_sqlite_file(database: Path) -> None:
+    """Create a SQLite state file 0600 before SQLite does, and tighten an existing one.
+
+    SQLite gives the ``-wal``, ``-shm`` and ``-journal`` files it creates the database file's
+    mode; ones left from before are tightened here too.
+    """
+    if not database.parent.exists():
+        _make_dir(database.parent, HOME_MODE)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, STATE_FILE_MODE))
+    for path in (database, *(database.with_name(database.name + side) for side in SQLITE_SIDE_FILES)):
+        if path.exists() and path.stat().st_mode & 0o777 & ~STATE_FILE_MODE:
+            try:
+                os.chmod(path, STATE_FILE_MODE)
+            except PermissionError:
+                raise BadInput(
+                    "state_file_permissions",
+                    f"{path} is readable by others and this account may not change that: "
+                    f"run `chmod 600 {path}` as its owner",
+                    f"{path} 可被其他用户读取，且当前账户无权修改：请由其所有者运行 `chmod 600 {path}`",
+                ) from None

@@ -4,6 +4,9 @@ service, the enclave home and state database, and listening on a tornado server.
 The hub sets ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_SERVICE_PREFIX`` for
 a managed service; they are the defaults here. Subclasses build their routes in
 ``make_tornado_app`` and may add to ``shutdown``.
+
+Both services cache the hub's answer for a token for at most ``AUTH_CACHE_MAX_TTL_S`` seconds, and
+forget every cached answer when the revocation hook asks (``check_revoker``, ``clear_token_cache``).
 """
 
 from __future__ import annotations
@@ -12,13 +15,45 @@ import asyncio
 import os
 from typing import Any
 
+from jupyterhub.services.auth import HubAuth
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application as TornadoApplication
 from traitlets import Integer, Unicode, default, validate
 from traitlets.config import Application
 
-from enclave import config
+from enclave import audit, config
+from enclave.errors import Forbidden
+from enclave.gateway.auth import Unauthenticated
+
+AUTH_CACHE_MAX_TTL_S = 5
+# Scopes that may stop any user's server: whoever holds one may also make the services forget tokens.
+REVOKER_SCOPES = frozenset({"admin:servers", "delete:servers"})
+
+
+async def check_revoker(hub_auth: HubAuth, token: str) -> str:
+    """The name behind ``token``, asked of the hub afresh (never cached), if it may revoke access."""
+    model = await hub_auth.user_for_token(token, use_cache=False, sync=False)
+    if not model:
+        raise Unauthenticated(
+            "token_invalid",
+            "The hub does not know this token (forged, expired or revoked)",
+            "中心服务不认识此令牌（伪造、过期或已吊销）",
+        )
+    if not REVOKER_SCOPES & set(model.get("scopes") or []):
+        raise Forbidden(
+            "auth_cache_clear_forbidden",
+            "Only a token that may stop any server (a steward's) may clear the token cache",
+            "只有可以停止任意服务器的令牌（数据管理员的令牌）才能清除令牌缓存",
+        )
+    return str(model.get("name", "?"))
+
+
+def clear_token_cache(hub_auth: HubAuth) -> int:
+    """Forget every cached token answer; returns how many there were."""
+    count = len(hub_auth.cache)
+    hub_auth.cache = type(hub_auth.cache)(hub_auth.cache_max_age)
+    return count
 
 
 class HubServiceApp(Application):
@@ -70,6 +105,8 @@ class HubServiceApp(Application):
 
     async def serve(self) -> HTTPServer:
         """Listen, and return the server (its bound port is in ``self.bound_port``)."""
+        # The audit chain of this database is keyed by this home's vault, whatever the URL says.
+        audit.use_vault(self.database_url, config.paths(self.enclave_home))
         app = self.make_tornado_app()
         sockets = bind_sockets(self.port, address=self.ip)
         self.bound_port = sockets[0].getsockname()[1]
@@ -82,6 +119,8 @@ class HubServiceApp(Application):
         self.http_server.stop()
 
     def start(self) -> None:
+        config.restrict_umask()  # what the service writes (state, keys, exports) is not for others
+
         async def main() -> None:
             await self.serve()
             await asyncio.Event().wait()

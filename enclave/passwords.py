@@ -30,10 +30,13 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(data, salt=salt, n=n, r=r, p=p, dklen=HASH_BYTES, maxmem=2**26)
 
 
+def _encode(salt: bytes, digest: bytes) -> str:
+    return f"{SCHEME}${COST_N}${BLOCK_R}${PARALLEL_P}${salt.hex()}${digest.hex()}"
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(SALT_BYTES)
-    digest = _scrypt(password, salt, COST_N, BLOCK_R, PARALLEL_P)
-    return f"{SCHEME}${COST_N}${BLOCK_R}${PARALLEL_P}${salt.hex()}${digest.hex()}"
+    return _encode(salt, _scrypt(password, salt, COST_N, BLOCK_R, PARALLEL_P))
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -48,12 +51,10 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(computed, bytes.fromhex(digest))
 
 
-# Spent on unknown user names, so a login takes as long whether or not the account exists.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(24))
-
-
-def burn_time(password: str) -> None:
-    verify_password(password, _DUMMY_HASH)
+# Verified against for unknown user names, so a login costs the same scrypt work whether or not
+# the account exists. Same parameters as a real hash; the digest is random, so nothing matches it
+# (and nothing is hashed at import).
+DUMMY_HASH = _encode(secrets.token_bytes(SALT_BYTES), secrets.token_bytes(HASH_BYTES))
 
 
 def _classes(password: str) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Boolean, Integer, String, Text, select
+from sqlalchemy import Boolean, ColumnElement, Integer, String, Text, case, null, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from enclave import audit, passwords, totp
@@ -180,20 +180,53 @@ def enable_totp(session: Session, paths: Paths, name: str, *, actor: str) -> tup
     return totp.to_base32(secret), totp.provisioning_uri(secret, name)
 
 
-def _totp_secret(paths: Paths, user: LocalUser) -> bytes | None:
-    if user.totp_secret is None:
-        return None
+def _totp_secret(paths: Paths, token: str) -> bytes | None:
     try:
-        return _fernet(paths).decrypt(user.totp_secret.encode("ascii"))
+        return _fernet(paths).decrypt(token.encode("ascii"))
     except InvalidToken:
         return None  # the key changed: no code can match, the login fails (default deny)
 
 
 # ---- login ---------------------------------------------------------------------------------------
+#
+# The row is read without a lock and the slow checks (scrypt, TOTP) run outside any lock; the
+# decision is then one conditional UPDATE, re-checked by the database against the row as it is
+# now (PostgreSQL re-evaluates the WHERE after waiting for a concurrent writer; SQLite has one
+# writer at a time). So parallel attempts cannot lose a failure, lift a lock set meanwhile, or use
+# one TOTP code twice.
 
 
 def _locked(user: LocalUser, now: datetime) -> bool:
     return user.locked_until is not None and datetime.fromisoformat(user.locked_until) > now
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC ISO time in one fixed layout, so two stamps compare as strings (in SQL too)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _not_locked(session: Session, stamp: str) -> ColumnElement[bool]:
+    """No lock, or one that has run out at ``stamp``, compared in the database."""
+    # Stamps are UTC ISO strings, so byte order is time order (older ones, without microseconds,
+    # included). PostgreSQL's collation may not be byte order (ICU ignores punctuation); SQLite's is.
+    locked_until: ColumnElement[str | None] = LocalUser.locked_until
+    if session.get_bind().dialect.name == "postgresql":
+        locked_until = locked_until.collate("C")
+    return or_(locked_until.is_(None), locked_until <= stamp)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    name: str  # as typed, for the audit log
+    lookup: str  # the name queried: "" (never an account) when ``name`` is not a valid user name
+    at: datetime
+    max_failures: int
+    lockout_seconds: int
+    source: str | None
+
+    @property
+    def stamp(self) -> str:
+        return _stamp(self.at)
 
 
 def check_login(
@@ -210,39 +243,46 @@ def check_login(
 ) -> LoginResult:
     """Decide one login attempt and audit it. Commit the session even when the attempt fails.
 
-    A disabled, locked or unknown account is refused after the same hashing work as a wrong
-    password. ``max_failures`` wrong passwords or codes in a row lock the account for
-    ``lockout_seconds`` (R-SEC-2); a correct login resets the count.
+    An unknown name costs the same scrypt work and the same queries as a wrong password, so the
+    answer's timing does not tell which names exist. ``max_failures`` wrong passwords or codes in
+    a row lock the account for ``lockout_seconds`` (R-SEC-2); a correct login resets the count.
+    Safe under concurrent attempts on the same account (see above).
     """
-    current = _now(now)
-    user = session.get(LocalUser, name) if USERNAME_PATTERN.fullmatch(name or "") else None
-    if user is None:
-        passwords.burn_time(password)
-        return _fail(session, name, "unknown_user", source)
-    password_ok = passwords.verify_password(password, user.password_hash)
-    if user.disabled:
-        return _fail(session, name, "account_disabled", source)
-    if _locked(user, current):
-        return _fail(session, name, "account_locked", source, locked_until=user.locked_until)
-    reason = "" if password_ok else "bad_password"
-    secret = _totp_secret(paths, user) if password_ok else None
+    lookup = name if USERNAME_PATTERN.fullmatch(name or "") else ""
+    attempt = _Attempt(name, lookup, _now(now), max_failures, lockout_seconds, source)
+    user = session.execute(
+        select(LocalUser.password_hash, LocalUser.totp_secret).where(LocalUser.name == lookup)
+    ).one_or_none()
+    stored = user.password_hash if user is not None else passwords.DUMMY_HASH
+    if not passwords.verify_password(password, stored) or user is None:
+        return _refuse(session, attempt, "bad_password")
     step = None
-    if password_ok and user.totp_secret is not None:
-        step = totp.matching_step(secret, code or "", current.timestamp()) if secret else None
-        if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
-            reason = "bad_totp" if code else "totp_required"
-    if reason:
-        user.failed_logins += 1
-        details: dict[str, Any] = {"failed_logins": user.failed_logins}
-        if user.failed_logins >= max_failures:
-            user.locked_until = (current + timedelta(seconds=lockout_seconds)).isoformat()
-            user.failed_logins = 0
-            details["locked_until"] = user.locked_until
-        return _fail(session, name, reason, source, **details)
-    user.failed_logins = 0
-    user.locked_until = None
-    if step is not None:
-        user.totp_last_step = step
+    if user.totp_secret is not None:
+        secret = _totp_secret(paths, user.totp_secret)
+        step = totp.matching_step(secret, code or "", attempt.at.timestamp()) if secret else None
+        if step is None:
+            return _refuse(session, attempt, "bad_totp" if code else "totp_required")
+    claim = (
+        update(LocalUser)
+        .where(
+            LocalUser.name == lookup,
+            LocalUser.password_hash == user.password_hash,  # not changed meanwhile
+            LocalUser.totp_secret.is_(None)
+            if user.totp_secret is None
+            else LocalUser.totp_secret == user.totp_secret,
+            LocalUser.disabled.is_(False),
+            _not_locked(session, attempt.stamp),
+        )
+        .values(failed_logins=0, locked_until=None)
+        .returning(LocalUser.name)
+        .execution_options(synchronize_session=False)
+    )
+    if step is not None:  # compare-and-set: each code logs in once
+        unused = or_(LocalUser.totp_last_step.is_(None), LocalUser.totp_last_step < step)
+        claim = claim.where(unused).values(totp_last_step=step)
+    if session.execute(claim).one_or_none() is None:
+        # locked, disabled, password or secret changed, or the code used since the row was read
+        return _refuse(session, attempt, "bad_password" if step is None else "bad_totp")
     audit.record(
         session,
         AuditAction.USER_LOGIN,
@@ -252,6 +292,40 @@ def check_login(
         source=source,
     )
     return LoginResult(True, "ok")
+
+
+def _refuse(session: Session, attempt: _Attempt, reason: str) -> LoginResult:
+    """Count a failure on an active account (locking it at ``max_failures``) and audit the refusal.
+
+    A disabled or locked account is not counted: the refusal says why. An unknown name runs the
+    same two statements, which match no row.
+    """
+    # A lock that has run out starts the count again, as if the account had never been locked.
+    count = case((LocalUser.locked_until.is_(None), LocalUser.failed_logins + 1), else_=1)
+    until = _stamp(attempt.at + timedelta(seconds=attempt.lockout_seconds))
+    counted = session.execute(
+        update(LocalUser)
+        .where(LocalUser.name == attempt.lookup, LocalUser.disabled.is_(False))
+        .where(_not_locked(session, attempt.stamp))
+        .values(failed_logins=count, locked_until=case((count >= attempt.max_failures, until), else_=null()))
+        .returning(LocalUser.failed_logins, LocalUser.locked_until)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    state = session.execute(
+        select(LocalUser.disabled, LocalUser.locked_until).where(LocalUser.name == attempt.lookup)
+    ).one_or_none()
+    details: dict[str, Any] = {}
+    if counted is not None:
+        details["failed_logins"] = counted.failed_logins
+        if counted.locked_until is not None:
+            details["locked_until"] = counted.locked_until
+    elif state is None:
+        reason = "unknown_user"
+    elif state.disabled:
+        reason = "account_disabled"
+    else:
+        reason, details["locked_until"] = "account_locked", state.locked_until
+    return _fail(session, attempt.name, reason, attempt.source, **details)
 
 
 def _fail(session: Session, name: str, reason: str, source: str | None, **details: Any) -> LoginResult:

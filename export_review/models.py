@@ -1,4 +1,4 @@
-"""Export-review tables (migration 0002). Files and votes are written once and never changed."""
+"""Export-review tables (migrations 0002, 0006). Files, votes and key registrations are written once."""
 
 from __future__ import annotations
 
@@ -73,6 +73,28 @@ class ExportVote(Base):
     public_key: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[str] = mapped_column(String(40))
+    # The signing key's fingerprint (0006); NULL on votes cast before reviewer-held keys existed.
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     request: Mapped[ExportRequest] = relationship(back_populates="votes")
     file: Mapped[ExportFile] = relationship()
+
+
+class ReviewerKey(Base):
+    """A reviewer's own Ed25519 public key, in force from ``registered_at`` until the next one.
+
+    Registering a new key is a new row, so the history of which key was valid when stays intact.
+    ``signature`` is the enclave key's countersignature over the registration, so a row written
+    straight into the database is not trusted.
+    """
+
+    __tablename__ = "export_reviewer_keys"
+    __table_args__ = (Index("ix_export_reviewer_keys_reviewer", "reviewer", "registered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reviewer: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[str] = mapped_column(String(40))
+    registered_by: Mapped[str] = mapped_column(String(100))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from enclave.config import Paths
+from enclave.config import OUTBOX_MODE, Paths
 from enclave.errors import BadInput, NotFound
 from export_review.policy import OutboxSettings
 
@@ -45,9 +45,15 @@ class LocalOutbox:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        # Explicit modes: the services run with umask 077, which would cut these to 0700/0600.
+        for folder in reversed(path.relative_to(self.root).parents):  # the outbox itself first
+            target = self.root / folder
+            if not target.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                os.chmod(target, OUTBOX_MODE)
         tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        os.fchmod(fd, 0o640)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

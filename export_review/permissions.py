@@ -135,6 +135,16 @@ def user_can_withdraw(request: ExportRequest, user: str) -> bool:
     return _as_bool(lambda: check_user_can_withdraw(request, user))
 
 
+def check_user_can_register_key(reviewer: str, user: str, stewards: Collection[str]) -> None:
+    """A reviewer registers their own key; a steward may do it for them (audited either way)."""
+    if user != reviewer and user not in stewards:
+        raise Forbidden(
+            "export_key_register_forbidden",
+            f"{user} cannot register a key for {reviewer}: only the reviewer or a steward can",
+            f"{user} 不能为 {reviewer} 登记密钥：只有审核人本人或数据管理员可以",
+        )
+
+
 def check_user_can_view(
     session: Session, request: ExportRequest, user: str, stewards: Collection[str]
 ) -> None:

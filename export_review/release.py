@@ -3,7 +3,11 @@ and the PI take them out, and every download is audited (R-EXP-1, R-EXP-3, R-EXP
 
 Release is safe to repeat after a crash: the outbox writes are idempotent, and the request becomes
 ``released`` only in the transaction that commits after every object is written. Bytes are hashed
-again on the way out, so a file changed since submission is never released or downloaded.
+again on the way out, so a file changed since submission is never released or downloaded. Neither
+trusts the state column: both recompute the committee's decision from the signed votes first.
+
+The outbox and a download hold ``manifest.json`` beside a ``files/`` folder with the released files,
+so no file name (``manifest.json`` included) can collide with the manifest.
 """
 
 from __future__ import annotations
@@ -17,21 +21,23 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from enclave import audit, signing
 from enclave.audit import AuditAction, canonical_json
 from enclave.config import Paths
 from enclave.errors import BadInput, Refused
 from export_review import permissions
-from export_review.models import ExportRequest
+from export_review.models import ExportRequest, ExportVote
 from export_review.outbox import Outbox
+from export_review.policy import CommitteeRule
 from export_review.repository import get_request, lock_request
 from export_review.submission import file_store
-from export_review.voting import keys_dir, signature_valid
+from export_review.voting import check_vote, keys_dir, verify_approval
 from export_review.workflow import Actor, ExportState, check_transition, set_state
 
 MANIFEST = "manifest.json"
+FILES = "files"
 
 
 def prefix_of(request: ExportRequest) -> str:
@@ -51,10 +57,29 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _vote_entry(paths: Paths, request: ExportRequest, vote: ExportVote) -> dict[str, Any]:
+    session = object_session(vote)
+    assert session is not None
+    check = check_vote(session, paths, request, vote)
+    return {
+        "reviewer": vote.reviewer,
+        "choice": vote.choice,
+        "comment": vote.comment,
+        "override": vote.override_reason,
+        "public_key": vote.public_key,
+        "key_kind": check.key_kind,
+        "key_fingerprint": check.fingerprint,
+        "signature": vote.signature,
+        "signature_valid": check.valid,
+        "at": vote.created_at,
+    }
+
+
 def build_manifest(
     paths: Paths, request: ExportRequest, *, released_by: str, released_at: str
 ) -> dict[str, Any]:
-    """Hashes, findings, votes with signatures, the decision, lineage; signed by the enclave key."""
+    """Hashes, findings, votes with signatures and key kinds, the decision, lineage; signed by the
+    enclave key."""
     body: dict[str, Any] = {
         "request": request.id,
         "version": request.version,
@@ -71,20 +96,8 @@ def build_manifest(
                 "sha256": f.sha256,
                 "size": f.size,
                 "findings": json.loads(f.findings_json),
-                "votes": [
-                    {
-                        "reviewer": v.reviewer,
-                        "choice": v.choice,
-                        "comment": v.comment,
-                        "override": v.override_reason,
-                        "public_key": v.public_key,
-                        "signature": v.signature,
-                        "signature_valid": signature_valid(paths, request, v),
-                        "at": v.created_at,
-                    }
-                    for v in request.votes
-                    if v.file_id == f.id
-                ],
+                "path": f"{FILES}/{f.name}",
+                "votes": [_vote_entry(paths, request, v) for v in request.votes if v.file_id == f.id],
             }
             for f in request.files
         ],
@@ -119,11 +132,16 @@ def release(
     user: str,
     outbox: Outbox,
     stewards: Collection[str] = (),
+    committee: CommitteeRule | None = None,
 ) -> dict[str, Any]:
-    """Copy the approved files and the manifest to the outbox, then mark the request released."""
+    """Copy the approved files and the manifest to the outbox, then mark the request released.
+
+    ``committee`` is the configured rule: the recorded one is never applied if it is weaker.
+    """
     request = lock_request(session, request_id)
     permissions.check_user_can_release(session, request, user, stewards)
     check_transition(request, ExportState.RELEASED, Actor.RELEASER)
+    verified = verify_approval(session, paths, request, committee or CommitteeRule())
     store = file_store(paths)
     payloads: dict[str, bytes] = {}
     for file in request.files:
@@ -138,7 +156,7 @@ def release(
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     prefix = prefix_of(request)
     for name, data in payloads.items():
-        outbox.put(f"{prefix}/files/{name}", data)
+        outbox.put(f"{prefix}/{FILES}/{name}", data)
     outbox.put(f"{prefix}/{MANIFEST}", manifest_bytes)
     info = {
         "location": outbox.location(prefix),
@@ -153,17 +171,30 @@ def release(
         ExportState.RELEASED,
         user=user,
         actor=Actor.RELEASER,
-        details={**info, "files": [{"name": f.name, "sha256": f.sha256} for f in request.files]},
+        details={
+            **info,
+            "files": [{"name": f.name, "sha256": f.sha256} for f in request.files],
+            "verified": verified,
+        },
     )
     return {"request": request.id, "state": request.state, **info}
 
 
 def download(
-    session: Session, paths: Paths, request_id: str, *, user: str, out_dir: Path, outbox: Outbox
+    session: Session,
+    paths: Paths,
+    request_id: str,
+    *,
+    user: str,
+    out_dir: Path,
+    outbox: Outbox,
+    committee: CommitteeRule | None = None,
 ) -> dict[str, Any]:
-    """Write the released files and the manifest into ``out_dir`` after checking every hash."""
+    """Write the manifest into ``out_dir`` and the released files into ``out_dir/files`` after
+    checking the approval again and every hash."""
     request = get_request(session, request_id)
     permissions.check_user_can_download(session, request, user)
+    verify_approval(session, paths, request, committee or CommitteeRule())
     prefix = prefix_of(request)
     manifest_bytes = outbox.get(f"{prefix}/{MANIFEST}")
     release_info = json.loads(request.release_json or "{}")
@@ -171,12 +202,13 @@ def download(
     manifest = json.loads(manifest_bytes)
     if _sha(manifest_bytes) != release_info.get("manifest_sha256") or not manifest_valid(manifest, public):
         raise _tampered(request, [MANIFEST], "outbox")
-    payloads = {f.name: outbox.get(f"{prefix}/files/{f.name}") for f in request.files}
+    payloads = {f.name: outbox.get(f"{prefix}/{FILES}/{f.name}") for f in request.files}
     bad = sorted(f.name for f in request.files if _sha(payloads[f.name]) != f.sha256)
     if bad:
         raise _tampered(request, bad, "outbox")
-    targets = [out_dir / name for name in [*payloads, MANIFEST]]
-    existing = [str(t) for t in targets if t.exists()]
+    # Relative paths inside out_dir; names were validated at submission (no separators, no dots).
+    layout = {f"{FILES}/{name}": data for name, data in payloads.items()} | {MANIFEST: manifest_bytes}
+    existing = [str(out_dir / rel) for rel in layout if (out_dir / rel).exists()]
     if existing:
         raise BadInput(
             "export_download_exists", f"Will not overwrite {existing}", f"不会覆盖已有文件 {existing}"
@@ -193,14 +225,16 @@ def download(
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=out_dir))
     try:
-        for name, data in [*payloads.items(), (MANIFEST, manifest_bytes)]:
-            (staging / name).write_bytes(data)
-        for name in [*payloads, MANIFEST]:
-            os.replace(staging / name, out_dir / name)
+        (staging / FILES).mkdir()
+        (out_dir / FILES).mkdir(exist_ok=True)
+        for rel, data in layout.items():
+            (staging / rel).write_bytes(data)
+        for rel in layout:
+            os.replace(staging / rel, out_dir / rel)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {
         "request": request.id,
-        "files": [str(out_dir / name) for name in payloads],
+        "files": [str(out_dir / FILES / name) for name in payloads],
         "manifest": str(out_dir / MANIFEST),
     }

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +23,9 @@ from export_review import submission, views, voting
 from export_review.keyspace import prepared_key_space
 from export_review.outbox import Outbox, outbox_for
 from export_review.policy import ReviewSettings, load_settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class ExportService:
         file_name: str | None = None,
         comment: str | None = None,
         override: str | None = None,
+        private_key: Ed25519PrivateKey | None = None,
     ) -> dict[str, Any]:
         settings = self.settings()
         with self._audited(AuditAction.EXPORT_VOTE, user, f"export:{request_id}"), self.session() as session:
@@ -117,6 +121,23 @@ class ExportService:
                 file_name=file_name,
                 comment=comment,
                 override=override,
+                private_key=private_key,
+            )
+
+    def register_key(self, *, reviewer: str, public_key: str, user: str) -> dict[str, Any]:
+        """Register ``reviewer``'s own public key (hex); from now on only it signs their votes."""
+        settings = self.settings()
+        with (
+            self._audited(AuditAction.EXPORT_KEY_REGISTER, user, f"reviewer:{reviewer}"),
+            self.session() as session,
+        ):
+            return voting.register_key(
+                session,
+                self.paths,
+                reviewer=reviewer,
+                public_key=public_key,
+                user=user,
+                stewards=settings.stewards,
             )
 
     def release(self, request_id: str, *, user: str) -> dict[str, Any]:
@@ -132,6 +153,7 @@ class ExportService:
                 user=user,
                 outbox=self.outbox(settings),
                 stewards=settings.stewards,
+                committee=settings.committee,
             )
 
     def download(self, request_id: str, *, user: str, out_dir: Path) -> dict[str, Any]:
@@ -141,7 +163,13 @@ class ExportService:
             self.session() as session,
         ):
             return releasing.download(
-                session, self.paths, request_id, user=user, out_dir=out_dir, outbox=self.outbox(settings)
+                session,
+                self.paths,
+                request_id,
+                user=user,
+                out_dir=out_dir,
+                outbox=self.outbox(settings),
+                committee=settings.committee,
             )
 
     def withdraw(self, request_id: str, *, user: str, reason: str = "") -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,10 @@ from export_review.store import FileStore, StagedFile
 from export_review.workflow import Actor, ExportState, set_state
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._ -]{0,199}$")
+# Names a requester's disk may not hold (Windows device names; a trailing dot or space is dropped).
+DEVICE_NAMES = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"{port}{i}" for port in ("com", "lpt") for i in range(1, 10)}
+)
 MAX_JUSTIFICATION = 5000
 
 
@@ -55,16 +60,33 @@ def _validate(justification: str, files: Sequence[Path], settings: ReviewSetting
             f"每个申请包含 1 至 {settings.checks.max_files} 个文件",
         )
     names = [Path(f).name for f in files]
-    bad = [n for n in names if not FILE_NAME.match(n) or n.startswith("..")]
+    bad = [n for n in names if not _portable(n)]
     if bad:
         raise BadInput(
             "export_file_name_invalid",
-            f"File names must be letters, digits, '._- ' and not start with a dot: {bad}",
-            f"文件名只能包含字母、数字、'._- '，且不能以点开头：{bad}",
+            f"File names must be letters, digits, '._- ', not start with a dot, not end with a dot or "
+            f"space, and not be a device name such as CON: {bad}",
+            f"文件名只能包含字母、数字、'._- '，不能以点开头、不能以点或空格结尾，"
+            f"也不能是 CON 等设备名：{bad}",
         )
-    if len(set(names)) != len(names):
-        raise BadInput("export_file_name_repeated", "Two files have the same name", "有两个文件同名")
+    # Released files are written side by side: two names one disk would store as one are refused.
+    folded = [unicodedata.normalize("NFKC", n).casefold() for n in names]
+    if len(set(folded)) != len(folded):
+        raise BadInput(
+            "export_file_name_repeated",
+            "Two files have the same name (ignoring case)",
+            "有两个文件同名（不区分大小写）",
+        )
     return names
+
+
+def _portable(name: str) -> bool:
+    """A bare file name every requester's disk can hold as it is (checked before anything is stored)."""
+    return (
+        bool(FILE_NAME.match(name))
+        and not name.endswith((".", " "))
+        and name.split(".")[0].rstrip(" ").casefold() not in DEVICE_NAMES
+    )
 
 
 def _check_source_root(files: Sequence[Path], source_root: Path | None) -> None:

@@ -3,28 +3,42 @@
 A vote is written once (the table refuses updates). The request row is locked first, so two
 reviewers voting at the same moment are counted one after the other and exactly one of them
 takes the decision (R-APP-7, R-APP-10, R-APP-25, R-EXP-6, T2).
+
+A vote is signed with a **server-held** key (in the vault, the default for small sites) or, once
+the reviewer has registered their own public key, only with that **reviewer-held** key: the
+enclave then cannot sign for them. Which key was in force is decided by when the vote was cast.
+The decision is signed by the enclave key with the committee and rule it was taken under, and
+``verify_approval`` recomputes it from the votes before anything is released or downloaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from enclave import audit, signing
-from enclave.audit import AuditAction
+from enclave.audit import AuditAction, canonical_json
 from enclave.config import Paths
-from enclave.errors import BadInput, Forbidden, NotFound, Refused
+from enclave.errors import BadInput, Forbidden, NotFound, Reason, Refused
 from export_review import permissions
-from export_review.digest import vote_message
-from export_review.models import ExportFile, ExportRequest, ExportVote
-from export_review.policy import ReviewSettings
+from export_review.digest import request_digest, vote_message
+from export_review.models import ExportFile, ExportRequest, ExportVote, ReviewerKey
+from export_review.policy import CommitteeRule, ReviewSettings
 from export_review.repository import lock_request, seated_committee
 from export_review.workflow import Actor, ExportState, FileTally, Vote, decide, set_state, tally_file
 
 MAX_TEXT = 5000
+SERVER_HELD = "server-held"
+REVIEWER_HELD = "reviewer-held"
 
 
 def keys_dir(paths: Paths) -> Path:
@@ -36,6 +50,163 @@ def reviewer_public_key(paths: Paths, reviewer: str) -> str | None:
     if not path.exists():
         return None
     return signing.public_key_hex(signing.load_or_create_key(keys_dir(paths), reviewer))
+
+
+def _enclave_key(paths: Paths) -> Ed25519PrivateKey:
+    return signing.load_or_create_key(keys_dir(paths), signing.ENCLAVE_SIGNER)
+
+
+def _enclave_signed(paths: Paths, purpose: str, body: dict[str, Any], signature: object) -> bool:
+    """``signature`` is the enclave key's over ``body`` for ``purpose`` (domain-separated)."""
+    message = canonical_json({"purpose": purpose, "body": body}).encode("utf-8")
+    public = signing.public_key_hex(_enclave_key(paths))
+    return isinstance(signature, str) and signing.verify(public, message, signature)
+
+
+def _enclave_sign(paths: Paths, purpose: str, body: dict[str, Any]) -> str:
+    message = canonical_json({"purpose": purpose, "body": body}).encode("utf-8")
+    return signing.sign(_enclave_key(paths), message)
+
+
+# ---- reviewer-held keys: the registry in the vault ---------------------------------------------
+#
+# Trust in a registration comes only from an append-only file in the vault, which write access to
+# the database cannot change; ``export_reviewer_keys`` is its mirror for listing. Each line is
+# countersigned by the enclave key and also lists the server-held votes the reviewer had cast until
+# then: those keep counting, and no later (or backdated) server-held vote in their name does.
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One line of the registry; ``public_key`` is "" for a line that does not verify (matches no key)."""
+
+    reviewer: str
+    public_key: str
+    registered_at: str
+    registered_by: str
+    server_held_votes: frozenset[str]
+
+    @property
+    def fingerprint(self) -> str:
+        return signing.fingerprint(self.public_key) if self.public_key else ""
+
+
+def registry_path(paths: Paths) -> Path:
+    return keys_dir(paths) / "registered-keys.jsonl"
+
+
+def _vote_tag(vote: ExportVote) -> str:
+    return hashlib.sha256(vote.signature.encode("ascii", "replace")).hexdigest()
+
+
+def _registration_body(row: ReviewerKey, server_held_votes: list[str]) -> dict[str, Any]:
+    return {
+        "reviewer": row.reviewer,
+        "public_key": row.public_key,
+        "registered_at": row.registered_at,
+        "registered_by": row.registered_by,
+        "server_held_votes": sorted(server_held_votes),
+    }
+
+
+def _append_registration(paths: Paths, line: dict[str, Any]) -> None:
+    path = registry_path(paths)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (canonical_json(line) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _parse_registration(paths: Paths, raw: str) -> Registration | None:
+    try:
+        line = json.loads(raw)
+        body = {k: v for k, v in line.items() if k != "signature"}
+        reviewer = str(body["reviewer"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    valid = _enclave_signed(paths, "reviewer-key", body, line.get("signature"))
+    return Registration(
+        reviewer=reviewer,
+        public_key=str(body.get("public_key", "")) if valid else "",
+        registered_at=str(body.get("registered_at", "")),
+        registered_by=str(body.get("registered_by", "")),
+        server_held_votes=frozenset(body.get("server_held_votes") or ()) if valid else frozenset(),
+    )
+
+
+def anchored_registrations(paths: Paths, reviewer: str) -> list[Registration]:
+    """The registry's lines for ``reviewer``, oldest first; each key was in force until the next one."""
+    path = registry_path(paths)
+    if not path.exists():
+        return []
+    found = [_parse_registration(paths, raw) for raw in path.read_text("utf-8").splitlines() if raw.strip()]
+    return sorted((r for r in found if r and r.reviewer == reviewer), key=lambda r: r.registered_at)
+
+
+def registrations(session: Session, reviewer: str) -> list[ReviewerKey]:
+    """The database's mirror of ``reviewer``'s registrations, oldest first (for listing only)."""
+    query = select(ReviewerKey).where(ReviewerKey.reviewer == reviewer)
+    return list(session.scalars(query.order_by(ReviewerKey.registered_at, ReviewerKey.id)))
+
+
+def registered_key(paths: Paths, reviewer: str) -> Registration | None:
+    """The reviewer's key in force now, or ``None`` while they use the server-held key."""
+    rows = anchored_registrations(paths, reviewer)
+    return rows[-1] if rows else None
+
+
+def register_key(
+    session: Session, paths: Paths, *, reviewer: str, public_key: str, user: str, stewards: tuple[str, ...]
+) -> dict[str, Any]:
+    """Register ``reviewer``'s own public key; it replaces any earlier one from now on (audited)."""
+    if not signing.SIGNER_PATTERN.fullmatch(reviewer):
+        raise BadInput(
+            "reviewer_invalid", f"Invalid reviewer name: {reviewer!r}", f"审核人名称无效：{reviewer!r}"
+        )
+    permissions.check_user_can_register_key(reviewer, user, stewards)
+    previous = registered_key(paths, reviewer)
+    if previous is not None and previous.public_key == public_key:
+        raise BadInput(
+            "export_key_already_registered",
+            f"This key is already {reviewer}'s registered key",
+            f"该密钥已是 {reviewer} 的登记密钥",
+        )
+    row = ReviewerKey(
+        reviewer=reviewer,
+        public_key=public_key,
+        fingerprint=signing.fingerprint(public_key),
+        registered_at=audit.now_iso(),
+        registered_by=user,
+        signature="",
+    )
+    # The server-held votes cast so far stay valid: named here, so none can be added later.
+    server_key = reviewer_public_key(paths, reviewer) if previous is None else None
+    kept = [
+        _vote_tag(v)
+        for v in session.scalars(select(ExportVote).where(ExportVote.reviewer == reviewer))
+        if server_key is not None and v.public_key == server_key
+    ]
+    body = _registration_body(row, kept)
+    row.signature = _enclave_sign(paths, "reviewer-key", body)
+    session.add(row)
+    session.flush()
+    details = {
+        "reviewer": reviewer,
+        "fingerprint": row.fingerprint,
+        "public_key": public_key,
+        "replaces": previous.fingerprint if previous else None,
+        "server_held_votes_kept": len(kept),
+    }
+    audit.record(
+        session, AuditAction.EXPORT_KEY_REGISTER, actor=user, obj=f"reviewer:{reviewer}", details=details
+    )
+    # Last, so a refused registration leaves no line; a line whose transaction then fails to commit
+    # only names a key the reviewer holds.
+    _append_registration(paths, {**body, "signature": row.signature})
+    return {**details, "registered_at": row.registered_at}
 
 
 def _clean(text: str | None) -> str | None:
@@ -59,30 +230,200 @@ def _message(request: ExportRequest, file: ExportFile, vote: ExportVote) -> byte
     )
 
 
-def signature_valid(paths: Paths, request: ExportRequest, vote: ExportVote) -> bool:
-    """The vote verifies under the reviewer's own key in the vault (not just the key stored beside it)."""
-    key = reviewer_public_key(paths, vote.reviewer)
-    return (
+@dataclass(frozen=True)
+class VoteCheck:
+    """Whether a vote's signature verifies under the key that was in force for its reviewer."""
+
+    valid: bool
+    key_kind: str
+    fingerprint: str | None
+
+
+def check_vote(session: Session, paths: Paths, request: ExportRequest, vote: ExportVote) -> VoteCheck:
+    """Verify ``vote`` under the reviewer's key in force when it was cast.
+
+    Once a reviewer is in the vault's registry, only their registered keys count, plus the
+    server-held votes the registry kept from before; otherwise the server-held key in the vault
+    (not the key stored beside the vote).
+    """
+    try:
+        fingerprint = signing.fingerprint(vote.public_key)
+    except ValueError:
+        return VoteCheck(False, SERVER_HELD, None)
+    if vote.key_fingerprint is not None and vote.key_fingerprint != fingerprint:
+        return VoteCheck(False, SERVER_HELD, fingerprint)
+    anchored = anchored_registrations(paths, vote.reviewer)
+    server_key = reviewer_public_key(paths, vote.reviewer)
+    key: str | None
+    kept = bool(anchored) and _vote_tag(vote) in anchored[0].server_held_votes
+    if not anchored or (kept and vote.public_key == server_key):
+        key, kind = server_key, SERVER_HELD
+    else:
+        in_force = [r for r in anchored if r.registered_at <= vote.created_at]
+        key, kind = (in_force[-1].public_key or None) if in_force else None, REVIEWER_HELD
+    valid = (
         key is not None
         and key == vote.public_key
+        and vote.request_id == request.id
         and signing.verify(key, _message(request, vote.file, vote), vote.signature)
     )
+    return VoteCheck(valid, kind, fingerprint)
+
+
+def signature_valid(paths: Paths, request: ExportRequest, vote: ExportVote) -> bool:
+    """The vote verifies under the reviewer's key in force when it was cast (see ``check_vote``)."""
+    session = object_session(vote)
+    return session is not None and check_vote(session, paths, request, vote).valid
+
+
+def _tally(
+    session: Session, paths: Paths, request: ExportRequest, members: list[str], rule: CommitteeRule
+) -> dict[str, FileTally]:
+    out = {}
+    for file in request.files:
+        choices = {
+            v.reviewer: v.choice
+            for v in request.votes
+            if v.file_id == file.id and check_vote(session, paths, request, v).valid
+        }
+        out[file.name] = tally_file(choices, members, rule)
+    return out
 
 
 def tallies(
     paths: Paths, session: Session, request: ExportRequest, settings: ReviewSettings
 ) -> dict[str, FileTally]:
     """Each file's tally; a vote whose signature does not verify is not counted (T2)."""
-    seated = seated_committee(session, request.project_id)
-    out = {}
-    for file in request.files:
-        choices = {
-            v.reviewer: v.choice
-            for v in request.votes
-            if v.file_id == file.id and signature_valid(paths, request, v)
-        }
-        out[file.name] = tally_file(choices, seated, settings.committee)
-    return out
+    return _tally(session, paths, request, seated_committee(session, request.project_id), settings.committee)
+
+
+def recomputed_digest(request: ExportRequest) -> str:
+    """The request digest from the request's row and its files, as submission computed it."""
+    return request_digest(
+        request_id=request.id,
+        version=request.version,
+        previous_id=request.previous_id,
+        project=request.project_id,
+        requester=request.requester,
+        justification=request.justification,
+        abroad=request.abroad,
+        records=request.records,
+        files=[(f.name, f.sha256, f.size) for f in request.files],
+    )
+
+
+def _recorded_rule(
+    session: Session, paths: Paths, request: ExportRequest, configured: CommitteeRule, problems: list[Reason]
+) -> tuple[list[str], CommitteeRule]:
+    """The committee and rule the signed decision records; never weaker than the configured rule."""
+    decision = json.loads(request.decision_json or "null")
+    body = {k: v for k, v in decision.items() if k != "signature"} if isinstance(decision, dict) else {}
+    recorded = None
+    if (
+        body.get("state") == ExportState.APPROVED
+        and body.get("digest") == request.digest
+        and isinstance(body.get("committee"), list)
+        and _enclave_signed(paths, "export-decision", body, decision.get("signature"))
+    ):
+        try:
+            recorded = CommitteeRule.model_validate(body.get("rule_settings"))
+        except ValidationError:
+            recorded = None
+    if recorded is None:
+        problems.append(
+            Reason(
+                "export_decision_unverified",
+                "There is no approval decision signed by the enclave for this request",
+                "该申请没有经飞地签名的批准决定",
+            )
+        )
+        return seated_committee(session, request.project_id), configured
+    members = [str(m) for m in body["committee"]]
+    stricter = configured.needed(len(members)) > recorded.needed(len(members))
+    return members, configured if stricter else recorded
+
+
+def verify_approval(
+    session: Session, paths: Paths, request: ExportRequest, configured: CommitteeRule
+) -> dict[str, Any]:
+    """Recompute the decision from votes whose signatures verify; raise unless it is "approved".
+
+    The state column is not trusted: the digest is recomputed from the request, every vote on it
+    must verify (one that does not is evidence of tampering), and the verified votes must approve
+    every file under the committee and rule the signed decision recorded.
+    """
+    problems: list[Reason] = []
+    if recomputed_digest(request) != request.digest:
+        problems.append(
+            Reason(
+                "export_digest_mismatch",
+                "The request no longer matches the digest its votes signed",
+                "申请内容与投票所签名的摘要不符",
+            )
+        )
+    members, rule = _recorded_rule(session, paths, request, configured, problems)
+    bad = [
+        {"file": v.file.name, "reviewer": v.reviewer}
+        for v in request.votes
+        if not check_vote(session, paths, request, v).valid
+    ]
+    if bad:
+        problems.append(
+            Reason(
+                "export_vote_signature_invalid",
+                f"{len(bad)} vote(s) do not verify under the reviewer's key",
+                f"{len(bad)} 张投票无法用审核人的密钥验证",
+                {"votes": bad},
+            )
+        )
+    counted = _tally(session, paths, request, members, rule)
+    if decide(counted) is not ExportState.APPROVED:
+        problems.append(
+            Reason(
+                "export_votes_not_approving",
+                "The verified votes do not approve every file under the committee rule",
+                "经验证的投票未按委员会规则批准全部文件",
+                {"files": {name: t.to_dict() for name, t in counted.items()}},
+            )
+        )
+    if problems:
+        raise Refused(
+            "export_approval_unverified",
+            f"The approval of export request {request.id} cannot be verified from its signed votes",
+            f"无法根据已签名的投票核实导出申请 {request.id} 的批准",
+            reasons=problems,
+            details={"request": request.id},
+        )
+    return {"rule": rule.describe(len(members)), "files": {name: t.to_dict() for name, t in counted.items()}}
+
+
+def _signing_key(
+    session: Session, paths: Paths, user: str, private_key: Ed25519PrivateKey | None
+) -> tuple[Ed25519PrivateKey, str]:
+    """The key ``user`` must sign with now: their registered own key, else the server-held one."""
+    current = registered_key(paths, user)
+    if current is None:
+        if private_key is not None:
+            raise Forbidden(
+                "export_key_not_registered",
+                f"{user} has no registered key: register its public key first "
+                "(enclave export key register), or vote without --key",
+                f"{user} 没有登记密钥：请先登记公钥（enclave export key register），或不带 --key 投票",
+            )
+        return signing.load_or_create_key(keys_dir(paths), user), SERVER_HELD
+    if private_key is None:
+        raise Forbidden(
+            "export_vote_key_required",
+            f"{user} signs votes with their own key: vote with `enclave export vote --key FILE`",
+            f"{user} 须用自己的密钥签名投票：请使用 `enclave export vote --key FILE`",
+        )
+    if signing.public_key_hex(private_key) != current.public_key:
+        raise Forbidden(
+            "export_vote_key_mismatch",
+            f"This is not {user}'s registered key (fingerprint {current.fingerprint[:16]}…)",
+            f"这不是 {user} 的登记密钥（指纹 {current.fingerprint[:16]}…）",
+        )
+    return private_key, REVIEWER_HELD
 
 
 def _targets(request: ExportRequest, file_name: str | None) -> list[ExportFile]:
@@ -109,8 +450,13 @@ def vote(
     file_name: str | None = None,
     comment: str | None = None,
     override: str | None = None,
+    private_key: Ed25519PrivateKey | None = None,
 ) -> dict[str, Any]:
-    """Cast ``user``'s vote on one file or on every file; decide the request when the rule is met."""
+    """Cast ``user``'s vote on one file or on every file; decide the request when the rule is met.
+
+    ``private_key`` is the reviewer's own key (read by the CLI from their file); it is required
+    once they have registered one, and refused before.
+    """
     try:
         ballot = Vote(choice)
     except ValueError:
@@ -153,7 +499,7 @@ def vote(
             f"{needs_override} 未通过自动检查：批准需要书面的超越理由（--override）",
             details={"files": needs_override},
         )
-    key = signing.load_or_create_key(keys_dir(paths), user)
+    key, kind = _signing_key(session, paths, user, private_key)
     public = signing.public_key_hex(key)
     cast = []
     for file in targets:
@@ -167,6 +513,7 @@ def vote(
             public_key=public,
             signature="",
             created_at=audit.now_iso(),
+            key_fingerprint=signing.fingerprint(public),
         )
         row.file = file
         row.signature = signing.sign(key, _message(request, file, row))
@@ -187,6 +534,8 @@ def vote(
             "override": override,
             "digest": request.digest,
             "public_key": public,
+            "key_kind": kind,
+            "key_fingerprint": signing.fingerprint(public),
         },
     )
     decision = _decide(session, paths, request, settings, user)
@@ -206,15 +555,19 @@ def _decide(
     if outcome is None:
         return None
     seated = seated_committee(session, request.project_id)
-    decision = {
+    decision: dict[str, Any] = {
         "state": outcome.value,
         "rule": settings.committee.describe(len(seated)),
+        "rule_settings": settings.committee.model_dump(mode="json"),
+        "committee": seated,
         "files": {name: t.to_dict() for name, t in counted.items()},
         "approvers": sorted({v.reviewer for v in request.votes if v.choice == Vote.APPROVE}),
         "decided_by_vote_of": user,
         "decided_at": audit.now_iso(),
         "digest": request.digest,
     }
+    # Signed, so the committee and rule that release recomputes under cannot be rewritten in the table.
+    decision["signature"] = _enclave_sign(paths, "export-decision", decision)
     request.decision_json = json.dumps(decision, ensure_ascii=False)
     set_state(session, request, outcome, user=user, actor=Actor.REVIEWER, details=decision)
     return decision

@@ -17,8 +17,8 @@ from jupyterhub.auth import Authenticator
 from tornado import web
 from traitlets import Int, Unicode, default
 
+from enclave import audit, users
 from enclave import config as enclave_config
-from enclave import users
 
 LOGIN_REFUSED = (
     "Invalid user name, password or verification code, or the account is locked for a while after "
@@ -72,6 +72,7 @@ class EnclaveAuthenticator(Authenticator):
     def _check(self, username: str, password: str, code: str | None, source: str | None) -> users.LoginResult:
         from enclave import db
 
+        audit.use_vault(self.database_url, self.paths)  # the chain is keyed by this home's vault
         with db.session_scope(db.connect(self.database_url)) as session:
             return users.check_login(
                 session,

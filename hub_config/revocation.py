@@ -2,16 +2,21 @@
 
 ``lifecycle.expire``/``suspend`` call their hooks with the project id (R-LIFE-1, R-LIFE-10).
 The hook asks the hub's REST API to stop each user's server named after the project; the
-spawner's ``poll`` is the safety net when the hub was unreachable.
+spawner's ``poll`` is the safety net when the hub was unreachable. A second hook makes the gateway
+and the export-review service forget the hub's cached answers for tokens at once, so the tokens the
+hub dropped with those servers stop working now rather than when the cache expires (at most 5 s).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
 
 RevocationHook = Callable[[str], None]
 
@@ -44,3 +49,22 @@ def stop_project_servers(api_url: str, token: str) -> RevocationHook:
                     raise RuntimeError(f"the hub did not stop {user['name']}/{project_id} ({status})")
 
     return stop_servers_of_project
+
+
+def clear_service_auth_caches(service_urls: Sequence[str], token: str) -> RevocationHook:
+    """A hook that asks each enclave service (its base URL) to forget cached token answers; run it after
+    ``stop_project_servers``. ``token`` must be allowed to stop any server (the steward's)."""
+
+    def clear_service_auth_caches(project_id: str) -> None:
+        # Best effort: a service that is down holds no cache, and one that does not answer still
+        # forgets within its TTL; the revocation itself (servers stopped, state changed) must go on.
+        for url in service_urls:
+            try:
+                status, body = _call(url, token, "POST", "/api/auth-cache/clear")
+            except OSError as error:
+                log.warning("%s could not be asked to clear its token cache: %s", url, error)
+                continue
+            if status != 200:
+                log.warning("%s did not clear its token cache (%s): %r", url, status, body[:200])
+
+    return clear_service_auth_caches

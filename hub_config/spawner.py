@@ -12,13 +12,17 @@ template and only adds steps before it (STYLE §5.2):
 
 ``poll()`` repeats the check of step 1, so a server of a project that expired, was suspended or
 locked stops at the next poll even if no revocation hook ran.
+
+Every start (and refused or failed start), stop and cull is in the audit log with the user, the
+project, who asked (a user, a service, or the hub itself), the container id and the digest of the
+image the container runs. A start whose record cannot be written is stopped again (fail closed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from dockerspawner import DockerSpawner
@@ -26,11 +30,54 @@ from sqlalchemy.orm import Session
 from traitlets import Dict, Int, List, Unicode, default, validate
 
 from enclave import config as enclave_config
-from hub_config import firewall, lockdown, network, publish
+from enclave.audit import AuditAction
+from hub_config import firewall, lockdown, network, publish, roles
 from hub_config.access import check_workspace_access
 from hub_config.errors import WorkspaceRefused, named_server_required, not_prepared
 
 DATA_IN_CONTAINER = "/data"
+AUDIT_SOURCE = "hub"
+
+# Why a server stopped, as written in the audit record's details["cause"].
+CAUSE_REQUEST = "request"  # a user or service asked through the hub API
+CAUSE_IDLE = "idle_cull"  # the idle-culler service asked: audited as server.cull
+CAUSE_ACCESS = "access_revoked"  # poll() found the project or user no longer allowed
+CAUSE_HUB = "hub"  # no API request behind it: hub shutdown, clean-up after a failed start
+
+
+def requester(handler: Any) -> str | None:
+    """Who made the hub request ``handler`` serves: a user name or ``service:<name>``."""
+    user = getattr(handler, "_jupyterhub_user", None)  # set once the hub authenticated the request
+    if user is None:
+        return None
+    if getattr(user, "kind", "user") == "service":
+        return f"service:{user.name}"
+    return str(user.name)
+
+
+def requesting_handler() -> Any | None:
+    """The hub request handler behind the running stop, if any.
+
+    JupyterHub does not pass the request to ``Spawner.stop``: the API handler schedules the stop as
+    a task whose coroutine is a closure over the handler. Walk that task's await chain for it; when
+    it is not found (hub shutdown, a changed hub) the stop is audited with cause "hub", never as a cull.
+    """
+    from jupyterhub.handlers.base import BaseHandler
+
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: not inside the hub
+        return None
+    coro: Any = task.get_coro() if task is not None else None
+    for _ in range(32):
+        frame = getattr(coro, "cr_frame", None)
+        if frame is None:
+            break
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, BaseHandler):
+            return candidate
+        coro = getattr(coro, "cr_await", None)
+    return None
 
 
 class EnclaveSpawner(DockerSpawner):
@@ -130,9 +177,10 @@ class EnclaveSpawner(DockerSpawner):
     # ---- steps --------------------------------------------------------------------------------
 
     def _open_session(self) -> AbstractContextManager[Session]:
-        from enclave import db
+        from enclave import audit, db
 
         url = os.environ.get(enclave_config.DATABASE_URL_ENV) or f"sqlite:///{self.paths.state_db}"
+        audit.use_vault(url, self.paths)  # the chain is keyed by this home's vault
         return db.session_scope(db.connect(url))
 
     @property
@@ -205,9 +253,77 @@ class EnclaveSpawner(DockerSpawner):
             },
         }
 
+    # ---- audit --------------------------------------------------------------------------------
+
+    def audit(
+        self, action: AuditAction, *, actor: str, details: dict[str, Any], outcome: str = "success"
+    ) -> None:
+        """Write one server record in a transaction of its own."""
+        from enclave import audit
+
+        with self._open_session() as session:
+            audit.record(
+                session,
+                action,
+                actor=actor,
+                obj=f"server:{self.user.name}/{self.name}",
+                project=self.name or None,
+                outcome=outcome,
+                source=AUDIT_SOURCE,
+                details={"user": self.user.name, "server": self.name, **details},
+            )
+
+    async def audit_quietly(self, action: AuditAction, **kwargs: Any) -> None:
+        """Audit a stop or a failed start: a broken audit database must not keep a server running."""
+        try:
+            await asyncio.to_thread(self.audit, action, **kwargs)
+        except Exception:
+            self.log.exception("could not audit %s of %s", action, self._log_name)
+
+    async def container_details(self) -> dict[str, Any]:
+        """The container id and name, and the digest of the image it actually runs."""
+        details: dict[str, Any] = {"container_id": self.object_id or None, "image": self.image}
+        with suppress(Exception):  # gone already: the id from the state is all there is
+            # not get_object(): that forgets the id of a vanished container, which stop() still needs
+            found = await self.docker("inspect_container", self.object_id or self.object_name)
+            if found:
+                details.update(
+                    container_id=found["Id"],
+                    container_name=str(found.get("Name", "")).lstrip("/"),
+                    image_digest=found.get("Image"),  # sha256:… of the image, whatever its tag now says
+                )
+        return details
+
+    # ---- start / stop -------------------------------------------------------------------------
+
     async def start(self) -> Any:
-        await self.prepare_workspace()
-        return await super().start()
+        actor = requester(self.handler) or self.user.name
+        try:
+            await self.prepare_workspace()
+            started = await super().start()
+        except WorkspaceRefused as refused:
+            await self.audit_quietly(
+                AuditAction.SERVER_SPAWN, actor=actor, outcome="refused", details={"code": refused.code}
+            )
+            raise
+        except Exception as error:
+            await self.audit_quietly(
+                AuditAction.SERVER_SPAWN,
+                actor=actor,
+                outcome="failure",
+                details={"error": type(error).__name__, **await self.container_details()},
+            )
+            raise
+        try:
+            await asyncio.to_thread(
+                self.audit, AuditAction.SERVER_SPAWN, actor=actor, details=await self.container_details()
+            )
+        except Exception:
+            self.log.exception("could not audit the start of %s; stopping it", self._log_name)
+            self._stop_cause = {"cause": CAUSE_HUB, "reason": "spawn_not_audited"}
+            await self.stop(now=True)
+            raise
+        return started
 
     def get_env(self) -> dict[str, str]:
         return lockdown.filter_env(super().get_env())
@@ -220,12 +336,38 @@ class EnclaveSpawner(DockerSpawner):
             await asyncio.to_thread(self.check_access)
         except WorkspaceRefused as refused:
             self.log.warning("stopping workspace %s of %s: %s", self.name, self.user.name, refused.code)
+            self._stop_cause = {"cause": CAUSE_ACCESS, "code": refused.code}
             await self.stop(now=True)
             return 0
         return None
 
+    _stop_cause: dict[str, str] | None = None
+
+    def stop_cause(self) -> tuple[str, dict[str, str]]:
+        """Who stops the server and why: (actor, details)."""
+        if self._stop_cause is not None:
+            cause, self._stop_cause = self._stop_cause, None
+            return "hub", cause
+        who = requester(requesting_handler())
+        if who is None:
+            return "hub", {"cause": CAUSE_HUB}
+        if who == f"service:{roles.IDLE_CULLER}":
+            return who, {"cause": CAUSE_IDLE, "requested_by": who}
+        return who, {"cause": CAUSE_REQUEST, "requested_by": who}
+
     async def stop(self, now: bool = False) -> None:
         if not self.object_id:  # already stopped and removed (e.g. by poll); nothing to do
+            self._stop_cause = None
             self.clear_state()
             return
-        await super().stop(now=now)
+        actor, cause = self.stop_cause()
+        action = AuditAction.SERVER_CULL if cause["cause"] == CAUSE_IDLE else AuditAction.SERVER_STOP
+        details = {**cause, **await self.container_details()}
+        try:
+            await super().stop(now=now)
+        except Exception as error:
+            await self.audit_quietly(
+                action, actor=actor, outcome="failure", details={**details, "error": type(error).__name__}
+            )
+            raise
+        await self.audit_quietly(action, actor=actor, details=details)

@@ -9,6 +9,8 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+# The workspace image's own packages (not dependencies of `enclave`): the tests import them.
+"$VENV/bin/python" -m pip install --quiet -e images/analyst/client -e images/analyst/lockdown
 bash scripts/install-hub.sh
 bash scripts/install-browser.sh
 echo "enclave installed in $VENV"

@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from enclave import db
+from enclave import audit, db
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 
@@ -58,16 +58,19 @@ def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated state database: SQLite in a temp dir, or a new PostgreSQL database."""
+    """A fresh, migrated state database: SQLite in a temp dir, or a new PostgreSQL database. Its
+    audit chain is keyed by the vault of the ``paths`` fixture's home."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'state.db'}"
         db.migrate(url)
+        audit.use_vault(url, Paths(tmp_path / "home"))
         yield url
         dispose_all()
         return
     admin_url = request.getfixturevalue("postgres_admin_url")
     for url in _fresh_postgres_database(admin_url):
         db.migrate(url)
+        audit.use_vault(url, Paths(tmp_path / "home"))
         yield url
 
 

@@ -153,4 +153,5 @@ def test_audit_verify_exits_1_on_a_broken_chain(home: Path) -> None:
     con.commit()
     con.close()
     out = run(home, "audit", "verify", "--json", code=1)
-    assert out == {"ok": False, "checked": 0, "broken_seq": 1, "problem": "record content changed"}
+    assert out["ok"] is False and out["checked"] == 0 and out["broken_seq"] == 1
+    assert out["code"] == "audit_record_changed" and out["problem"] == "record content changed"

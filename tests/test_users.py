@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -342,3 +344,197 @@ def test_cli_lock_unlock_totp_passwd_are_audited(cli_home: Path) -> None:
         assert "Fresh-Password" not in json.dumps(
             [e.details_json for e in session.scalars(select(AuditEvent))]
         )
+
+
+# ---- concurrent attempts (issue #14 item 1) --------------------------------------------------------
+
+
+def parallel(count: int, attempt: Any) -> list[Any]:
+    """Run ``attempt(i)`` on ``count`` threads released together; each opens its own session."""
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> Any:
+        barrier.wait()
+        return attempt(i)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_parallel_wrong_passwords_lock_the_account(sessions: sessionmaker[Session], home: Paths) -> None:
+    add(sessions)
+    reasons = parallel(23, lambda i: login(sessions, home, "alice", f"Wrong-Password-{i}", now=T0).reason)
+    assert sorted(set(reasons)) == ["account_locked", "bad_password"]
+    assert reasons.count("bad_password") == users.DEFAULT_MAX_FAILURES  # no failure goes uncounted
+    assert login(sessions, home, "alice", GOOD, now=T0).reason == "account_locked"
+    with sessions() as session:
+        fails = events(session, "user.login_fail")
+        assert len(fails) == 24
+        details = [json.loads(e.details_json) for e in fails]
+        counted = [d["failed_logins"] for d in details if d["reason"] == "bad_password"]
+        assert sorted(counted) == list(range(1, users.DEFAULT_MAX_FAILURES + 1))
+        assert [d["failed_logins"] for d in details if "failed_logins" in d and "locked_until" in d] == [
+            users.DEFAULT_MAX_FAILURES
+        ]
+
+
+def test_a_locked_account_stays_locked_under_parallel_attempts(
+    sessions: sessionmaker[Session], home: Paths
+) -> None:
+    add(sessions)
+    for i in range(users.DEFAULT_MAX_FAILURES):
+        login(sessions, home, "alice", f"Wrong-Password-{i}", now=T0)
+    with sessions() as session:
+        before = session.get(users.LocalUser, "alice")
+        assert before is not None and before.locked_until is not None
+    reasons = parallel(
+        8, lambda i: login(sessions, home, "alice", GOOD if i % 2 else "Wrong-Password-x", now=T0).reason
+    )
+    assert reasons == ["account_locked"] * 8
+    with sessions() as session:
+        after = session.get(users.LocalUser, "alice")
+        assert after is not None and after.locked_until == before.locked_until  # not extended, not lifted
+
+
+class PausedVerify:
+    """Wraps the real ``verify_password``: the attempt with ``password`` waits after hashing until
+    released, so another attempt can change the account in between (a deterministic race)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, password: str) -> None:
+        self.real, self.password = passwords.verify_password, password
+        self.hashed, self.release = threading.Event(), threading.Event()
+        monkeypatch.setattr(passwords, "verify_password", self)
+
+    def __call__(self, password: str, stored: str) -> bool:
+        ok = self.real(password, stored)
+        if password == self.password and not self.hashed.is_set():
+            self.hashed.set()
+            assert self.release.wait(30)
+        return ok
+
+
+def test_a_success_cannot_lift_a_lock_set_while_it_was_checked(
+    sessions: sessionmaker[Session], home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(sessions)
+    paused = PausedVerify(monkeypatch, GOOD)
+    with ThreadPoolExecutor(1) as pool:
+        right = pool.submit(login, sessions, home, "alice", GOOD, now=T0)
+        assert paused.hashed.wait(30)  # it has read the row: not locked, no failures
+        for i in range(users.DEFAULT_MAX_FAILURES):
+            assert login(sessions, home, "alice", f"Wrong-Password-{i}", now=T0).reason == "bad_password"
+        paused.release.set()
+        assert right.result(30).reason == "account_locked"
+    with sessions() as session:
+        row = session.get(users.LocalUser, "alice")
+        assert row is not None and row.locked_until is not None  # the lock was not erased
+
+
+def enable(sessions: sessionmaker[Session], home: Paths) -> bytes:
+    with sessions() as session, session.begin():
+        secret_b32, _ = users.enable_totp(session, home, "alice", actor="steward")
+    return totp.from_base32(secret_b32)
+
+
+def test_one_totp_code_sent_in_parallel_logs_in_once(sessions: sessionmaker[Session], home: Paths) -> None:
+    add(sessions)
+    code = totp.totp(enable(sessions, home), T0.timestamp())
+    results = parallel(4, lambda i: login(sessions, home, "alice", GOOD, code, now=T0))
+    assert sorted(r.reason for r in results) == ["bad_totp", "bad_totp", "bad_totp", "ok"]
+    with sessions() as session:
+        assert len(events(session, "user.login")) == 1
+
+
+def test_a_totp_code_used_while_another_attempt_checked_it_is_refused(
+    sessions: sessionmaker[Session], home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(sessions)
+    code = totp.totp(enable(sessions, home), T0.timestamp())
+    paused = PausedVerify(monkeypatch, GOOD)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(login, sessions, home, "alice", GOOD, code, now=T0)
+        assert paused.hashed.wait(30)
+        assert login(sessions, home, "alice", GOOD, code, now=T0).ok
+        paused.release.set()
+        assert first.result(30).reason == "bad_totp"
+
+
+def test_a_password_changed_while_it_was_checked_no_longer_logs_in(
+    sessions: sessionmaker[Session], home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(sessions)
+    paused = PausedVerify(monkeypatch, GOOD)
+    with ThreadPoolExecutor(1) as pool:
+        attempt = pool.submit(login, sessions, home, "alice", GOOD, now=T0)
+        assert paused.hashed.wait(30)
+        with sessions() as session, session.begin():
+            users.set_password(session, "alice", "Another-Good-Pass-7", actor="steward")
+        paused.release.set()
+        assert not attempt.result(30).ok
+
+
+# ---- unknown names cost the same as known ones (issue #14 item 9) ------------------------------------
+
+
+def test_dummy_hash_has_the_parameters_of_real_hashes() -> None:
+    dummy = passwords.DUMMY_HASH.split("$")
+    real = passwords.hash_password(GOOD).split("$")
+    assert dummy[:4] == real[:4] == [passwords.SCHEME, str(passwords.COST_N), "8", "1"]
+    assert [len(part) for part in dummy[4:]] == [len(part) for part in real[4:]]
+    assert not passwords.verify_password(GOOD, passwords.DUMMY_HASH)
+
+
+def test_unknown_names_do_the_same_hashing_and_database_work(
+    sessions: sessionmaker[Session], home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(sessions)
+    verified: list[str] = []
+    real_verify = passwords.verify_password
+
+    def counting(password: str, stored: str) -> bool:
+        verified.append(stored)
+        return real_verify(password, stored)
+
+    monkeypatch.setattr(passwords, "verify_password", counting)
+    statements: list[str] = []
+
+    def trace(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", trace)
+    try:
+        work = {}
+        for name in ("alice", "mallory", "../etc/passwd"):
+            verified.clear()
+            statements.clear()
+            result = login(sessions, home, name, "Wrong-Password-1", now=T0)
+            assert not result.ok
+            work[name] = (len(verified), list(statements))
+            if name != "alice":
+                assert verified == [passwords.DUMMY_HASH]
+    finally:
+        event.remove(engine, "before_cursor_execute", trace)
+    assert work["alice"][0] == 1
+    assert work["mallory"] == work["alice"] == work["../etc/passwd"]
+
+
+def test_lock_expiry_does_not_depend_on_the_database_collation(
+    sessions: sessionmaker[Session], home: Paths, database_url: str
+) -> None:
+    """An ICU collation ignores punctuation; a stamp from before microseconds were written must
+    still expire on time."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite compares text byte by byte")
+    add(sessions)
+    with sessions() as session, session.begin():
+        session.execute(
+            text('ALTER TABLE local_users ALTER COLUMN locked_until TYPE varchar(40) COLLATE "und-x-icu"')
+        )
+        row = session.get(users.LocalUser, "alice")
+        assert row is not None
+        row.locked_until = "2026-12-01T09:15:00+00:00"  # the layout older versions stored
+    assert login(sessions, home, "alice", GOOD, now=datetime(2026, 12, 1, 9, 14, 59, 500000, UTC)).reason == (
+        "account_locked"
+    )
+    assert login(sessions, home, "alice", GOOD, now=datetime(2026, 12, 1, 9, 15, 0, 500000, UTC)).ok

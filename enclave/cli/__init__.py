@@ -50,4 +50,5 @@ for _name in TOP_LEVEL_MODULES:
 
 
 def main() -> None:
+    config.restrict_umask()  # the state, the vault and the logs it writes are the service account's
     app()

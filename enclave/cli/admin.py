@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from enclave import audit, db
+from enclave import audit, config, db
 from enclave.audit import AuditAction
 from enclave.cli.common import (
     ActorOption,
@@ -30,9 +30,7 @@ def init(ctx: typer.Context, actor: ActorOption = None, as_json: JsonOption = Fa
     """Create the enclave home and the state database (safe to run again)."""
     enclave = get_context(ctx)
     paths = enclave.paths
-    for directory in (paths.home, paths.vault, paths.projects, paths.secrets, paths.exports):
-        directory.mkdir(parents=True, exist_ok=True)
-    paths.vault.chmod(0o700)
+    config.secure_home(paths)  # 0700, the outbox 0750, whatever the umask; tightens an older home
     first_time = not db.session.is_initialised(enclave.database_url)
     db.migrate(enclave.database_url)
     if first_time:

@@ -53,25 +53,74 @@ def tail(
         )
 
 
-@app.command("verify")
-@command_errors
-def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Recompute the hash chain. Exit 0 when intact, 1 with the first broken record otherwise."""
-    enclave = get_context(ctx)
-    with enclave.session() as session:
-        result = audit.verify(session)
+def _print_result(result: audit.VerifyResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_dict())
     elif result.ok:
-        console.print(f"audit chain intact: {result.checked} records / 审计链完整：{result.checked} 条记录")
+        checkpoint = f", checkpoint at {result.checkpoint_seq}" if result.checkpoint_seq else ""
+        console.print(
+            f"audit chain intact: {result.checked} records{checkpoint} / 审计链完整：{result.checked} 条记录"
+        )
     else:
+        where = f"at record {result.broken_seq}" if result.broken_seq else ""
+        where_zh = f"在第 {result.broken_seq} 条记录处" if result.broken_seq else ""
         err_console.print(
-            f"audit chain BROKEN at record {result.broken_seq}: {result.problem} / "
-            f"审计链在第 {result.broken_seq} 条记录处断裂",
+            f"audit chain BROKEN {where} [{result.code}]: {result.problem}\n"
+            f"审计链{where_zh}断裂：{result.problem_zh}",
             markup=False,
         )
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("verify")
+@command_errors
+def verify(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        bool,
+        typer.Option("--checkpoint/--no-checkpoint", help="Sign a checkpoint at the head when intact."),
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute the keyed hash chain and check it against the newest signed checkpoint.
+    Exit 0 when intact, 1 with the first break (a stable code) otherwise."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        result = audit.verify(session, paths=enclave.paths, write_checkpoint=checkpoint)
+    _print_result(result, as_json)
+
+
+@app.command("checkpoint")
+@command_errors
+def checkpoint(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Verify the chain, then sign a checkpoint at its head into the vault (and the S3 outbox).
+    A chain written before keyed hashing is anchored first."""
+    enclave = get_context(ctx)
+    with enclave.session() as session:
+        result = audit.checkpoint(session, paths=enclave.paths)
+    _print_result(result, as_json)
+
+
+@app.command("public-key")
+@command_errors
+def public_key(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """The checkpoint signing key's public half (hex), for checking checkpoints offline."""
+    from enclave import audit_checkpoints
+    from enclave.errors import NotFound
+
+    enclave = get_context(ctx)
+    public = audit_checkpoints.public_key(enclave.paths)
+    if public is None:
+        raise NotFound(
+            "audit_checkpoint_key_missing",
+            "No checkpoint has been signed yet: run `enclave audit checkpoint`",
+            "尚未签署任何检查点：请运行 `enclave audit checkpoint`",
+        )
+    if as_json:
+        emit_json({"public_key": public, "algorithm": "ed25519"})
+    else:
+        console.print(public, markup=False, highlight=False)
 
 
 @app.command("subject")

@@ -42,6 +42,9 @@ class EnclaveContext:
     home: Path
     database_url: str
 
+    def __post_init__(self) -> None:
+        audit.use_vault(self.database_url, self.paths)  # this home's vault keys the audit chain
+
     @property
     def paths(self) -> config.Paths:
         return config.Paths(self.home)

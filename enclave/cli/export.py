@@ -1,5 +1,6 @@
-"""``enclave export``: submit, list, show, vote, release, download and withdraw export requests
-(ARCHITECTURE §9). Thin: every rule lives in ``export_review``; the web handlers call the same."""
+"""``enclave export``: submit, list, show, vote, release, download and withdraw export requests, and
+reviewers' own signing keys (ARCHITECTURE §9). Thin: every rule lives in ``export_review``; the web
+handlers call the same."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ NAME = "export"
 app = typer.Typer(help="Export review: requests, checks, votes, release. / 导出审核。", no_args_is_help=True)
 
 UserOption = Annotated[str, typer.Option("--user", help="Who is acting.")]
+key_app = typer.Typer(help="Reviewers' own signing keys. / 审核人自持的签名密钥。", no_args_is_help=True)
+app.add_typer(key_app, name="key")
 
 
 def _service(ctx: typer.Context) -> ExportService:
@@ -112,11 +115,27 @@ def vote(
     override: Annotated[
         str | None, typer.Option("--override", help="Why a file that failed a check may still go.")
     ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Your own private key file (once its public key is registered)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Cast a signed vote on one file or on every file of a request."""
+    """Cast a signed vote on one file or on every file of a request.
+
+    With ``--key`` the vote is signed here with your own key; the server only verifies it.
+    """
+    from enclave import signing
+
+    private_key = signing.load_key_file(key) if key is not None else None
     result = _service(ctx).vote(
-        request, user=user, choice=choice, file_name=file, comment=comment, override=override
+        request,
+        user=user,
+        choice=choice,
+        file_name=file,
+        comment=comment,
+        override=override,
+        private_key=private_key,
     )
     _print(result, as_json, f"voted {choice} on {', '.join(result['voted'])}; request {result['state']}")
 
@@ -155,6 +174,57 @@ def withdraw(
     """Withdraw your own request before it is released."""
     out = _service(ctx).withdraw(request, user=user, reason=reason)
     _print(out, as_json, f"export request {request}: {out['state']}")
+
+
+@key_app.command("generate")
+@command_errors
+def key_generate(
+    out: Annotated[Path, typer.Option("--out", help="Private key file to create (mode 0600).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create your own Ed25519 key: the private key goes to FILE, the public key to FILE.pub."""
+    from enclave import signing
+
+    public_file = out.with_name(out.name + ".pub")
+    if public_file.exists():
+        signing.generate_key_file(public_file)  # raises key_file_exists: nothing is overwritten
+    key = signing.generate_key_file(out)
+    public_file.write_bytes(signing.public_key_pem(key))
+    public = signing.public_key_hex(key)
+    result = {
+        "private_key_file": str(out),
+        "public_key_file": str(public_file),
+        "public_key": public,
+        "fingerprint": signing.fingerprint(public),
+    }
+    _print(result, as_json, f"public key {public}\nfingerprint {result['fingerprint']}\nwritten: {out}")
+
+
+@key_app.command("register")
+@command_errors
+def key_register(
+    ctx: typer.Context,
+    reviewer: Annotated[str, typer.Option("--reviewer", help="The reviewer the key belongs to.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="PEM file or 64 hex digits.")],
+    user: UserOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a reviewer's own public key; from now on only votes it signs count (replaces any earlier)."""
+    from enclave import signing
+    from enclave.errors import BadInput
+
+    try:
+        data = public_key.read_bytes()
+    except OSError as error:
+        raise BadInput(
+            "key_file_unreadable",
+            f"Cannot read {public_key}: {error.strerror}",
+            f"无法读取 {public_key}：{error.strerror}",
+        ) from None
+    result = _service(ctx).register_key(
+        reviewer=reviewer, public_key=signing.parse_public_key(data), user=user
+    )
+    _print(result, as_json, f"registered key {result['fingerprint']} for {reviewer}")
 
 
 @app.command("serve")

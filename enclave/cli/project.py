@@ -32,16 +32,20 @@ app = typer.Typer(help="Project workspaces. / 项目工作空间。", no_args_is
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
 HUB_API_URL_ENV = "ENCLAVE_HUB_API_URL"
 HUB_API_TOKEN_ENV = "ENCLAVE_HUB_API_TOKEN"
+SERVICE_URLS_ENV = "ENCLAVE_SERVICE_URLS"
 
 
 def revocation_hooks() -> list[lifecycle.RevocationHook]:
-    """Stop the project's servers through the hub when the hub's API URL and a steward token are set."""
+    """Stop the project's servers through the hub when the hub's API URL and a steward token are set,
+    then make the services named in $ENCLAVE_SERVICE_URLS (comma list of base URLs) forget cached tokens."""
     url, token = os.environ.get(HUB_API_URL_ENV), os.environ.get(HUB_API_TOKEN_ENV)
     if not (url and token):
         return []
-    from hub_config.revocation import stop_project_servers
+    from hub_config.revocation import clear_service_auth_caches, stop_project_servers
 
-    return [stop_project_servers(url, token)]
+    services = [s.strip() for s in os.environ.get(SERVICE_URLS_ENV, "").split(",") if s.strip()]
+    hooks = [stop_project_servers(url, token)]
+    return hooks + ([clear_service_auth_caches(services, token)] if services else [])
 
 
 def volume_destroyers(enclave: EnclaveContext) -> list[Any]:

@@ -9,8 +9,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from enclave import config
 from enclave.errors import BadInput
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -54,7 +56,9 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str) -> None:
     """Bring the schema to the newest migration (``enclave init`` and every service start)."""
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(url).database
+        if database and database != ":memory:":
+            config.private_sqlite_file(Path(database))  # 0600: password hashes and analysts' SQL
     cfg = alembic_config(url)
     with engine_for(url).begin() as conn:
         cfg.attributes["connection"] = conn

@@ -25,7 +25,7 @@ from enclave.gateway.auth import Caller, TokenAuthenticator
 from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
 from enclave.gateway.runner import QueryLimits, QueryRunner
-from enclave.hub_service import HubServiceApp
+from enclave.hub_service import AUTH_CACHE_MAX_TTL_S, HubServiceApp
 
 
 class GatewayApp(HubServiceApp):
@@ -40,10 +40,12 @@ class GatewayApp(HubServiceApp):
         "stop a locked user's server."
     ).tag(config=True)
     auth_cache_ttl_s = Integer(
-        30,
+        AUTH_CACHE_MAX_TTL_S,
         min=0,
-        help="Seconds the hub's answer for a token is cached. Revoking a token takes effect within this "
-        "time; 0 asks the hub on every call.",
+        max=AUTH_CACHE_MAX_TTL_S,
+        help="Seconds the hub's answer for a token is cached (at most 5). Revoking a token takes effect "
+        "within this time, or at once when the revocation hook clears the cache; 0 asks the hub on every "
+        "call.",
     ).tag(config=True)
     query_timeout_s = Float(
         60.0, min=0.1, help="DuckDB time limit per query, in seconds; a longer query is stopped (R-QRY-4)."

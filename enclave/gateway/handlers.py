@@ -4,7 +4,11 @@ GET    {base}api/views                list the project's views and their columns
 GET    {base}api/views/<name>         one view
 POST   {base}api/query                {"sql", "synthetic"?, "query_id"?, "format"?: "arrow"|"json"}
 DELETE {base}api/queries/<query_id>   cancel a running query
+POST   {base}api/auth-cache/clear     forget cached token answers (a steward's or the revocation hook's token)
 GET    {base}api/health               liveness (no authentication, no data)
+
+The caller is identified as soon as the headers arrive, before any body byte is read, and a body over
+``MAX_BODY_BYTES`` is refused (413) from its Content-Length or, when chunked, while it streams.
 """
 
 from __future__ import annotations
@@ -12,29 +16,67 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
-from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator
+from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
 from enclave.gateway.http_errors import error_body, http_error_body, status_for
 from enclave.gateway.runner import QueryRunner, check_query_id
+from enclave.hub_service import check_revoker, clear_token_cache
 from enclave.query_service import check_analyst_access
 
 MAX_SQL_CHARS = 100_000
+MAX_BODY_BYTES = 256 * 1024
 
 
+def body_too_large(limit: int) -> BadInput:
+    return BadInput(
+        "body_too_large",
+        f"The request body is larger than {limit} bytes",
+        f"请求体超过 {limit} 字节",
+        details={"max_bytes": limit},
+    )
+
+
+@stream_request_body
 class BaseHandler(RequestHandler):
-    """JSON in, JSON (or Arrow) out; every error in the one shape of ``http_errors``."""
+    """JSON in, JSON (or Arrow) out; every error in the one shape of ``http_errors``.
+
+    Bodies stream in (``stream_request_body``) so that ``prepare`` can refuse an oversized body or
+    an unknown caller before a byte of the body is read; the body is collected in ``data_received``.
+    """
 
     runner: QueryRunner
     authenticator: TokenAuthenticator
     json_max_rows: int
+    authenticate = True  # identify the caller in ``prepare``, before the body is read
 
     def initialize(self, runner: QueryRunner, authenticator: TokenAuthenticator, json_max_rows: int) -> None:
         self.runner = runner
         self.authenticator = authenticator
         self.json_max_rows = json_max_rows
+        self._body = bytearray()
+        self._caller: Caller | None = None
+
+    async def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length", "0")
+        if not length.isdigit():
+            raise BadInput("body_invalid", "Content-Length must be a number", "Content-Length 必须是数字")
+        if int(length) > MAX_BODY_BYTES:
+            raise body_too_large(MAX_BODY_BYTES)
+        if self.authenticate:
+            self._caller = await self.authenticator.caller(
+                self.request.headers.get("Authorization"), self.request.headers.get(PROJECT_HEADER)
+            )
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._body += chunk
+        if len(self._body) > MAX_BODY_BYTES:
+            error = body_too_large(MAX_BODY_BYTES)
+            self.send_error(413, exc_info=(type(error), error, None))
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
@@ -74,9 +116,10 @@ class BaseHandler(RequestHandler):
         return f"gateway@{self.request.remote_ip}"
 
     async def caller(self) -> Caller:
-        return await self.authenticator.caller(
-            self.request.headers.get("Authorization"), self.request.headers.get(PROJECT_HEADER)
-        )
+        """The caller identified in ``prepare``."""
+        if self._caller is None:
+            raise HTTPError(500, "no caller: the route does not authenticate")
+        return self._caller
 
     async def analyst(self) -> Caller:
         """The caller, who must be an analyst of their active, unlocked project (R-QRY-2, R-QRY-16)."""
@@ -90,7 +133,7 @@ class BaseHandler(RequestHandler):
 
     def json_body(self) -> dict[str, Any]:
         try:
-            body = json.loads(self.request.body or b"{}")
+            body = json.loads(bytes(self._body) or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError):
             body = None
         if not isinstance(body, dict):
@@ -169,18 +212,40 @@ class QueryHandler(BaseHandler):
 
 class CancelHandler(BaseHandler):
     async def delete(self, query_id: str) -> None:
-        caller = await self.caller()
+        caller = await self.analyst()
         cancelled = self.runner.cancel(check_query_id(query_id), caller)
         self.write_json({"ok": True, "query_id": query_id, "cancelled": cancelled})
 
 
+class AuthCacheHandler(BaseHandler):
+    """Forget every cached token answer, so that tokens the hub revoked are refused at once.
+
+    Called by the revocation hook (``hub_config.revocation.clear_service_auth_caches``). Its own token
+    is checked with the hub afresh, never from the cache, and must be allowed to stop any server.
+    """
+
+    authenticate = False
+
+    async def post(self) -> None:
+        token = token_from_header(self.request.headers.get("Authorization"))
+        hub_auth = self.authenticator.hub_auth
+        who = await check_revoker(hub_auth, token)
+        cleared = clear_token_cache(hub_auth)
+        self.application.settings["log"].info("token cache cleared by %s (%d entries)", who, cleared)
+        self.write_json({"ok": True, "cleared": cleared})
+
+
 class HealthHandler(BaseHandler):
+    authenticate = False
+
     def get(self) -> None:
         self.write_json({"ok": True})
 
 
 class NotFoundHandler(BaseHandler):
-    def prepare(self) -> None:
+    authenticate = False
+
+    async def prepare(self) -> None:
         raise HTTPError(404)
 
 
@@ -190,5 +255,6 @@ def handlers(base_url: str) -> list[tuple[str, type[BaseHandler]]]:
         (rf"{base_url}api/views/([a-z][a-z0-9_]*)", ViewsHandler),
         (rf"{base_url}api/query", QueryHandler),
         (rf"{base_url}api/queries/([^/]+)", CancelHandler),
+        (rf"{base_url}api/auth-cache/clear", AuthCacheHandler),
         (rf"{base_url}api/health", HealthHandler),
     ]

@@ -12,7 +12,12 @@ from typing import Any
 from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused
 from enclave.gateway.auth import Unauthenticated
 
-STATUS_BY_CODE = {"query_cancelled": 409, "result_too_large": 413}
+STATUS_BY_CODE = {
+    "query_cancelled": 409,
+    "result_too_large": 413,
+    "body_too_large": 413,
+    "export_uploads_busy": 429,
+}
 
 
 def status_for(error: EnclaveError) -> int:

@@ -13,7 +13,7 @@ from sqlglot.optimizer.qualify import qualify
 from enclave.errors import Reason
 from enclave.guard.analyze import analyze
 from enclave.guard.compile import Compiled, compile_plan
-from enclave.guard.parse import DIALECT, parse_statement
+from enclave.guard.parse import DIALECT, parse_detail, parse_statement
 from enclave.guard.policy import GuardPolicy
 from enclave.guard.rules import RULES, statement_is_select
 from enclave.guard.rules.syntax import nodes_allowed
@@ -72,7 +72,7 @@ def _check(sql: str, policy: GuardPolicy) -> Verdict:
     except OptimizeError as exc:
         return _refuse([violation("QRY_UNKNOWN_COLUMN", None, detail=_short(str(exc)))])
     except SqlglotError as exc:
-        return _refuse([violation("QRY_PARSE", None, detail=_short(str(exc)))])
+        return _refuse([violation("QRY_PARSE", None, **parse_detail(str(exc)))])
     if not isinstance(qualified, exp.Select):
         return _refuse([violation("QRY_NOT_SELECT", None, detail=qualified.key.upper())])
     problems = nodes_allowed(qualified, policy)  # qualify can turn a bare name into a row struct

@@ -17,7 +17,7 @@ from enclave.errors import Reason
 MESSAGES: dict[str, tuple[str, str]] = {
     "QRY_PARSE": (
         "The SQL could not be parsed: {detail}",
-        "无法解析该 SQL：{detail}",
+        "无法解析该 SQL：{detail_zh}",
     ),
     "QRY_TOO_LARGE": (
         "The query is too large ({detail}); split it into smaller queries.",

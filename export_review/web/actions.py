@@ -19,6 +19,7 @@ from enclave.errors import BadInput, Forbidden, NotFound
 from enclave.projects import roles_of
 from export_review import permissions
 from export_review.repository import get_request
+from export_review.voting import registered_key
 from export_review.web.context import WebContext
 from export_review.web.preview import TablePreview, image_type, stored_file, table_previews
 
@@ -88,8 +89,14 @@ def submit_uploads(
         )
 
 
+def _without_location(release: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The release facts without the outbox location: a server path is for operators (the CLI)."""
+    return None if release is None else {k: v for k, v in release.items() if k != "location"}
+
+
 def describe(ctx: WebContext, request_id: str, user: str) -> dict[str, Any]:
-    return ctx.describe(request_id, viewer=user)
+    info = ctx.describe(request_id, viewer=user)
+    return {**info, "release": _without_location(info.get("release"))}
 
 
 def list_for(ctx: WebContext, user: str, state: str | None = None, project: str | None = None) -> list[dict]:
@@ -112,17 +119,18 @@ def vote(
 
 
 def release(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
-    return ctx.release(request_id, user=user)
+    return _without_location(ctx.release(request_id, user=user)) or {}
 
 
 def download_zip(ctx: WebContext, request_id: str, *, user: str) -> tuple[str, bytes]:
     """The released files and the signed manifest as one zip; audited by the domain's ``download``."""
     with tempfile.TemporaryDirectory(prefix="export-download-") as tmp:
-        result = ctx.download(request_id, user=user, out_dir=Path(tmp) / "files")
+        out = Path(tmp) / "out"
+        result = ctx.download(request_id, user=user, out_dir=out)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in [*map(Path, result["files"]), Path(result["manifest"])]:
-                archive.write(path, path.name)
+                archive.write(path, path.relative_to(out).as_posix())  # files/<name> and manifest.json
     return f"{request_id}.zip", buffer.getvalue()
 
 
@@ -135,6 +143,7 @@ class Abilities:
     download: bool
     preview: bool
     voted_files: frozenset[str]
+    own_key: bool = False  # the reviewer signs with their own key: only the CLI can cast their vote
 
 
 def abilities(ctx: WebContext, request_id: str, user: str) -> Abilities:
@@ -152,6 +161,7 @@ def abilities(ctx: WebContext, request_id: str, user: str) -> Abilities:
             download=permissions.user_can_download(session, request, user),
             preview=reviewer and user != request.requester,
             voted_files=voted,
+            own_key=registered_key(ctx.paths, user) is not None,
         )
 
 

@@ -15,17 +15,16 @@ from pathlib import Path
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado.web import Application as TornadoApplication
-from traitlets import Unicode, default
+from traitlets import Integer, Unicode, default
 
 from enclave import db
 from enclave.config import Paths
-from enclave.hub_service import HubServiceApp
+from enclave.hub_service import AUTH_CACHE_MAX_TTL_S, HubServiceApp
 from export_review.web.context import WebContext
 from export_review.web.handlers import default_handlers
-from export_review.web.handlers.base import PageHandler
+from export_review.web.handlers.base import MAX_FORM_BYTES, PageHandler, UploadSlots
 
 TEMPLATES = Path(__file__).with_name("templates")
-MAX_UPLOAD_BYTES = 110 * 1024 * 1024  # a little above the default request cap; the domain enforces the cap
 
 
 class CallbackHandler(HubOAuthCallbackHandler):
@@ -44,7 +43,7 @@ class ExportReviewApp(HubServiceApp):
     """The export review web UI and REST API (a JupyterHub service)."""
 
     name = "enclave-export-review"
-    max_body_size = MAX_UPLOAD_BYTES
+    max_body_size = MAX_FORM_BYTES  # uploads raise it per request, once the caller is known
     description = "Export requests: submit, review with findings and previews, vote, release, download."
 
     service_name = Unicode(help="The service's name in the hub (default: $JUPYTERHUB_SERVICE_NAME).").tag(
@@ -53,6 +52,11 @@ class ExportReviewApp(HubServiceApp):
     oauth_client_id = Unicode(help="OAuth client id (default: $JUPYTERHUB_CLIENT_ID).").tag(config=True)
     oauth_redirect_uri = Unicode(
         help="OAuth callback URL (default: $JUPYTERHUB_OAUTH_CALLBACK_URL or {base_url}oauth_callback)."
+    ).tag(config=True)
+    max_concurrent_uploads = Integer(
+        2,
+        min=1,
+        help="Uploads one user may stream at once; another one is refused (429 `export_uploads_busy`).",
     ).tag(config=True)
     cookie_secret = Unicode(
         help="Secret signing the login cookie (default: $JUPYTERHUB_COOKIE_SECRET, else random per start, "
@@ -89,7 +93,7 @@ class ExportReviewApp(HubServiceApp):
             base_url=self.base_url,
             hub_prefix=hub_prefix,
             access_scopes={"access:services", f"access:services!service={self.service_name}"},
-            cache_max_age=30,
+            cache_max_age=AUTH_CACHE_MAX_TTL_S,
         )
 
     def make_tornado_app(self) -> TornadoApplication:
@@ -108,4 +112,5 @@ class ExportReviewApp(HubServiceApp):
             default_handler_class=NotFoundPage,
             default_handler_args=args,
             log=self.log,
+            upload_slots=UploadSlots(self.max_concurrent_uploads),
         )

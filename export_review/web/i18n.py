@@ -60,6 +60,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "vote_title": ("Your vote", "您的投票"),
     "vote_all_files": ("All files", "全部文件"),
     "vote_button": ("Cast signed vote", "提交签名投票"),
+    "vote_own_key": (
+        "You have registered your own signing key, so this page cannot sign for you: cast your vote with "
+        "the command line, signed with your key.",
+        "您已登记自己的签名密钥，本页面无法代您签名：请在命令行使用您的密钥签名投票。",
+    ),
     "approve": ("Approve", "批准"),
     "reject": ("Reject", "拒绝"),
     "changes": ("Request changes", "要求修改"),

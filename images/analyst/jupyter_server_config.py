@@ -13,6 +13,13 @@ c.ContentsManager.files_handler_class = "enclave_lockdown.RefuseDownloadHandler"
 c.ContentsManager.files_handler_params = {}
 # No extension installs from inside the workspace (and there is no network to fetch them anyway).
 c.LabApp.extension_manager = "readonly"
+# JupyterLab calls home by default: an Atom news feed and a PyPI version check, both from the server.
+# A workspace makes no request off its network, so neither is attempted (page_config.json also
+# disables the announcements plugin that would ask for them).
+c.LabApp.news_url = None
+c.LabApp.check_for_updates_class = "jupyterlab.handlers.announcements.NeverCheckForUpdate"
+# No plugin can be switched on or off from the UI, not only those locked in page_config.json.
+c.LabApp.lock_all_plugins = True
 # Scratch files live on tmpfs; the root filesystem is read-only.
 c.ServerApp.root_dir = "/home/analyst"
 c.FileContentsManager.delete_to_trash = False

@@ -14,8 +14,10 @@ WORK=${IMAGE_BUILD_DIR:-build/images/analyst}
 
 BASE_IMAGE=$BASE_IMAGE bash scripts/docker/build-base.sh
 
+# Everything the image is built from lives under images/analyst (its own client and lock-down
+# packages included): the vault package `enclave` is not an input and is not installed.
 inputs_hash() {
-    find images/analyst enclave pyproject.toml -type f \
+    find images/analyst -type f \
         -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info/*' -not -path '*/build/*' \
         | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16
     docker image inspect --format '{{.Id}}' "$BASE_IMAGE"
@@ -31,15 +33,17 @@ fi
 echo "gathering wheels for $ANALYST_IMAGE in $WORK" >&2
 rm -rf "$WORK"
 mkdir -p "$WORK/wheels"
-"$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheels" . images/analyst/lockdown
-rm -rf images/analyst/lockdown/build images/analyst/lockdown/*.egg-info  # setuptools leaves these behind
+"$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheels" images/analyst/client images/analyst/lockdown
+for pkg in images/analyst/client images/analyst/lockdown; do
+    rm -rf "$pkg/build"  # setuptools leaves this behind
+done
 # Resolve the local wheels' dependencies together with the rest; binary wheels only, so the
 # image never compiles anything. The base image is bookworm's Python 3.11, like the venv.
 mapfile -t local_wheels < <(ls "$WORK"/wheels/*.whl)
 "$PY" -m pip download --quiet --only-binary=:all: --python-version 3.11 --platform manylinux_2_36_x86_64 \
     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform linux_x86_64 \
     -d "$WORK/wheels" "${local_wheels[@]}" 2> >(grep -v "is ignored: it is neither" >&2) \
-    $(grep -v -E '^\s*(#|$)|^enclave(-lockdown)?\s*$' images/analyst/requirements.txt)
+    $(grep -v -E '^\s*(#|$)|^enclave-(client|lockdown)\s*$' images/analyst/requirements.txt)
 cp images/analyst/Dockerfile images/analyst/requirements.txt images/analyst/jupyter_server_config.py \
     images/analyst/page_config.json "$WORK/"
 

@@ -93,7 +93,7 @@ def test_the_demo_story_through_the_hub(story_hub: Hub, demo_home: Paths) -> Non
     header, *rows = result["rows"]
     assert header == ["department", "patients", "mean_cost"]
     assert rows and all(int(float(row[1])) >= 5 for row in rows)
-    assert sorted(result["files"]) == ["manifest.json", "table1.csv"]
+    assert sorted(result["files"]) == ["files/table1.csv", "manifest.json"]
     # The workspace is the one the spawner locked down, found by its labels.
     assert story_hub.server("bob", "demo-cardio")["ready"]
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from enclave import db, lifecycle
+from enclave import audit, db, lifecycle
 from hub_config.revocation import stop_project_servers
 from tests.e2e.conftest import PROJECT_A, PROJECT_B, PROJECT_C, Hub, exec_python, sh
 
@@ -70,6 +70,9 @@ def test_environment_holds_no_secrets_beyond_the_server_token(alice: str) -> Non
         "SHELL",
         "LANG",
         "JUPYTER_RUNTIME_DIR",
+        "JUPYTER_CONFIG_DIR",  # the image's: a root-owned directory, not the home
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
         "PYTHONDONTWRITEBYTECODE",
         "MPLCONFIGDIR",
     )
@@ -310,6 +313,11 @@ def test_a_suspended_projects_server_stops_at_the_next_poll(hub: Hub) -> None:
     with db.session_scope(sessions) as session:  # no revocation hook: the spawner's poll must notice
         lifecycle.suspend(session, PROJECT_C, actor="steward", reason="e2e test")
     assert wait_until_gone(hub, "frank", PROJECT_C, container)
+    with db.session_scope(sessions) as session:  # the stop is audited with its cause and container
+        (stop,) = [e for e in audit.tail(session, 50, project=PROJECT_C) if e.action == "server.stop"][-1:]
+        details = json.loads(stop.details_json)
+    assert details["cause"] == "access_revoked" and details["code"], details
+    assert details["container_name"] == container and details["image_digest"].startswith("sha256:")
 
 
 def wait_until_gone(hub: Hub, user: str, project: str, container: str, timeout: float = 60) -> bool:

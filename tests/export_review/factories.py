@@ -168,7 +168,13 @@ def release(
 ) -> dict[str, Any]:
     with env.session() as s:
         return releasing.release(
-            s, env.paths, request_id, user=user, outbox=outbox or env.box(), stewards=env.settings.stewards
+            s,
+            env.paths,
+            request_id,
+            user=user,
+            outbox=outbox or env.box(),
+            stewards=env.settings.stewards,
+            committee=env.settings.committee,
         )
 
 

@@ -53,7 +53,8 @@ def test_the_whole_flow(cli, env: ExportEnv, tmp_path: Path) -> None:  # type: i
     assert cli("download", request_id, "--user", "bob", "--out", str(tmp_path / "x"), code=4)
     assert cli("release", request_id, "--user", "rev1")["state"] == "released"
     got = cli("download", request_id, "--user", "bob", "--out", str(tmp_path / "out"))
-    assert Path(got["manifest"]).is_file() and (tmp_path / "out" / "table.csv").read_text() == GOOD_CSV
+    assert Path(got["manifest"]).is_file()
+    assert (tmp_path / "out" / "files" / "table.csv").read_text() == GOOD_CSV
     listed = cli("list", "--project", "cardio-2026", "--state", "released")
     assert [r["id"] for r in listed] == [request_id]
     assert cli("list", "--user", "mallory") == []

@@ -1,4 +1,4 @@
-"""Migration 0002 goes up and down on SQLite and PostgreSQL; the docstring examples run."""
+"""Migrations 0002 and 0006 go up and down on SQLite and PostgreSQL; the docstring examples run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from enclave.db.session import alembic_config, engine_for
 from export_review import policy
 from export_review.checks import html_tables
 
-TABLES = {"export_requests", "export_files", "export_votes"}
+TABLES = {"export_requests", "export_files", "export_votes", "export_reviewer_keys"}
 
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:

@@ -27,7 +27,7 @@ def download(env: ExportEnv, request_id: str, user: str, out: Path, outbox: Outb
 def test_release_then_download_by_requester_and_pi(env: ExportEnv, project: str, tmp_path: Path) -> None:
     request_id = make_request(env, ExportState.RELEASED)
     result = download(env, request_id, "bob", tmp_path / "bob")
-    data = (tmp_path / "bob" / "table.csv").read_bytes()
+    data = (tmp_path / "bob" / "files" / "table.csv").read_bytes()
     assert data == GOOD_CSV.encode()
     manifest = json.loads((tmp_path / "bob" / "manifest.json").read_text())
     assert manifest["files"][0]["sha256"] == hashlib.sha256(data).hexdigest()
@@ -110,7 +110,7 @@ def test_a_file_tampered_with_in_the_outbox_is_never_downloaded(
     with pytest.raises(Refused) as info:
         download(env, request_id, "bob", tmp_path / "out")
     assert info.value.code == "export_file_tampered"
-    assert not (tmp_path / "out" / "table.csv").exists()
+    assert not (tmp_path / "out" / "files" / "table.csv").exists()
     assert "export.download" not in env.audit_actions(request_id)
 
 
@@ -142,7 +142,8 @@ def test_a_crash_in_the_middle_of_a_release(env: ExportEnv, project: str, puts: 
     assert env.state(request_id) == "released"
     assert env.audit_actions(request_id).count("export.release") == 1
     download(env, request_id, "bob", tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv", "b.csv", "manifest.json"]
+    got = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert got == ["files", "files/a.csv", "files/b.csv", "manifest.json"]
 
 
 def test_a_crash_after_the_outbox_but_before_commit(env: ExportEnv, project: str, monkeypatch) -> None:

@@ -59,7 +59,7 @@ def test_release_and_download_through_s3(
     assert not env.paths.outbox.exists()  # nothing went to the local folder
     with env.session() as s:
         releasing.download(s, env.paths, request_id, user="bob", out_dir=tmp_path / "out", outbox=s3_outbox)
-    assert (tmp_path / "out" / "table.csv").read_text() == GOOD_CSV
+    assert (tmp_path / "out" / "files" / "table.csv").read_text() == GOOD_CSV
 
 
 def test_tampering_in_the_bucket_is_caught(

@@ -6,12 +6,12 @@ import _thread
 import threading
 import time
 
+import enclave_client
 import pytest
+from enclave_client import QueryError
+from enclave_client.magic import run_cell
 
-import enclave.client as enclave_client
 from enclave.audit import AuditAction
-from enclave.client import QueryError
-from enclave.client.magic import run_cell
 from tests.gateway.conftest import PROJECT, Enclave, Hub, RunningGateway
 from tests.gateway.test_gateway import AGGREGATE, SLOW, audit_events
 
@@ -41,7 +41,8 @@ def test_connect_without_environment_says_what_is_missing(monkeypatch: pytest.Mo
 
 
 def test_unreachable_gateway_is_a_query_error(analyst_env: None) -> None:
-    from enclave.client import Connection
+    from enclave_client import Connection
+
     from tests.gateway.conftest import free_port
 
     with pytest.raises(QueryError) as caught:

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from enclave_client import Connection, QueryError
 from sqlalchemy import select
 from traitlets.config import Config
 
 from enclave.audit import AuditAction
-from enclave.client import Connection, QueryError
 from enclave.db.models import AuditEvent
 from enclave.gateway import locks
 from tests.gateway.conftest import (

@@ -7,6 +7,7 @@ GET  api/requests/<id>                 one request as the caller may see it (bli
 POST api/requests/<id>/votes           JSON {choice, file?, comment?, override?}
 POST api/requests/<id>/release         release an approved request to the outbox
 GET  api/requests/<id>/download        zip of the released files and the signed manifest (audited)
+POST api/auth-cache/clear              forget cached token answers (a steward's token, the revocation hook)
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import json
 from typing import Any
 
 from enclave.errors import BadInput
+from enclave.gateway.auth import token_from_header
 from enclave.gateway.http_errors import http_error_body
+from enclave.hub_service import check_revoker, clear_token_cache
 from export_review.web import actions
-from export_review.web.handlers.base import ApiHandler
+from export_review.web.handlers.base import ApiHandler, UploadHandler
 from export_review.web.handlers.pages import REQUEST_ID
 
 
-class RequestsApi(ApiHandler):
+class RequestsApi(UploadHandler, ApiHandler):
     def get(self) -> None:
         rows = actions.list_for(
             self.ctx,
@@ -32,7 +35,7 @@ class RequestsApi(ApiHandler):
         self.write_json({"ok": True, "requests": rows})
 
     def post(self) -> None:
-        user = self.user
+        user = self.upload_user()
         uploads = [actions.Upload(f["filename"], f["body"]) for f in self.request.files.get("files", [])]
         result = actions.submit_uploads(
             self.ctx,
@@ -97,6 +100,18 @@ class DownloadApi(ApiHandler):
         self.finish(data)
 
 
+class AuthCacheApi(ApiHandler):
+    """Forget every cached token answer (the revocation hook, ``hub_config.revocation``); the caller's
+    token is checked with the hub afresh and must be allowed to stop any server."""
+
+    async def post(self) -> None:
+        token = token_from_header(self.request.headers.get("Authorization"))
+        who = await check_revoker(self.hub_auth, token)
+        cleared = clear_token_cache(self.hub_auth)
+        self.application.settings["log"].info("token cache cleared by %s (%d entries)", who, cleared)
+        self.write_json({"ok": True, "cleared": cleared})
+
+
 class NotFoundApi(ApiHandler):
     def prepare(self) -> None:
         self.write_json(http_error_body(404), 404)
@@ -110,5 +125,6 @@ def default_handlers(prefix: str) -> list[tuple[str, type]]:
         (rf"{api}requests/{REQUEST_ID}/votes", VotesApi),
         (rf"{api}requests/{REQUEST_ID}/release", ReleaseApi),
         (rf"{api}requests/{REQUEST_ID}/download", DownloadApi),
+        (rf"{api}auth-cache/clear", AuthCacheApi),
         (rf"{api}.*", NotFoundApi),
     ]

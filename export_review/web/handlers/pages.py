@@ -7,7 +7,7 @@ from __future__ import annotations
 from tornado.web import authenticated
 
 from export_review.web import actions
-from export_review.web.handlers.base import PageHandler
+from export_review.web.handlers.base import PageHandler, UploadHandler
 
 REQUEST_ID = r"(exp-[0-9a-f]{16})"
 
@@ -19,17 +19,17 @@ class MyRequestsPage(PageHandler):
         self.render("index.html", rows=rows)
 
 
-class SubmitPage(PageHandler):
+class SubmitPage(UploadHandler, PageHandler):
     @authenticated
     def get(self) -> None:
         self.render("submit.html")
 
-    @authenticated
-    def post(self) -> None:
+    def post(self) -> None:  # not @authenticated: the xsrf token is in the streamed body, parsed first
+        user = self.upload_user()
         uploads = [actions.Upload(f["filename"], f["body"]) for f in self.request.files.get("files", [])]
         result = actions.submit_uploads(
             self.ctx,
-            user=self.user,
+            user=user,
             project=self.get_body_argument("project", ""),
             justification=self.get_body_argument("justification", ""),
             uploads=uploads,

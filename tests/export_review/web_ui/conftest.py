@@ -89,6 +89,8 @@ class Stack:
     admin_token: str
     env: ExportEnv
     tokens: dict[str, str] = field(default_factory=dict)
+    direct_url: str = ""  # the service itself, not behind the proxy: for raw-socket tests
+    service: Any = None  # the RunningExportService (its tornado app lists the routes)
 
     @property
     def service_url(self) -> str:
@@ -210,6 +212,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             database_url=url,
         )
         stack = Stack(public, api_url, admin_token, env)
+        stack.direct_url = f"http://127.0.0.1:{service_port}{SERVICE_PREFIX}"
+        stack.service = service
         for user in USERS:
             status, answer = http("POST", f"{api_url}/users/{user}", admin_token)
             assert status in (201, 409), answer

@@ -31,5 +31,10 @@ c.JupyterHub.services = [
 c.JupyterHub.load_roles = [
     # Users may reach services (the export service then applies the project roles).
     {"name": "user", "scopes": ["self", "access:services"]},
-    {"name": "test-admin", "scopes": ["admin:users", "tokens", "read:users"], "services": ["test-admin"]},
+    # admin:servers also lets the tests clear the services' token caches, as a steward's token does.
+    {
+        "name": "test-admin",
+        "scopes": ["admin:users", "tokens", "read:users", "admin:servers"],
+        "services": ["test-admin"],
+    },
 ]

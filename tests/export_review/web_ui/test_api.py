@@ -98,8 +98,8 @@ def test_three_reviewers_approve_release_and_download(stack: Stack) -> None:
         got = stack.api("GET", f"requests/{request_id}/download", recipient)
         assert got.status == 200 and got.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(got.body)) as archive:
-            assert sorted(archive.namelist()) == ["manifest.json", "table.csv"]
-            assert archive.read("table.csv") == SMALL_CELL_CSV
+            assert sorted(archive.namelist()) == ["files/table.csv", "manifest.json"]
+            assert archive.read("files/table.csv") == SMALL_CELL_CSV
             manifest = json.loads(archive.read("manifest.json"))
         assert manifest["request"] == request_id
         assert {v["reviewer"] for v in manifest["files"][0]["votes"]} == {"rev1", "rev2", "rev3"}

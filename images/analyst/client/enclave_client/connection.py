@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from enclave.client.errors import QueryError
+from enclave_client.errors import QueryError
 
 GATEWAY_URL_ENV = "ENCLAVE_GATEWAY_URL"
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
@@ -72,7 +72,7 @@ class Connection:
         self._token = token
 
     def __repr__(self) -> str:
-        return f"<enclave.client.Connection {self.url} project={self.project}>"
+        return f"<enclave_client.Connection {self.url} project={self.project}>"
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[str, bytes]:
         data = None if body is None else json.dumps(body).encode("utf-8")

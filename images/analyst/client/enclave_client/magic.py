@@ -1,4 +1,4 @@
-"""``%%sql`` for IPython: ``%load_ext enclave.client``, then a cell starting with ``%%sql``.
+"""``%%sql`` for IPython: ``%load_ext enclave_client``, then a cell starting with ``%%sql``.
 
     %%sql --synthetic --out df
     SELECT sex, count(*) AS n FROM patients GROUP BY sex
@@ -11,8 +11,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from enclave.client.connection import Connection, connect
-from enclave.client.errors import QueryError
+from enclave_client.connection import Connection, connect
+from enclave_client.errors import QueryError
 
 _connection: Connection | None = None
 

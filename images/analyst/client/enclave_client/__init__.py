@@ -1,6 +1,6 @@
 """The analyst's client for the query gateway (installed in the analyst image).
 
-    import enclave.client as enclave
+    import enclave_client as enclave
     db = enclave.connect()                 # gateway URL and token from the server's environment
     db.tables()                            # the project's views
     db.describe("patients")                # columns and their roles
@@ -8,14 +8,14 @@
     df.attrs["suppressed_groups"]          # groups hidden because fewer than k persons were behind them
     db.sql("...", synthetic=True)          # the same query on the synthetic twin
 
-In IPython, ``%load_ext enclave.client`` adds a ``%%sql`` cell magic. Refusals raise
+In IPython, ``%load_ext enclave_client`` adds a ``%%sql`` cell magic. Refusals raise
 ``QueryError``, which carries the codes and the English and Chinese messages. A query that takes a
 while shows its elapsed time; interrupting the kernel cancels it on the gateway.
 """
 
 from __future__ import annotations
 
-from enclave.client.connection import Connection, QueryError, connect
-from enclave.client.magic import load_ipython_extension
+from enclave_client.connection import Connection, QueryError, connect
+from enclave_client.magic import load_ipython_extension
 
 __all__ = ["Connection", "QueryError", "connect", "load_ipython_extension"]
