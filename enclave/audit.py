@@ -50,6 +50,8 @@ class AuditAction(StrEnum):
     """Every audited action, named object then verb. The values are stored: never rename one."""
 
     ENCLAVE_INIT = "enclave.init"
+    ENCLAVE_BACKUP = "enclave.backup"
+    ENCLAVE_RESTORE = "enclave.restore"
     DATASET_REGISTER = "dataset.register"
     DATASET_NEW_VERSION = "dataset.new_version"
     DATASET_SHARE_OVERRIDE = "dataset.share_override"
@@ -62,6 +64,7 @@ class AuditAction(StrEnum):
     PROJECT_DESTROY = "project.destroy"
     PROJECT_LOCK = "project.lock"
     PROJECT_UNLOCK = "project.unlock"
+    PROJECT_RETENTION_REVIEW = "project.retention_review_due"
     QUERY_RUN = "query.run"
     QUERY_REFUSE = "query.refuse"
     QUERY_ALERT = "query.alert"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from enclave.errors import BadInput
 
 HOME_ENV = "ENCLAVE_HOME"
 DATABASE_URL_ENV = "ENCLAVE_DATABASE_URL"
+# Production: the environment names a 0600 file holding the URL (it has the database password).
+DATABASE_URL_FILE_ENV = "ENCLAVE_DATABASE_URL_FILE"
 DEFAULT_HOME = Path.home() / ".enclave"
 
 PRIVATE_UMASK = 0o077  # the CLI and the services: what they create is the service account's alone
@@ -20,6 +23,8 @@ HOME_MODE = 0o700
 STATE_FILE_MODE = 0o600
 OUTBOX_MODE = 0o750  # released exports: the service account, and a group that collects them
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+SETTINGS_FILE = "enclave.yaml"  # deployment settings of the vault (``storage: local | s3``)
+S3_CREDENTIALS_FILE = "s3-credentials.yaml"  # 0600, in the vault: never in the environment
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,15 @@ class Paths:
     def state_db(self) -> Path:
         return self.home / "state.db"
 
+    @property
+    def settings_file(self) -> Path:
+        return self.home / SETTINGS_FILE
+
+    @property
+    def s3_credentials(self) -> Path:
+        """The default S3 credentials file of ``storage: s3`` (mode 0600)."""
+        return self.vault / S3_CREDENTIALS_FILE
+
     def project_dir(self, project_id: str) -> Path:
         return self.projects / project_id
 
@@ -70,11 +84,60 @@ def paths(home: str | Path | None = None) -> Paths:
 
 
 def database_url(home: str | Path | None = None) -> str:
-    """``$ENCLAVE_DATABASE_URL`` (PostgreSQL in production), else SQLite under the home."""
+    """The state database: the URL in the file ``$ENCLAVE_DATABASE_URL_FILE`` names (production:
+    PostgreSQL, its password kept out of every environment), else ``$ENCLAVE_DATABASE_URL``, else
+    SQLite under the home. Setting both is refused: which one wins would be a guess.
+    """
     url = os.environ.get(DATABASE_URL_ENV)
+    url_file = os.environ.get(DATABASE_URL_FILE_ENV)
+    if url and url_file:
+        raise BadInput(
+            "database_url_ambiguous",
+            f"Set ${DATABASE_URL_ENV} or ${DATABASE_URL_FILE_ENV}, not both",
+            f"只能设置 ${DATABASE_URL_ENV} 或 ${DATABASE_URL_FILE_ENV} 之一",
+        )
+    if url_file:
+        return read_secret_file(url_file)
     if url:
         return url
     return f"sqlite:///{paths(home).state_db}"
+
+
+def read_secret_file(path: str | Path) -> str:
+    """The stripped text of a secret file that only its owner can read or write.
+
+    A secret file must be a regular file (not a link) with no group or other permission bits
+    (0600 or 0400), and must not be empty; anything else is refused before it is read.
+    """
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise BadInput(
+            "secret_file_missing", f"The secret file {target} does not exist", f"密钥文件 {target} 不存在"
+        ) from None
+    except OSError as error:
+        raise BadInput(
+            "secret_file_unreadable",
+            f"The secret file {target} cannot be read ({error.strerror}); it must be a regular file "
+            "readable by this service's account",
+            f"无法读取密钥文件 {target}（{error.strerror}）；它必须是本服务账户可读的普通文件",
+        ) from None
+    with os.fdopen(fd, encoding="utf-8") as handle:
+        info = os.fstat(handle.fileno())
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) or mode & 0o077:
+            raise BadInput(
+                "secret_file_permissions",
+                f"The secret file {target} must be a regular file readable by its owner only "
+                f"(mode {mode:04o}): run `chmod 600 {target}`",
+                f"密钥文件 {target} 必须是仅所有者可读的普通文件（当前权限 {mode:04o}）："
+                f"请运行 `chmod 600 {target}`",
+            )
+        value = handle.read().strip()
+    if not value:
+        raise BadInput("secret_file_empty", f"The secret file {target} is empty", f"密钥文件 {target} 为空")
+    return value
 
 
 def restrict_umask() -> None:

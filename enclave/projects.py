@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -191,10 +192,17 @@ def create_project(
     actor: str,
     overrides: Mapping[str, str] | None = None,
     preparer: Preparer | None = workspace_preparer,
+    today: date | None = None,
 ) -> dict[str, Any]:
-    """Validate, store version 1, and prepare the workspace; all in the caller's transaction."""
+    """Validate, store version 1, and prepare the workspace; all in the caller's transaction.
+
+    A spec whose period has ended is refused (``project_ended``, R-LIFE-9); one whose period has
+    not started is created, but refused on every access path until its start date."""
+    from enclave.lifecycle import check_not_ended
+
     if session.get(Project, spec.id) is not None:
         raise BadInput("project_exists", f"A project {spec.id!r} already exists", f"项目 {spec.id!r} 已存在")
+    check_not_ended(spec, today)
     dataset_specs = validate_against_catalog(session, spec)
     check_shareable(session, spec, overrides or {}, actor)
     now = audit.now_iso()
@@ -262,9 +270,18 @@ def _prepare(
 
 
 def prepare_project(
-    session: Session, paths: Paths, project_id: str, *, actor: str, preparer: Preparer = workspace_preparer
+    session: Session,
+    paths: Paths,
+    project_id: str,
+    *,
+    actor: str,
+    preparer: Preparer = workspace_preparer,
+    today: date | None = None,
 ) -> dict[str, Any]:
-    """Prepare again (new dataset versions): a new immutable spec version with the same approval."""
+    """Prepare again (new dataset versions): a new immutable spec version with the same approval.
+    Not once the period has ended (``project_ended``), whatever the state says."""
+    from enclave.lifecycle import check_not_ended
+
     project = get(session, project_id)
     if project.state not in (ProjectState.APPROVED, ProjectState.ACTIVE):
         raise Forbidden(
@@ -272,6 +289,7 @@ def prepare_project(
             f"Project {project_id} is {project.state}; only approved or active projects can be prepared",
             f"项目 {project_id} 状态为 {project.state}；只有已批准或活动的项目可以准备数据",
         )
+    check_not_ended(project, today)
     spec = current_spec(session, project_id)
     dataset_specs = validate_against_catalog(session, spec)
     version = project.current_spec_version + 1
@@ -335,7 +353,9 @@ def list_projects(session: Session) -> list[Project]:
     return list(session.scalars(select(Project).order_by(Project.id)))
 
 
-def describe(session: Session, project_id: str) -> dict[str, Any]:
+def describe(session: Session, project_id: str, *, today: date | None = None) -> dict[str, Any]:
+    from enclave.lifecycle import retention_review
+
     project = get(session, project_id)
     row = current_spec_row(session, project_id)
     return {
@@ -365,6 +385,7 @@ def describe(session: Session, project_id: str) -> dict[str, Any]:
         ],
         "created_at": project.created_at,
         "updated_at": project.updated_at,
+        "retention_review": retention_review(session, project, today),  # R-LIFE-8
     }
 
 

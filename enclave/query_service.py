@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from sqlalchemy.orm import Session
 
-from enclave import audit, differencing_ledger, projects
+from enclave import audit, differencing_ledger, lifecycle, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.errors import BadInput, EnclaveError, Forbidden
@@ -33,7 +34,7 @@ from enclave.guard.ledger import Ledger, MemoryLedger
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
 from enclave.projects import ProjectState
-from enclave.workspace import layout
+from enclave.workspace import layout, storage
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
 ConnectionCallback = Callable[[duckdb.DuckDBPyConnection], None]
@@ -48,8 +49,11 @@ class QueryContext:
     policy: GuardPolicy
 
 
-def check_analyst_access(session: Session, project_id: str, user: str) -> projects.Project:
-    """Only an analyst of an active, unlocked project may query it (R-QRY-2, R-QRY-16)."""
+def check_analyst_access(
+    session: Session, project_id: str, user: str, *, today: date | None = None
+) -> projects.Project:
+    """Only an analyst of an active, unlocked project inside its period may query it (R-QRY-2,
+    R-QRY-16, R-LIFE-9: ``lifecycle.check_usable``, even before the sweep expired it)."""
     project = projects.get(session, project_id)
     if "analyst" not in projects.roles_of(session, project_id, user):
         raise Forbidden(
@@ -63,6 +67,7 @@ def check_analyst_access(session: Session, project_id: str, user: str) -> projec
             f"Project {project_id} is {project.state}: queries are not allowed",
             f"项目 {project_id} 状态为 {project.state}：不允许查询",
         )
+    lifecycle.check_usable(project, today)
     if project.locked:
         raise Forbidden(
             "project_access_locked",
@@ -158,22 +163,30 @@ def run_query(
     timeout_s: float = 30.0,
     max_rows: int | None = None,
     on_connection: ConnectionCallback | None = None,
+    today: date | None = None,
 ) -> QueryResult:
     """Check access, run through the guard on the project's views (or its twin), audit the outcome.
 
     ``max_rows`` refuses a result with more rows (the gateway's per-query limit); ``on_connection``
-    receives the DuckDB connection before the query runs, so a caller can ``interrupt()`` it.
+    receives the DuckDB connection before the query runs, so a caller can ``interrupt()`` it;
+    ``today`` replaces the enclave's date in the period check (tests).
     """
     started = time.monotonic()
     try:
         with open_session() as session:
-            check_analyst_access(session, project_id, user)
+            check_analyst_access(session, project_id, user, today=today)
             prepared = layout.current_prepared_dir(paths, project_id)
             # The twin's synthetic persons may repeat across rows: it never gets the flag.
             unique = set() if synthetic else unique_person_keys(prepared)
             context = query_context(session, project_id, unique)
         database = prepared / (layout.TWIN_DB if synthetic else layout.VIEWS_DB)
-        con = open_locked(database, memory_limit=memory_limit, threads=threads, timeout_s=timeout_s)
+        con = open_locked(
+            database,
+            memory_limit=memory_limit,
+            threads=threads,
+            timeout_s=timeout_s,
+            s3=storage.locked_access(paths, project_id),  # None with local storage
+        )
         try:
             if on_connection is not None:
                 on_connection(con)

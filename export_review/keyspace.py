@@ -26,6 +26,15 @@ def _read_keys(source: Path, column: str) -> set[str]:
     return {str(v) for v in values if v is not None}
 
 
+def _read_object_keys(paths: Paths, project_id: str, build: Path, dataset: str, column: str) -> set[str]:
+    try:
+        from enclave.workspace.storage import prepared_object_values
+
+        return prepared_object_values(paths, project_id, build, dataset, column)
+    except Exception:  # unreadable: as with a local file, the check then fails closed
+        return set()
+
+
 def prepared_key_space(session: Session, paths: Paths) -> KeySpaceProvider:
     """Pseudonyms from the person-key column of each ``<dataset>.parquet`` of the current
     prepared version; ``None`` when the project has no prepared data or none could be read."""
@@ -43,6 +52,8 @@ def prepared_key_space(session: Session, paths: Paths) -> KeySpaceProvider:
             source = directory / f"{name}.parquet"
             if source.is_file():
                 keys |= _read_keys(source, spec.person_key)
+            else:  # storage: s3 keeps the prepared file in a bucket
+                keys |= _read_object_keys(paths, project_id, directory, name, spec.person_key)
         return frozenset(keys) if keys else None
 
     return provide

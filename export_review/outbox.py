@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from enclave.config import OUTBOX_MODE, Paths
+from enclave.config import OUTBOX_MODE, Paths, read_secret_file
 from enclave.errors import BadInput, NotFound
 from export_review.policy import OutboxSettings
 
@@ -104,6 +104,24 @@ class S3Outbox:
         return f"s3://{self.bucket}/{self._key(key)}"
 
 
+def _credentials_from_file(path: str) -> tuple[str | None, str | None]:
+    """``access_key`` and ``secret_key`` from a 0600 YAML file (``read_secret_file`` checks it)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(read_secret_file(path))
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        raise BadInput(
+            "outbox_credentials_invalid",
+            f"{path} must be YAML with access_key and secret_key",
+            f"{path} 必须是包含 access_key 和 secret_key 的 YAML",
+        )
+    access, secret = data.get("access_key"), data.get("secret_key")
+    return (str(access) if access else None, str(secret) if secret else None)
+
+
 def outbox_for(settings: OutboxSettings, paths: Paths) -> Outbox:
     """The configured outbox: the home's outbox folder unless an ``s3://`` URL is set."""
     if settings.url is None:
@@ -116,7 +134,10 @@ def outbox_for(settings: OutboxSettings, paths: Paths) -> Outbox:
         raise BadInput(
             "outbox_endpoint_missing", "An S3 outbox needs an endpoint", "S3 发件箱需要配置 endpoint"
         )
-    access, secret = os.environ.get(settings.access_key_env), os.environ.get(settings.secret_key_env)
+    if settings.credentials_file:
+        access, secret = _credentials_from_file(settings.credentials_file)
+    else:
+        access, secret = os.environ.get(settings.access_key_env), os.environ.get(settings.secret_key_env)
     if not access or not secret:
         raise BadInput(
             "outbox_credentials_missing",

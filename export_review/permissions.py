@@ -1,16 +1,20 @@
 """Who may do what with an export request: ``check_user_can_X`` raises, ``user_can_X`` answers.
 
 The requester never votes on, releases or downloads their own unreleased request (R-APP-10);
-exports are frozen unless the project is active (R-LIFE-3). States are the workflow's business:
-these functions ask only about the user and the project.
+exports are frozen unless the project is active and inside its period (R-LIFE-3, R-LIFE-9,
+R-LIFE-10: ``enclave.lifecycle.check_usable``, whatever the sweep has done yet). States are the
+workflow's business: these functions ask only about the user and the project. ``today`` replaces
+the enclave's date (tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import date
 
 from sqlalchemy.orm import Session
 
+from enclave import lifecycle
 from enclave.db.models import Project
 from enclave.errors import EnclaveError, Forbidden
 from enclave.projects import ProjectState, get, roles_of
@@ -28,7 +32,7 @@ def _as_bool(check: Callable[[], None]) -> bool:
     return True
 
 
-def check_project_open_for_exports(project: Project) -> None:
+def check_project_open_for_exports(project: Project, today: date | None = None) -> None:
     if project.state != ProjectState.ACTIVE or project.locked:
         raise Forbidden(
             "export_frozen",
@@ -37,9 +41,10 @@ def check_project_open_for_exports(project: Project) -> None:
             f"项目 {project.id} 状态为 {project.state}{'且已锁定' if project.locked else ''}：导出已冻结",
             details={"project": project.id, "state": project.state, "locked": project.locked},
         )
+    lifecycle.check_usable(project, today)
 
 
-def check_user_can_submit(session: Session, project_id: str, user: str) -> None:
+def check_user_can_submit(session: Session, project_id: str, user: str, today: date | None = None) -> None:
     project = get(session, project_id)
     if not roles_of(session, project_id, user) & REQUESTER_ROLES:
         raise Forbidden(
@@ -47,7 +52,7 @@ def check_user_can_submit(session: Session, project_id: str, user: str) -> None:
             f"{user} is not an analyst or the PI of project {project_id}",
             f"{user} 不是项目 {project_id} 的分析人员或负责人",
         )
-    check_project_open_for_exports(project)
+    check_project_open_for_exports(project, today)
 
 
 def user_can_submit(session: Session, project_id: str, user: str) -> bool:
@@ -63,7 +68,9 @@ def check_user_is_not_requester(request: ExportRequest, user: str, what: str, wh
         )
 
 
-def check_user_can_vote(session: Session, request: ExportRequest, user: str) -> None:
+def check_user_can_vote(
+    session: Session, request: ExportRequest, user: str, today: date | None = None
+) -> None:
     check_user_is_not_requester(request, user, "vote on", "投票审核")
     if "committee" not in roles_of(session, request.project_id, user):
         raise Forbidden(
@@ -71,7 +78,7 @@ def check_user_can_vote(session: Session, request: ExportRequest, user: str) -> 
             f"{user} is not a voting committee member of project {request.project_id}",
             f"{user} 不是项目 {request.project_id} 的表决委员",
         )
-    check_project_open_for_exports(get(session, request.project_id))
+    check_project_open_for_exports(get(session, request.project_id), today)
 
 
 def user_can_vote(session: Session, request: ExportRequest, user: str) -> bool:
@@ -79,7 +86,7 @@ def user_can_vote(session: Session, request: ExportRequest, user: str) -> bool:
 
 
 def check_user_can_release(
-    session: Session, request: ExportRequest, user: str, stewards: Collection[str]
+    session: Session, request: ExportRequest, user: str, stewards: Collection[str], today: date | None = None
 ) -> None:
     check_user_is_not_requester(request, user, "release", "发布")
     if user not in stewards and "committee" not in roles_of(session, request.project_id, user):
@@ -88,15 +95,18 @@ def check_user_can_release(
             f"{user} is neither a committee member of project {request.project_id} nor a steward",
             f"{user} 既不是项目 {request.project_id} 的委员，也不是数据管理员",
         )
-    check_project_open_for_exports(get(session, request.project_id))
+    check_project_open_for_exports(get(session, request.project_id), today)
 
 
 def user_can_release(session: Session, request: ExportRequest, user: str, stewards: Collection[str]) -> bool:
     return _as_bool(lambda: check_user_can_release(session, request, user, stewards))
 
 
-def check_user_can_download(session: Session, request: ExportRequest, user: str) -> None:
-    """Only the requester and the PI, and only once released (R-EXP-1, R-EXP-8)."""
+def check_user_can_download(
+    session: Session, request: ExportRequest, user: str, today: date | None = None
+) -> None:
+    """Only the requester and the PI, only once released (R-EXP-1, R-EXP-8), and only while the project
+    is in use: frozen when suspended, locked, expired or past its end date (R-LIFE-3, R-LIFE-10)."""
     project = get(session, request.project_id)
     if user != request.requester and user != project.pi:
         raise Forbidden(
@@ -110,12 +120,15 @@ def check_user_can_download(session: Session, request: ExportRequest, user: str)
             f"Export request {request.id} is {request.state}: nothing is released yet",
             f"导出申请 {request.id} 状态为 {request.state}：尚未发布",
         )
-    if project.state == ProjectState.SUSPENDED or project.locked:
+    if project.state != ProjectState.ACTIVE or project.locked:
         raise Forbidden(
             "export_frozen",
-            f"Project {project.id} is suspended or locked: downloads are frozen",
-            f"项目 {project.id} 已暂停或锁定：下载已冻结",
+            f"Project {project.id} is {project.state}{' and locked' if project.locked else ''}: "
+            "downloads are frozen",
+            f"项目 {project.id} 状态为 {project.state}{'且已锁定' if project.locked else ''}：下载已冻结",
+            details={"project": project.id, "state": project.state, "locked": project.locked},
         )
+    lifecycle.check_usable(project, today)
 
 
 def user_can_download(session: Session, request: ExportRequest, user: str) -> bool:

@@ -97,13 +97,16 @@ class CheckLimits(_Strict):
 class OutboxSettings(_Strict):
     """Where released files go: the local outbox folder, or ``s3://bucket/prefix`` at ``endpoint``.
 
-    Credentials are never written here: the settings name the environment variables holding them.
+    Credentials are never written here: the settings name a 0600 YAML file holding them
+    (``credentials_file``, with ``access_key`` and ``secret_key``; production), or else the
+    environment variables holding them.
     """
 
     url: str | None = None
     endpoint: str | None = None
     secure: bool = True
     region: str | None = None
+    credentials_file: str | None = None
     access_key_env: str = "ENCLAVE_S3_ACCESS_KEY"
     secret_key_env: str = "ENCLAVE_S3_SECRET_KEY"
 

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Collection
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +134,15 @@ def release(
     outbox: Outbox,
     stewards: Collection[str] = (),
     committee: CommitteeRule | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """Copy the approved files and the manifest to the outbox, then mark the request released.
 
-    ``committee`` is the configured rule: the recorded one is never applied if it is weaker.
+    ``committee`` is the configured rule: the recorded one is never applied if it is weaker;
+    ``today`` replaces the enclave's date in the project's period check (tests).
     """
     request = lock_request(session, request_id)
-    permissions.check_user_can_release(session, request, user, stewards)
+    permissions.check_user_can_release(session, request, user, stewards, today)
     check_transition(request, ExportState.RELEASED, Actor.RELEASER)
     verified = verify_approval(session, paths, request, committee or CommitteeRule())
     store = file_store(paths)
@@ -189,11 +192,12 @@ def download(
     out_dir: Path,
     outbox: Outbox,
     committee: CommitteeRule | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """Write the manifest into ``out_dir`` and the released files into ``out_dir/files`` after
-    checking the approval again and every hash."""
+    checking the approval again and every hash (``today``: the date of the period check, for tests)."""
     request = get_request(session, request_id)
-    permissions.check_user_can_download(session, request, user)
+    permissions.check_user_can_download(session, request, user, today)
     verify_approval(session, paths, request, committee or CommitteeRule())
     prefix = prefix_of(request)
     manifest_bytes = outbox.get(f"{prefix}/{MANIFEST}")

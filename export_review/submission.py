@@ -13,6 +13,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -159,11 +160,13 @@ def submit(
     records: int | None = None,
     revises: str | None = None,
     source_root: Path | None = None,
+    today: date | None = None,
 ) -> ExportRequest:
-    """Store, check and queue a request (or a revision of one); return it in ``in_review``."""
+    """Store, check and queue a request (or a revision of one); return it in ``in_review``.
+    ``today`` replaces the enclave's date in the project's period check (tests)."""
     names = _validate(justification, files, settings)
     _check_source_root(files, source_root)
-    permissions.check_user_can_submit(session, project_id, requester)
+    permissions.check_user_can_submit(session, project_id, requester, today)
     previous = _previous(session, revises, project_id, requester) if revises else None
     seated = seated_committee(session, project_id)
     needed = settings.committee.needed(len(seated))

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -451,8 +452,10 @@ def vote(
     comment: str | None = None,
     override: str | None = None,
     private_key: Ed25519PrivateKey | None = None,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """Cast ``user``'s vote on one file or on every file; decide the request when the rule is met.
+    Frozen unless the project is active and inside its period (``today``: the date, for tests).
 
     ``private_key`` is the reviewer's own key (read by the CLI from their file); it is required
     once they have registered one, and refused before.
@@ -473,7 +476,7 @@ def vote(
             "拒绝或要求修改时必须填写意见",
         )
     request = lock_request(session, request_id)
-    permissions.check_user_can_vote(session, request, user)
+    permissions.check_user_can_vote(session, request, user, today)
     if request.state != ExportState.IN_REVIEW:
         raise Forbidden(
             "export_not_in_review",

@@ -10,7 +10,6 @@ tell an attacker which names exist, which are locked or which password was nearl
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from jupyterhub.auth import Authenticator
@@ -43,7 +42,7 @@ class EnclaveAuthenticator(Authenticator):
 
     @default("database_url")
     def _default_database_url(self) -> str:
-        return os.environ.get(enclave_config.DATABASE_URL_ENV) or f"sqlite:///{self.paths.state_db}"
+        return enclave_config.database_url(self.paths.home)  # $ENCLAVE_DATABASE_URL[_FILE] or SQLite
 
     max_failed_logins = Int(
         users.DEFAULT_MAX_FAILURES,

@@ -1,5 +1,7 @@
 """The demo's hub (``make demo``): the enclave's config, plus the demo's groups and a service the
-headless check (``make demo-check``) uses to start servers and mint short-lived user tokens.
+headless check (``make demo-check``) uses to start servers and mint short-lived user tokens. The
+bind addresses are the enclave config's: the hub API and the services on 127.0.0.1 only, which
+``scripts/demo-hub.sh`` checks once the hub is up.
 
   ENCLAVE_DEMO_CHECK_TOKEN_FILE  file holding the check service's token (0600; made by demo-hub.sh)
   ENCLAVE_DEMO_REVIEWERS / ENCLAVE_DEMO_STEWARDS   comma lists of users for the hub groups

@@ -6,13 +6,17 @@ and the host firewall). Settings come from the environment so the same file serv
 tests and a deployment:
 
   ENCLAVE_HOME                 the enclave home (state DB, vault); required for real use
-  ENCLAVE_HUB_IP / _PORT       where the proxy listens for browsers (default 127.0.0.1:8000)
-  ENCLAVE_HUB_API_PORT         the hub API port; workspaces reach it on their network gateway (8081)
-  ENCLAVE_GATEWAY_PORT         the query gateway service port (8101)
-  ENCLAVE_EXPORT_REVIEW_PORT   the export-review service port (8102)
+  ENCLAVE_HUB_IP / _PORT       where the proxy listens for browsers (default 127.0.0.1:8000): the only
+                               address a deployment may open to its users
+  ENCLAVE_HUB_API_PORT         the hub API port, on 127.0.0.1 only (8081)
+  ENCLAVE_GATEWAY_PORT         the query gateway service port, on 127.0.0.1 only (8101)
+  ENCLAVE_EXPORT_REVIEW_PORT   the export-review service port, on 127.0.0.1 only (8102)
+  ENCLAVE_MONITORING_TOKEN_FILE  file (0600) holding the token of a "monitoring" service allowed only
+                               `read:metrics`: /hub/metrics and the services' /metrics (Prometheus)
   ENCLAVE_EXPORT_REVIEW_COMMAND  replaces the export-review service command line (`enclave export serve`)
-  ENCLAVE_HUB_SERVICES         "all" (default), or a comma list of: gateway, export-review, culler;
-                               "none" starts no managed service
+  ENCLAVE_HUB_SERVICES         "all" (default), or a comma list of: gateway, export-review, culler,
+                               sweep; "none" starts no managed service
+  ENCLAVE_SWEEP_INTERVAL       seconds between two passes of the lifecycle sweep service (3600)
   ENCLAVE_IDLE_TIMEOUT         idle server and kernel timeout in seconds (600, the standard's example)
   ENCLAVE_ANALYST_IMAGE        the workspace image (enclave/analyst:latest)
 
@@ -37,6 +41,15 @@ User names must match the names in project specs (lower case); lockout and TOTP 
 identity provider's job.
 Whatever the authenticator, a user reaches a workspace only as an analyst of an active project:
 the spawner checks the state database on every start and poll.
+
+Bind addresses (issue 13). The hub API and the services listen on 127.0.0.1 only, never on 0.0.0.0,
+so the host's other addresses (its LAN address, docker0, the project bridges) refuse their ports and
+nothing reaches them past the proxy. A workspace reaches them at its project network's gateway
+address: hub_config/firewall.py forwards exactly the allowed ports of each project bridge's gateway
+to 127.0.0.1 (DNAT, with route_localnet on that bridge only) and refuses everything else. The rules
+are installed when the spawner sets up a project's network, so networks made after the hub started
+work too. The hub and the services must therefore run in the host's network namespace (a container
+deployment: network_mode "host"). Only the proxy (ENCLAVE_HUB_IP) faces users.
 """
 
 import os
@@ -44,7 +57,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from hub_config import roles
+from hub_config import firewall, roles
 from hub_config.auth import EnclaveAuthenticator
 from hub_config.spawner import EnclaveSpawner
 
@@ -57,13 +70,13 @@ idle_timeout = int(env("ENCLAVE_IDLE_TIMEOUT", str(roles.DEFAULT_IDLE_TIMEOUT_SE
 hub_api_port = int(env("ENCLAVE_HUB_API_PORT", "8081"))
 gateway_port = int(env("ENCLAVE_GATEWAY_PORT", "8101"))
 export_port = int(env("ENCLAVE_EXPORT_REVIEW_PORT", "8102"))
+internal_ip = firewall.SERVICE_ADDRESS  # the hub API and the services: see "Bind addresses" above
 
 # ---- the hub and its proxy ----------------------------------------------------------------------
 c.JupyterHub.ip = env("ENCLAVE_HUB_IP", "127.0.0.1")
 c.JupyterHub.port = int(env("ENCLAVE_HUB_PORT", "8000"))
-# The hub API listens on every interface so each project's network reaches it on its own gateway
-# address; the firewall (hub_config/firewall.py) limits what workspaces reach on the host.
-c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{hub_api_port}"
+# Loopback only; workspaces reach it on their network's gateway, forwarded by hub_config/firewall.py.
+c.JupyterHub.hub_bind_url = f"http://{internal_ip}:{hub_api_port}"
 c.JupyterHub.cleanup_servers = True
 state_dir = Path(env("ENCLAVE_HUB_STATE", str(Path(env("ENCLAVE_HOME", "~/.enclave")).expanduser() / "hub")))
 state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -125,13 +138,13 @@ if "gateway" in wanted_services:
     services.append(
         roles.managed_service(
             "gateway",
-            f"http://0.0.0.0:{gateway_port}",
+            f"http://{internal_ip}:{gateway_port}",
             [
                 str(Path(sys.executable).parent / "enclave"),
                 "gateway",
                 "serve",
                 "--ip",
-                "0.0.0.0",
+                internal_ip,
                 "--port",
                 str(gateway_port),
             ],
@@ -144,12 +157,14 @@ if "export-review" in wanted_services:
         "export",
         "serve",
         "--ip",
-        "0.0.0.0",
+        internal_ip,
         "--port",
         str(export_port),
     ]
     services.append(
-        roles.managed_service("export-review", f"http://0.0.0.0:{export_port}", export_command, service_env)
+        roles.managed_service(
+            "export-review", f"http://{internal_ip}:{export_port}", export_command, service_env
+        )
     )
 if "culler" in wanted_services:
     services.append(roles.idle_culler_service(idle_timeout))
@@ -158,3 +173,117 @@ c.JupyterHub.load_groups = {roles.STEWARDS_GROUP: {"users": []}, roles.REVIEWERS
 c.JupyterHub.load_roles = roles.load_roles(
     [s["name"] for s in services if s["name"] != roles.IDLE_CULLER], culler="culler" in wanted_services
 )
+
+# ==== BEGIN production: TLS, secrets from files, external proxy and services (deploy/single-host) ====
+# Every variable here names a file or a plain setting, never a secret; a secret file must be 0600.
+#   ENCLAVE_HUB_SSL_CERT / ENCLAVE_HUB_SSL_KEY  TLS certificate and key for the proxy the hub starts
+#                                (an external proxy takes its own --ssl-cert/--ssl-key)
+#   ENCLAVE_HUB_COOKIE_SECRET_FILE  the hub's cookie secret (0600)
+#   ENCLAVE_PROXY_API_URL        the API of a proxy run outside the hub (its own service): the hub
+#                                then does not start one
+#   ENCLAVE_PROXY_AUTH_TOKEN_FILE   the proxy's API token (0600)
+#   ENCLAVE_HUB_EXTERNAL_SERVICES   comma list of services run outside the hub (their own system
+#                                services, so no token sits in any process environment): gateway,
+#                                export-review, idle-culler; leave them out of ENCLAVE_HUB_SERVICES
+#   ENCLAVE_SERVICE_TOKEN_DIR    holds <service>.token, each external service's hub token (0600)
+from enclave import config as _enclave_config  # noqa: E402
+
+_ssl_cert, _ssl_key = env("ENCLAVE_HUB_SSL_CERT", ""), env("ENCLAVE_HUB_SSL_KEY", "")
+if bool(_ssl_cert) != bool(_ssl_key):
+    raise ValueError("set both ENCLAVE_HUB_SSL_CERT and ENCLAVE_HUB_SSL_KEY, or neither")
+if _ssl_cert:
+    c.JupyterHub.ssl_cert = _ssl_cert
+    c.JupyterHub.ssl_key = _ssl_key
+if env("ENCLAVE_HUB_COOKIE_SECRET_FILE"):
+    c.JupyterHub.cookie_secret_file = env("ENCLAVE_HUB_COOKIE_SECRET_FILE")
+if env("ENCLAVE_PROXY_API_URL"):
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = env("ENCLAVE_PROXY_API_URL")
+if env("ENCLAVE_PROXY_AUTH_TOKEN_FILE"):
+    _proxy_token_file = env("ENCLAVE_PROXY_AUTH_TOKEN_FILE", "")
+    c.ConfigurableHTTPProxy.auth_token = _enclave_config.read_secret_file(_proxy_token_file)
+
+_external = [name.strip() for name in env("ENCLAVE_HUB_EXTERNAL_SERVICES", "").split(",") if name.strip()]
+if _external:
+    if not env("ENCLAVE_SERVICE_TOKEN_DIR"):
+        raise ValueError("ENCLAVE_HUB_EXTERNAL_SERVICES needs ENCLAVE_SERVICE_TOKEN_DIR")
+    _token_dir = Path(env("ENCLAVE_SERVICE_TOKEN_DIR", ""))
+    _urls = {
+        "gateway": f"http://127.0.0.1:{gateway_port}",
+        "export-review": f"http://127.0.0.1:{export_port}",
+    }
+    for _name in _external:
+        if _name not in {*_urls, roles.IDLE_CULLER}:
+            raise ValueError(f"unknown external service {_name!r}")
+        if _name in {service["name"] for service in services}:
+            raise ValueError(f"{_name} is both hub-managed and external: drop it from ENCLAVE_HUB_SERVICES")
+        _token = _enclave_config.read_secret_file(_token_dir / f"{_name}.token")
+        _service = {"name": _name, "api_token": _token}
+        if _name in _urls:  # reached through the proxy at /services/<name>/, HubOAuth for browsers
+            _service.update(url=_urls[_name], oauth_no_confirm=True)
+        services.append(_service)
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles.load_roles(
+        [s["name"] for s in services if s["name"] != roles.IDLE_CULLER],
+        culler=any(s["name"] == roles.IDLE_CULLER for s in services),
+    )
+# ==== END production ================================================================================
+
+# ---- the lifecycle sweep (R-LIFE-1..4, R-LIFE-8; T6, T7) -----------------------------------------
+# A hub-managed loop, not a cron line to remember: `enclave project sweep --every N` expires projects
+# past their end (servers stopped, service token caches cleared), destroys them on day end + 30 at the
+# latest, and records the 5-yearly reviews of retained data. The hub restarts it if it dies. Its
+# token may list users and stop servers (the revocation hooks), nothing else.
+# Every process cuts the days at the same midnight ($ENCLAVE_TIMEZONE, enclave.lifecycle), so the
+# managed services get it too.
+if env("ENCLAVE_TIMEZONE"):
+    for _managed in services:
+        if "command" in _managed:
+            _managed["environment"] = {
+                **_managed.get("environment", {}),
+                "ENCLAVE_TIMEZONE": env("ENCLAVE_TIMEZONE"),
+            }
+if wanted == "all" or "sweep" in wanted_services:
+    _running = {s["name"] for s in services}
+    sweep_service_urls = [  # their token caches are cleared after servers are stopped
+        f"http://127.0.0.1:{port}/services/{name}/"
+        for name, port in (("gateway", gateway_port), ("export-review", export_port))
+        if name in _running
+    ]
+    sweep_env = {**service_env, "ENCLAVE_SERVICE_URLS": ",".join(sweep_service_urls)}
+    if env("ENCLAVE_TIMEZONE"):
+        sweep_env["ENCLAVE_TIMEZONE"] = env("ENCLAVE_TIMEZONE", "")
+    c.JupyterHub.services = [
+        *services,
+        {
+            "name": "lifecycle-sweep",
+            "command": [
+                str(Path(sys.executable).parent / "enclave"),
+                "project",
+                "sweep",
+                "--every",
+                str(int(env("ENCLAVE_SWEEP_INTERVAL", "3600"))),
+            ],
+            "environment": sweep_env,
+        },
+    ]
+    c.JupyterHub.load_roles = [
+        *c.JupyterHub.load_roles,
+        {
+            "name": "enclave-lifecycle-sweep",
+            "description": "The lifecycle sweep stops the servers of ended projects (R-LIFE-1)",
+            "scopes": ["list:users", "read:servers", "delete:servers"],
+            "services": ["lifecycle-sweep"],
+        },
+    ]
+
+# ---- monitoring: a service that may read metrics and nothing else (after every service above) ------
+if env("ENCLAVE_MONITORING_TOKEN_FILE"):
+    from enclave.config import read_secret_file
+
+    _monitoring_token = read_secret_file(env("ENCLAVE_MONITORING_TOKEN_FILE", ""))
+    c.JupyterHub.services = [
+        *c.JupyterHub.services,
+        {"name": roles.MONITORING, "api_token": _monitoring_token},
+    ]
+    c.JupyterHub.load_roles = [*c.JupyterHub.load_roles, roles.monitoring_role()]

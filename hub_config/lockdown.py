@@ -1,30 +1,32 @@
-"""The container settings of a locked-down workspace (ARCHITECTURE §1), as plain data.
+"""The Docker side of the workspace lock-down (ARCHITECTURE §1): a ``WorkspacePlan`` as docker-py
+arguments.
 
-Kept apart from the spawner so the settings can be read, reviewed and tested as one table.
+What a workspace gets (mounts, environment, limits, labels) is decided once, in
+``workspace_policy``; this module only says how Docker expresses it, kept apart from the spawner so
+the settings can be read, reviewed and tested as one table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-WORKSPACE_USER = "1000:1000"
-HOME_IN_CONTAINER = "/home/analyst"
+from hub_config.workspace_policy import (  # noqa: F401 (the names this module always had)
+    ENV_ALLOWED_NAMES,
+    ENV_ALLOWED_PREFIXES,
+    ENV_REFUSED_NAMES,
+    HOME_IN_CONTAINER,
+    LABEL_PROJECT,
+    LABEL_ROLE,
+    LABEL_USER,
+    ROLE_WORKSPACE,
+    WORKSPACE_USER,
+    Limits,
+    allowed_env_name,
+    filter_env,
+)
 
-# Environment variables a workspace may receive (default deny). The hub's own variables carry the
-# server's API token and OAuth client id; ENCLAVE_* are service URLs and data paths, never secrets.
-ENV_ALLOWED_PREFIXES = ("JUPYTERHUB_", "ENCLAVE_")
-ENV_ALLOWED_NAMES = frozenset({"JPY_API_TOKEN", "JUPYTER_IMAGE_SPEC", "MEM_LIMIT", "CPU_LIMIT"})
-ENV_REFUSED_NAMES = frozenset({"ENCLAVE_HOME", "ENCLAVE_DATABASE_URL"})
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits of one workspace container."""
-
-    pids: int = 256
-    scratch: str = "512m"  # tmpfs for /tmp (the root filesystem is read-only)
-    memory: int | None = None  # bytes; swap is not allowed beyond it
+if TYPE_CHECKING:
+    from hub_config.workspace_policy import WorkspacePlan
 
 
 def host_config(limits: Limits, *, dns: list[str]) -> dict[str, object]:
@@ -59,20 +61,15 @@ def create_kwargs(project_id: str, user: str) -> dict[str, object]:
     return {
         "user": WORKSPACE_USER,
         "working_dir": HOME_IN_CONTAINER,
-        "labels": {
-            "org.enclave.project": project_id,
-            "org.enclave.user": user,
-            "org.enclave.role": "workspace",
-        },
+        "labels": {LABEL_PROJECT: project_id, LABEL_USER: user, LABEL_ROLE: ROLE_WORKSPACE},
     }
 
 
-def allowed_env_name(name: str) -> bool:
-    if name in ENV_REFUSED_NAMES:
-        return False
-    return name in ENV_ALLOWED_NAMES or name.startswith(ENV_ALLOWED_PREFIXES)
+def plan_create_kwargs(plan: WorkspacePlan) -> dict[str, object]:
+    """``create_kwargs`` of a plan: its uid and gid, home as the working directory, its labels."""
+    return {"user": f"{plan.uid}:{plan.gid}", "working_dir": plan.home_path, "labels": dict(plan.labels)}
 
 
-def filter_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Only the allowlisted variables; anything else (a leaked secret) is dropped."""
-    return {name: value for name, value in env.items() if allowed_env_name(name)}
+def plan_host_config(plan: WorkspacePlan, *, dns: list[str]) -> dict[str, object]:
+    """``host_config`` of a plan (DockerSpawner applies the memory and CPU limits itself)."""
+    return host_config(plan.limits, dns=dns)

@@ -3,7 +3,7 @@
 * Analysts (the default ``user`` role) can use their own servers but cannot create API tokens
   (no ``tokens`` scope) and cannot share servers with anyone (no ``shares`` scopes).
 * Stewards manage groups and can stop servers, but get no ``access:servers``: they never enter an
-  analyst's workspace (R-SEC-5 separation of duties).
+  analyst's workspace (R-SEC-5 separation of duties). They may read the metrics (``read:metrics``).
 * Reviewers are a hub group; the export-review service reads group membership to trust them.
 """
 
@@ -12,9 +12,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from enclave.hub_service import METRICS_SCOPE  # /hub/metrics, and the services' /metrics
+
 STEWARDS_GROUP = "stewards"
 REVIEWERS_GROUP = "reviewers"
 IDLE_CULLER = "idle-culler"
+MONITORING = "monitoring"
 
 # The standard's example idle limit: 10 minutes.
 DEFAULT_IDLE_TIMEOUT_SECONDS = 600
@@ -34,6 +37,7 @@ STEWARD_SCOPES = [
     "groups",
     "read:servers",
     "delete:servers",
+    METRICS_SCOPE,
 ]
 
 
@@ -75,6 +79,16 @@ def load_roles(services: list[str], *, culler: bool = True) -> list[dict[str, An
             }
         )
     return roles
+
+
+def monitoring_role() -> dict[str, Any]:
+    """The role of the ``monitoring`` service (a Prometheus scraper): metrics, nothing else."""
+    return {
+        "name": "enclave-monitoring",
+        "description": "Monitoring: reads the hub's and the services' Prometheus metrics, nothing else",
+        "scopes": [METRICS_SCOPE],
+        "services": [MONITORING],
+    }
 
 
 def idle_culler_service(timeout_seconds: int = DEFAULT_IDLE_TIMEOUT_SECONDS) -> dict[str, Any]:

@@ -10,6 +10,9 @@ template and only adds steps before it (STYLE §5.2):
 4. point the container at that network, its DNS at the firewalled gateway, mount a home volume
    per project and user; then ``super().start()`` with the lock-down settings of ``lockdown.py``.
 
+What a workspace gets is the plan of ``workspace_policy`` (shared with ``kubespawner.py``); the
+steps common to both spawners (check, publish, plan, audit) are in ``WorkspaceSpawnerMixin``.
+
 ``poll()`` repeats the check of step 1, so a server of a project that expired, was suspended or
 locked stops at the next poll even if no revocation hook ran.
 
@@ -21,19 +24,19 @@ image the container runs. A start whose record cannot be written is stopped agai
 from __future__ import annotations
 
 import asyncio
-import os
 from contextlib import AbstractContextManager, suppress
 from typing import Any
 
 from dockerspawner import DockerSpawner
 from sqlalchemy.orm import Session
 from traitlets import Dict, Int, List, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
 
 from enclave import config as enclave_config
 from enclave.audit import AuditAction
-from hub_config import firewall, lockdown, network, publish, roles
-from hub_config.access import check_workspace_access
-from hub_config.errors import WorkspaceRefused, named_server_required, not_prepared
+from hub_config import firewall, lockdown, network, publish, roles, workspace_policy
+from hub_config.errors import WorkspaceRefused, not_prepared
+from hub_config.workspace_policy import Limits, WorkspacePlan, WorkspaceSettings
 
 DATA_IN_CONTAINER = "/data"
 AUDIT_SOURCE = "hub"
@@ -80,8 +83,13 @@ def requesting_handler() -> Any | None:
     return None
 
 
-class EnclaveSpawner(DockerSpawner):
-    """DockerSpawner with the enclave's access check, per-project network and lock-down."""
+class WorkspaceSpawnerMixin(LoggingConfigurable):
+    """What every enclave spawner does around its runtime's own start, poll and stop.
+
+    The access check, publishing, the plan (``workspace_policy``) and the audit records live here
+    once. A spawner lists this class before its runtime's spawner class and implements
+    ``prepare_workspace`` (apply the plan), ``user_slug``, ``has_workload`` and ``container_details``.
+    """
 
     enclave_home = Unicode(
         help="The enclave home (state database, vault). Default: $ENCLAVE_HOME or ~/.enclave."
@@ -90,6 +98,221 @@ class EnclaveSpawner(DockerSpawner):
     @default("enclave_home")
     def _default_enclave_home(self) -> str:
         return str(enclave_config.enclave_home())
+
+    pids_limit = Int(256, min=16, help="Most processes a workspace may run (stops fork bombs).").tag(
+        config=True
+    )
+
+    scratch_size = Unicode("512m", help="Size of the /tmp tmpfs (bytes, or with k/m/g).").tag(config=True)
+
+    workspace_uid = Int(1000, help="The uid the image's analyst user has; files are published to it.").tag(
+        config=True
+    )
+
+    home_volume_template = Unicode(
+        "enclave-home-{project}-{user}",
+        help="Name of the home volume, one per project and user; removed when the project ends.",
+    ).tag(config=True)
+
+    # ---- state --------------------------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.name:
+            state["enclave_project"] = self.name
+        return state
+
+    @property
+    def project_id(self) -> str:
+        return self.name
+
+    # ---- steps --------------------------------------------------------------------------------
+
+    def _open_session(self) -> AbstractContextManager[Session]:
+        from enclave import audit, db
+
+        url = enclave_config.database_url(self.paths.home)  # $ENCLAVE_DATABASE_URL[_FILE] or SQLite
+        audit.use_vault(url, self.paths)  # the chain is keyed by this home's vault
+        return db.session_scope(db.connect(url))
+
+    @property
+    def paths(self) -> enclave_config.Paths:
+        return enclave_config.Paths(enclave_config.enclave_home(self.enclave_home))
+
+    def check_access(self) -> str:
+        """The project's access mode, or ``WorkspaceRefused``."""
+        return workspace_policy.check_access(self._open_session, self.name, self.user.name)
+
+    def user_slug(self) -> str:
+        """The user name as it may appear in a volume or claim name."""
+        raise NotImplementedError
+
+    def home_volume(self) -> str:
+        return self.home_volume_template.format(project=self.name, user=self.user_slug())
+
+    def workspace_settings(self) -> WorkspaceSettings:
+        """The policy's inputs from this spawner's configuration."""
+        return WorkspaceSettings(
+            image=self.image,
+            limits=Limits(
+                pids=self.pids_limit,
+                scratch=self.scratch_size,
+                memory=self.mem_limit,
+                cpu=self.cpu_limit,
+            ),
+            home_template=self.home_volume_template,
+            uid=self.workspace_uid,
+            gid=self.workspace_uid,
+        )
+
+    async def publish_data(self, access: str) -> publish.PublishedData:
+        """Step 2: the project's read-only data, published for the workspace user."""
+        try:
+            return await asyncio.to_thread(
+                publish.publish,
+                self.paths,
+                self.name,
+                rows=access == "rows",
+                uid=self.workspace_uid,
+                gid=self.workspace_uid,
+            )
+        except Exception as error:
+            if getattr(error, "code", None) == "workspace_not_prepared":
+                raise not_prepared(self.name) from None
+            raise
+
+    def make_plan(self, access: str, data: publish.PublishedData, services: dict[str, str]) -> WorkspacePlan:
+        """The shared policy's plan for this user and project; ``services``: name -> base URL."""
+        return workspace_policy.plan_workspace(
+            user=self.user.name,
+            user_slug=self.user_slug(),
+            project=self.name,
+            access=access,
+            data=data,
+            services=services,
+            settings=self.workspace_settings(),
+        )
+
+    async def prepare_workspace(self) -> None:
+        """Everything the runtime's own ``start()`` needs (check, publish, plan, apply)."""
+        raise NotImplementedError
+
+    def has_workload(self) -> bool:
+        """Whether a container or pod of this server may still exist."""
+        raise NotImplementedError
+
+    async def container_details(self) -> dict[str, Any]:
+        """What the audit records say about the running workload."""
+        raise NotImplementedError
+
+    # ---- audit --------------------------------------------------------------------------------
+
+    def audit(
+        self, action: AuditAction, *, actor: str, details: dict[str, Any], outcome: str = "success"
+    ) -> None:
+        """Write one server record in a transaction of its own."""
+        from enclave import audit
+
+        with self._open_session() as session:
+            audit.record(
+                session,
+                action,
+                actor=actor,
+                obj=f"server:{self.user.name}/{self.name}",
+                project=self.name or None,
+                outcome=outcome,
+                source=AUDIT_SOURCE,
+                details={"user": self.user.name, "server": self.name, **details},
+            )
+
+    async def audit_quietly(self, action: AuditAction, **kwargs: Any) -> None:
+        """Audit a stop or a failed start: a broken audit database must not keep a server running."""
+        try:
+            await asyncio.to_thread(self.audit, action, **kwargs)
+        except Exception:
+            self.log.exception("could not audit %s of %s", action, self._log_name)
+
+    # ---- start / stop -------------------------------------------------------------------------
+
+    async def start(self) -> Any:
+        actor = requester(self.handler) or self.user.name
+        try:
+            await self.prepare_workspace()
+            started = await super().start()
+        except WorkspaceRefused as refused:
+            await self.audit_quietly(
+                AuditAction.SERVER_SPAWN, actor=actor, outcome="refused", details={"code": refused.code}
+            )
+            raise
+        except Exception as error:
+            await self.audit_quietly(
+                AuditAction.SERVER_SPAWN,
+                actor=actor,
+                outcome="failure",
+                details={"error": type(error).__name__, **await self.container_details()},
+            )
+            raise
+        try:
+            await asyncio.to_thread(
+                self.audit, AuditAction.SERVER_SPAWN, actor=actor, details=await self.container_details()
+            )
+        except Exception:
+            self.log.exception("could not audit the start of %s; stopping it", self._log_name)
+            self._stop_cause = {"cause": CAUSE_HUB, "reason": "spawn_not_audited"}
+            await self.stop(now=True)
+            raise
+        return started
+
+    def get_env(self) -> dict[str, str]:
+        return workspace_policy.filter_env(super().get_env())
+
+    async def poll(self) -> int | None:
+        status = await super().poll()
+        if status is not None or not self.name:
+            return status
+        try:
+            await asyncio.to_thread(self.check_access)
+        except WorkspaceRefused as refused:
+            self.log.warning("stopping workspace %s of %s: %s", self.name, self.user.name, refused.code)
+            self._stop_cause = {"cause": CAUSE_ACCESS, "code": refused.code}
+            await self.stop(now=True)
+            return 0
+        return None
+
+    _stop_cause: dict[str, str] | None = None
+
+    def stop_cause(self) -> tuple[str, dict[str, str]]:
+        """Who stops the server and why: (actor, details)."""
+        if self._stop_cause is not None:
+            cause, self._stop_cause = self._stop_cause, None
+            return "hub", cause
+        who = requester(requesting_handler())
+        if who is None:
+            return "hub", {"cause": CAUSE_HUB}
+        if who == f"service:{roles.IDLE_CULLER}":
+            return who, {"cause": CAUSE_IDLE, "requested_by": who}
+        return who, {"cause": CAUSE_REQUEST, "requested_by": who}
+
+    async def stop(self, now: bool = False) -> None:
+        if not self.has_workload():  # already stopped and removed (e.g. by poll); nothing to do
+            self._stop_cause = None
+            self.clear_state()
+            return
+        actor, cause = self.stop_cause()
+        action = AuditAction.SERVER_CULL if cause["cause"] == CAUSE_IDLE else AuditAction.SERVER_STOP
+        details = {**cause, **await self.container_details()}
+        try:
+            await super().stop(now=now)
+        except Exception as error:
+            await self.audit_quietly(
+                action, actor=actor, outcome="failure", details={**details, "error": type(error).__name__}
+            )
+            raise
+        await self.audit_quietly(action, actor=actor, details=details)
+
+
+class EnclaveSpawner(WorkspaceSpawnerMixin, DockerSpawner):
+    """DockerSpawner with the enclave's access check, per-project network and lock-down."""
 
     network_prefix = Unicode(
         network.NETWORK_PREFIX, help="Prefix of the per-project Docker network names."
@@ -112,21 +335,6 @@ class EnclaveSpawner(DockerSpawner):
             if not 0 < port < 65536:
                 raise ValueError(f"service_ports[{name!r}] = {port} is not a TCP port (1..65535)")
         return proposal.value
-
-    pids_limit = Int(256, min=16, help="Most processes a workspace may run (stops fork bombs).").tag(
-        config=True
-    )
-
-    scratch_size = Unicode("512m", help="Size of the /tmp tmpfs (bytes, or with k/m/g).").tag(config=True)
-
-    workspace_uid = Int(1000, help="The uid the image's analyst user has; files are published to it.").tag(
-        config=True
-    )
-
-    home_volume_template = Unicode(
-        "enclave-home-{project}-{user}",
-        help="Name of the home volume, one per project and user; removed when the project ends.",
-    ).tag(config=True)
 
     extra_allowed_ports = List(
         Int(), help="More host ports the workspaces may reach on their gateway (normally none)."
@@ -162,123 +370,45 @@ class EnclaveSpawner(DockerSpawner):
     def _default_name_template(self) -> str:
         return "enclave-ws-{servername}-{username}"
 
-    # ---- state --------------------------------------------------------------------------------
-
-    def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
-        if self.name:
-            state["enclave_project"] = self.name
-        return state
-
-    @property
-    def project_id(self) -> str:
-        return self.name
-
-    # ---- steps --------------------------------------------------------------------------------
-
-    def _open_session(self) -> AbstractContextManager[Session]:
-        from enclave import audit, db
-
-        url = os.environ.get(enclave_config.DATABASE_URL_ENV) or f"sqlite:///{self.paths.state_db}"
-        audit.use_vault(url, self.paths)  # the chain is keyed by this home's vault
-        return db.session_scope(db.connect(url))
-
-    @property
-    def paths(self) -> enclave_config.Paths:
-        return enclave_config.Paths(enclave_config.enclave_home(self.enclave_home))
-
-    def check_access(self) -> str:
-        """The project's access mode, or ``WorkspaceRefused``."""
-        if not self.name:
-            raise named_server_required()
-        with self._open_session() as session:
-            return check_workspace_access(session, self.name, self.user.name)
+    # ---- steps ---------------------------------------------------------------------------------
 
     def allowed_ports(self) -> list[int]:
         return sorted({self.hub_port, *self.service_ports.values(), *self.extra_allowed_ports})
 
-    def home_volume(self) -> str:
-        return self.home_volume_template.format(project=self.name, user=self.escaped_name)
+    def user_slug(self) -> str:
+        return self.escaped_name
 
-    def ensure_home_volume(self) -> None:
+    def has_workload(self) -> bool:
+        return bool(self.object_id)
+
+    def ensure_home_volume(self, plan: WorkspacePlan) -> None:
         """Create the home volume with the project's label, so destruction finds it by label
         (``hub_config.destruction``); an existing volume is kept as it is."""
-        self.client.create_volume(
-            self.home_volume(),
-            labels={
-                network.LABEL_PROJECT: self.name,
-                "org.enclave.user": self.user.name,
-                "org.enclave.role": "home",
-            },
-        )
+        self.client.create_volume(plan.home_volume, labels=dict(plan.home_labels))
+
+    def service_bases(self, gateway: str) -> dict[str, str]:
+        """Each enclave service's base URL as a workspace on this network reaches it."""
+        return {name: f"http://{gateway}:{port}" for name, port in self.service_ports.items()}
 
     async def prepare_workspace(self) -> None:
         """Steps 1-4 of the module docstring: everything ``super().start()`` needs."""
         access = await asyncio.to_thread(self.check_access)
-        try:
-            data = await asyncio.to_thread(
-                publish.publish,
-                self.paths,
-                self.name,
-                rows=access == "rows",
-                uid=self.workspace_uid,
-                gid=self.workspace_uid,
-            )
-        except Exception as error:
-            if getattr(error, "code", None) == "workspace_not_prepared":
-                raise not_prepared(self.name) from None
-            raise
-        await asyncio.to_thread(self.ensure_home_volume)
+        data = await self.publish_data(access)
         net = await asyncio.to_thread(network.ensure_network, self.client, self.name, self.network_prefix)
+        plan = self.make_plan(access, data, self.service_bases(net.gateway))
+        await asyncio.to_thread(self.ensure_home_volume, plan)
         await asyncio.to_thread(firewall.apply, net.bridge, net.gateway, self.allowed_ports())
+        self.apply_plan(plan, net)
 
+    def apply_plan(self, plan: WorkspacePlan, net: network.ProjectNetwork) -> None:
+        """The plan as DockerSpawner settings, on the project's network."""
         self.network_name = net.name
         self.hub_connect_url = f"http://{net.gateway}:{self.hub_port}"
-        self.volumes = {self.home_volume(): lockdown.HOME_IN_CONTAINER}
-        self.read_only_volumes = {str(data.root): str(data.root)}
-        self.extra_host_config = lockdown.host_config(
-            lockdown.Limits(pids=self.pids_limit, scratch=self.scratch_size, memory=self.mem_limit),
-            dns=[net.gateway],
-        )
-        self.extra_create_kwargs = lockdown.create_kwargs(self.name, self.user.name)
-        self.environment = {
-            "ENCLAVE_PROJECT": self.name,
-            "ENCLAVE_ACCESS": access,
-            "ENCLAVE_TWIN_DB": str(data.twin_db),
-            **({"ENCLAVE_ROWS_DB": str(data.rows_db)} if data.rows_db else {}),
-            **{
-                # hub-managed services serve their routes under the hub's /services/<name>/ prefix
-                f"ENCLAVE_{name.upper().replace('-', '_')}_URL": f"http://{net.gateway}:{port}/services/{name}/"
-                for name, port in self.service_ports.items()
-            },
-        }
-
-    # ---- audit --------------------------------------------------------------------------------
-
-    def audit(
-        self, action: AuditAction, *, actor: str, details: dict[str, Any], outcome: str = "success"
-    ) -> None:
-        """Write one server record in a transaction of its own."""
-        from enclave import audit
-
-        with self._open_session() as session:
-            audit.record(
-                session,
-                action,
-                actor=actor,
-                obj=f"server:{self.user.name}/{self.name}",
-                project=self.name or None,
-                outcome=outcome,
-                source=AUDIT_SOURCE,
-                details={"user": self.user.name, "server": self.name, **details},
-            )
-
-    async def audit_quietly(self, action: AuditAction, **kwargs: Any) -> None:
-        """Audit a stop or a failed start: a broken audit database must not keep a server running."""
-        try:
-            await asyncio.to_thread(self.audit, action, **kwargs)
-        except Exception:
-            self.log.exception("could not audit %s of %s", action, self._log_name)
+        self.volumes = {plan.home_volume: plan.home_path}
+        self.read_only_volumes = {path: path for path in plan.read_only_paths}
+        self.extra_host_config = lockdown.plan_host_config(plan, dns=[net.gateway])
+        self.extra_create_kwargs = lockdown.plan_create_kwargs(plan)
+        self.environment = dict(plan.env)
 
     async def container_details(self) -> dict[str, Any]:
         """The container id and name, and the digest of the image it actually runs."""
@@ -293,81 +423,3 @@ class EnclaveSpawner(DockerSpawner):
                     image_digest=found.get("Image"),  # sha256:… of the image, whatever its tag now says
                 )
         return details
-
-    # ---- start / stop -------------------------------------------------------------------------
-
-    async def start(self) -> Any:
-        actor = requester(self.handler) or self.user.name
-        try:
-            await self.prepare_workspace()
-            started = await super().start()
-        except WorkspaceRefused as refused:
-            await self.audit_quietly(
-                AuditAction.SERVER_SPAWN, actor=actor, outcome="refused", details={"code": refused.code}
-            )
-            raise
-        except Exception as error:
-            await self.audit_quietly(
-                AuditAction.SERVER_SPAWN,
-                actor=actor,
-                outcome="failure",
-                details={"error": type(error).__name__, **await self.container_details()},
-            )
-            raise
-        try:
-            await asyncio.to_thread(
-                self.audit, AuditAction.SERVER_SPAWN, actor=actor, details=await self.container_details()
-            )
-        except Exception:
-            self.log.exception("could not audit the start of %s; stopping it", self._log_name)
-            self._stop_cause = {"cause": CAUSE_HUB, "reason": "spawn_not_audited"}
-            await self.stop(now=True)
-            raise
-        return started
-
-    def get_env(self) -> dict[str, str]:
-        return lockdown.filter_env(super().get_env())
-
-    async def poll(self) -> int | None:
-        status = await super().poll()
-        if status is not None or not self.name:
-            return status
-        try:
-            await asyncio.to_thread(self.check_access)
-        except WorkspaceRefused as refused:
-            self.log.warning("stopping workspace %s of %s: %s", self.name, self.user.name, refused.code)
-            self._stop_cause = {"cause": CAUSE_ACCESS, "code": refused.code}
-            await self.stop(now=True)
-            return 0
-        return None
-
-    _stop_cause: dict[str, str] | None = None
-
-    def stop_cause(self) -> tuple[str, dict[str, str]]:
-        """Who stops the server and why: (actor, details)."""
-        if self._stop_cause is not None:
-            cause, self._stop_cause = self._stop_cause, None
-            return "hub", cause
-        who = requester(requesting_handler())
-        if who is None:
-            return "hub", {"cause": CAUSE_HUB}
-        if who == f"service:{roles.IDLE_CULLER}":
-            return who, {"cause": CAUSE_IDLE, "requested_by": who}
-        return who, {"cause": CAUSE_REQUEST, "requested_by": who}
-
-    async def stop(self, now: bool = False) -> None:
-        if not self.object_id:  # already stopped and removed (e.g. by poll); nothing to do
-            self._stop_cause = None
-            self.clear_state()
-            return
-        actor, cause = self.stop_cause()
-        action = AuditAction.SERVER_CULL if cause["cause"] == CAUSE_IDLE else AuditAction.SERVER_STOP
-        details = {**cause, **await self.container_details()}
-        try:
-            await super().stop(now=now)
-        except Exception as error:
-            await self.audit_quietly(
-                action, actor=actor, outcome="failure", details={**details, "error": type(error).__name__}
-            )
-            raise
-        await self.audit_quietly(action, actor=actor, details=details)

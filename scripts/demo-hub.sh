@@ -86,9 +86,16 @@ for _ in $(seq 1 90); do
     sleep 1
 done
 curl -fsS -o /dev/null "$URL/hub/api/" || { tail -n 40 "$STATE/hub.log" >&2; exit 1; }
+# The hub API and the services listen on loopback only (hub_config/jupyterhub_config.py, "Bind
+# addresses"); workspaces reach them through the firewall's forwarding from their network's gateway.
+for port in "${ENCLAVE_HUB_API_PORT:-8081}" "${ENCLAVE_GATEWAY_PORT:-8101}" "${ENCLAVE_EXPORT_REVIEW_PORT:-8102}"; do
+    beyond=$(ss -Hltn "sport = :$port" | awk '{print $4}' | grep -v '^127\.0\.0\.1:' || true)
+    [ -z "$beyond" ] || { echo "port $port listens beyond loopback: $beyond" >&2; stop_hub; exit 1; }
+done
 
 step "The hub is up / 平台已启动"
 echo "URL:       $URL   (log: $STATE/hub.log; stop: make demo-stop)"
+echo "hub API, gateway, export review: 127.0.0.1 only / 仅监听 127.0.0.1 (workspaces: their network's gateway)"
 echo "analysts:  ${ANALYSTS[*]}  (start the server named demo-cardio)"
 echo "committee: ${REVIEWERS[*]}   steward: $STEWARD   (export review: $URL/services/export-review/)"
 echo "passwords (also in $passwords):"

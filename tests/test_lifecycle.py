@@ -36,7 +36,7 @@ def project(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> st
         ):
             catalog.register(s, paths, write_dataset(tmp_path, name, table, columns), actor="steward")
         spec = parse_project_spec(project_spec(period={"start": "2026-01-01", "end": "2026-06-30"}))
-        projects.create_project(s, paths, spec, actor="steward", preparer=None)
+        projects.create_project(s, paths, spec, actor="steward", preparer=None, today=date(2026, 3, 1))
     return spec.id
 
 
@@ -97,13 +97,20 @@ def test_sweep_plans_expiry_at_period_end_and_destruction_within_30_days(
     sessions: sessionmaker[Session], project: str
 ) -> None:
     with session_scope(sessions) as s:
-        assert lifecycle.plan_sweep(s, today=date(2026, 6, 30)).to_dict() == {"expired": [], "destroyed": []}
+        assert lifecycle.plan_sweep(s, today=date(2026, 6, 30)).to_dict() == {
+            "expired": [],
+            "destroyed": [],
+            "reviews": [],
+            "failed": [],
+        }
         assert lifecycle.plan_sweep(s, today=date(2026, 7, 1)).expired == [project]
-        assert lifecycle.plan_sweep(s, today=date(2026, 7, 30)).destroyed == []
-        assert lifecycle.plan_sweep(s, today=date(2026, 7, 31)).destroyed == [project]
-        assert lifecycle.plan_sweep(s, today=date(2026, 7, 2), grace_days=0).destroyed == [project]
-        with pytest.raises(BadInput):
-            lifecycle.plan_sweep(s, grace_days=31)
+        # R-LIFE-4: day end + 30 at the latest (it used to land on day 31).
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 29)).destroyed == []
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 30)).destroyed == [project]
+        assert lifecycle.plan_sweep(s, today=date(2026, 7, 1), grace_days=1).destroyed == [project]
+        for grace_days in (0, 31):
+            with pytest.raises(BadInput):
+                lifecycle.plan_sweep(s, grace_days=grace_days)
 
 
 def test_sweep_expires_in_its_own_transaction(

@@ -21,9 +21,10 @@ from enclave.cli.common import (
     command_errors,
     console,
     emit_json,
+    err_console,
     get_context,
 )
-from enclave.errors import BadInput
+from enclave.errors import BadInput, EnclaveError
 from enclave.specs import load_project_spec
 
 NAME = "project"
@@ -37,8 +38,13 @@ SERVICE_URLS_ENV = "ENCLAVE_SERVICE_URLS"
 
 def revocation_hooks() -> list[lifecycle.RevocationHook]:
     """Stop the project's servers through the hub when the hub's API URL and a steward token are set,
-    then make the services named in $ENCLAVE_SERVICE_URLS (comma list of base URLs) forget cached tokens."""
-    url, token = os.environ.get(HUB_API_URL_ENV), os.environ.get(HUB_API_TOKEN_ENV)
+    then make the services named in $ENCLAVE_SERVICE_URLS (comma list of base URLs) forget cached tokens.
+
+    Run as a hub-managed service (the lifecycle sweep), the hub's own $JUPYTERHUB_API_URL and the
+    service's $JUPYTERHUB_API_TOKEN stand in for them."""
+    env = os.environ.get
+    url = env(HUB_API_URL_ENV) or env("JUPYTERHUB_API_URL")
+    token = env(HUB_API_TOKEN_ENV) or env("JUPYTERHUB_API_TOKEN")
     if not (url and token):
         return []
     from hub_config.revocation import clear_service_auth_caches, stop_project_servers
@@ -85,7 +91,10 @@ def create(
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate an approved project spec, store it, and provision the workspace."""
+    """Validate an approved project spec, store it, and provision the workspace.
+
+    A spec whose period has ended is refused (project_ended); one that has not started yet is
+    created, and usable from its start date."""
     enclave = get_context(ctx)
     who = actor_or_default(actor)
     with audit.refusals_recorded(
@@ -147,17 +156,20 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
                 "pi": p.pi,
                 "period": {"start": p.period_start, "end": p.period_end},
                 "spec_version": p.current_spec_version,
+                "retention_review": lifecycle.retention_review(session, p),  # R-LIFE-8
             }
             for p in projects.list_projects(session)
         ]
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "title", "state", "access", "PI", "period", "version")
+    table = Table("id", "title", "state", "access", "PI", "period", "version", "data review")
     for r in rows:
         state = r["state"] + (" (locked)" if r["locked"] else "")
         period = f"{r['period']['start']} → {r['period']['end']}"
-        table.add_row(r["id"], r["title"], state, r["access"], r["pi"], period, str(r["spec_version"]))
+        table.add_row(
+            r["id"], r["title"], state, r["access"], r["pi"], period, str(r["spec_version"]), _review(r)
+        )
     console.print(table)
 
 
@@ -179,6 +191,16 @@ def show(ctx: typer.Context, project_id: str, as_json: JsonOption = False) -> No
         console.print(f"  {member['role']:<10} {member['user']}")
     for name, columns in info["spec"]["datasets"].items():
         console.print(f"  {name}: {', '.join(columns)}")
+    console.print(f"retained data review (R-LIFE-8) / 留存数据复审: {_review(info)}")
+
+
+def _review(row: dict[str, Any]) -> str:
+    """The 5-yearly retained-data review: reminders due, or the next date."""
+    review = row["retention_review"]
+    if review["reminders"]:
+        last = review["reminders"][-1]
+        return f"DUE since {last['due']} (reminded {last['recorded_at'][:10]}); next {review['next_due']}"
+    return f"next {review['next_due']}"
 
 
 def _emit_state(project_id: str, state: str, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -265,7 +287,8 @@ def sweep(
     ctx: typer.Context,
     today: Annotated[str | None, typer.Option("--today", help="Pretend today is YYYY-MM-DD.")] = None,
     grace_days: Annotated[
-        int, typer.Option("--grace-days", min=0, max=30)
+        int,
+        typer.Option("--grace-days", min=1, max=30, help="Destroy on day end + N (R-LIFE-4: at most 30)."),
     ] = lifecycle.MAX_DESTRUCTION_GRACE_DAYS,
     every: Annotated[
         int,
@@ -273,7 +296,8 @@ def sweep(
     ] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Expire projects past their end; destroy them at most 30 days later (cron or hub service)."""
+    """Expire projects past their end; destroy them at most 30 days later; record the 5-yearly
+    reviews of retained data. With --every, a loop (the hub runs it as the lifecycle-sweep service)."""
     enclave = get_context(ctx)
     try:
         day = date.fromisoformat(today) if today else None
@@ -282,18 +306,36 @@ def sweep(
             "date_invalid", f"--today: not a date: {today!r}", f"--today：不是日期：{today!r}"
         ) from None
     while True:
-        result = lifecycle.sweep(
-            enclave.session,
-            enclave.paths,
-            today=day,
-            grace_days=grace_days,
-            hooks=revocation_hooks(),
-            volume_destroyers=volume_destroyers(enclave),
-        )
+        try:
+            result = lifecycle.sweep(
+                enclave.session,
+                enclave.paths,
+                today=day,
+                grace_days=grace_days,
+                hooks=revocation_hooks(),
+                volume_destroyers=volume_destroyers(enclave),
+            )
+        except Exception as error:  # as a service: say so and try again, never die in a restart loop
+            if every <= 0:
+                raise
+            err_console.print(f"sweep failed, retried in {every} s: {type(error).__name__}: {error}")
+            time.sleep(every)
+            continue
         if as_json:
             emit_json(result.to_dict())
         else:
-            console.print(f"expired: {result.expired or '-'} · destroyed: {result.destroyed or '-'}")
+            reviews = [f"{r['project']}@{r['due']}" for r in result.reviews]
+            console.print(
+                f"expired: {result.expired or '-'} · destroyed: {result.destroyed or '-'}"
+                f" · reviews due: {reviews or '-'} · failed: {result.failed or '-'}"
+            )
         if every <= 0:
+            if result.failed:
+                raise EnclaveError(
+                    "sweep_incomplete",
+                    f"The sweep could not finish {len(result.failed)} step(s); they are retried next time",
+                    f"清理任务有 {len(result.failed)} 个步骤未完成；下次运行时重试",
+                    details={"failed": result.failed},
+                )
             return
         time.sleep(every)

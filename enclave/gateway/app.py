@@ -26,6 +26,7 @@ from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
 from enclave.gateway.runner import QueryLimits, QueryRunner
 from enclave.hub_service import AUTH_CACHE_MAX_TTL_S, HubServiceApp
+from enclave.metrics import QueryMetrics
 
 
 class GatewayApp(HubServiceApp):
@@ -94,6 +95,7 @@ class GatewayApp(HubServiceApp):
             on_lock=self._stop_server_soon,
         )
         self.authenticator = TokenAuthenticator(self.hub_api_url, self.api_token, self.auth_cache_ttl_s)
+        self.metrics = QueryMetrics(self._session)
         args = {
             "runner": self.runner,
             "authenticator": self.authenticator,
@@ -101,7 +103,11 @@ class GatewayApp(HubServiceApp):
         }
         routes = [(pattern, handler, args) for pattern, handler in handlers(self.base_url)]
         return TornadoApplication(
-            routes, default_handler_class=NotFoundHandler, default_handler_args=args, log=self.log
+            routes,
+            default_handler_class=NotFoundHandler,
+            default_handler_args=args,
+            log=self.log,
+            metrics=self.metrics,
         )
 
     def _stop_server_soon(self, caller: Caller) -> None:

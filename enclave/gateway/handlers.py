@@ -6,6 +6,7 @@ POST   {base}api/query                {"sql", "synthetic"?, "query_id"?, "format
 DELETE {base}api/queries/<query_id>   cancel a running query
 POST   {base}api/auth-cache/clear     forget cached token answers (a steward's or the revocation hook's token)
 GET    {base}api/health               liveness (no authentication, no data)
+GET    {base}metrics                  Prometheus metrics (a token with `read:metrics`: monitoring, stewards)
 
 The caller is identified as soon as the headers arrive, before any body byte is read, and a body over
 ``MAX_BODY_BYTES`` is refused (413) from its Content-Length or, when chunked, while it streams.
@@ -13,17 +14,19 @@ The caller is identified as soon as the headers arrive, before any body byte is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
+from enclave import metrics
 from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
 from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
 from enclave.gateway.http_errors import error_body, http_error_body, status_for
 from enclave.gateway.runner import QueryRunner, check_query_id
-from enclave.hub_service import check_revoker, clear_token_cache
+from enclave.hub_service import check_metrics_reader, check_revoker, clear_token_cache
 from enclave.query_service import check_analyst_access
 
 MAX_SQL_CHARS = 100_000
@@ -235,6 +238,21 @@ class AuthCacheHandler(BaseHandler):
         self.write_json({"ok": True, "cleared": cleared})
 
 
+class MetricsHandler(BaseHandler):
+    """Queries, refusals by code and alerts, for Prometheus (``enclave.metrics``); the caller's token is
+    checked with the hub afresh and must hold ``read:metrics``."""
+
+    authenticate = False
+
+    async def get(self) -> None:
+        token = token_from_header(self.request.headers.get("Authorization"))
+        await check_metrics_reader(self.authenticator.hub_auth, token)
+        counters: metrics.QueryMetrics = self.application.settings["metrics"]
+        await asyncio.to_thread(counters.update)
+        self.set_header("Content-Type", metrics.CONTENT_TYPE)
+        self.finish(metrics.render(counters.families()))
+
+
 class HealthHandler(BaseHandler):
     authenticate = False
 
@@ -257,4 +275,5 @@ def handlers(base_url: str) -> list[tuple[str, type[BaseHandler]]]:
         (rf"{base_url}api/queries/([^/]+)", CancelHandler),
         (rf"{base_url}api/auth-cache/clear", AuthCacheHandler),
         (rf"{base_url}api/health", HealthHandler),
+        (rf"{base_url}metrics", MetricsHandler),
     ]

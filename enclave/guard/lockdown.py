@@ -5,12 +5,20 @@ paths allowed; then external access is switched off (no other files, no network,
 extension install or load, no replacement scans of Python objects), memory and threads are capped,
 and the configuration is locked so analyst SQL cannot undo any of it. DuckDB has no per-statement
 timeout, so ``run_with_timeout`` interrupts the connection from a timer thread.
+
+Views over objects in a bucket (``storage: s3``) are read through DuckDB's httpfs, loaded from the
+binary that the ``duckdb-extension-httpfs`` wheel ships (never installed from the network), with one
+temporary secret scoped to the project's key prefix. Those URLs join ``allowed_paths`` as exact
+objects: ``allowed_directories`` is not used for them, because DuckDB 1.5 does not normalise
+``..`` in an ``s3://`` URL, so a prefix would let ``s3://bucket/project/../other/`` through.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +30,7 @@ from enclave.errors import BadInput
 
 T = TypeVar("T")
 GLOB_CHARS = ("*", "?", "[", "{")
+HTTPFS_PACKAGE = "duckdb_extension_httpfs"
 
 # Startup settings; ``enable_external_access`` and ``lock_configuration`` follow once paths are allowed.
 STARTUP_CONFIG: dict[str, object] = {
@@ -35,18 +44,62 @@ STARTUP_CONFIG: dict[str, object] = {
     "temp_directory": "",
 }
 
+
+@dataclass(frozen=True)
+class S3Access:
+    """How a locked connection reads views over objects: one key, scoped to ``scope`` (``s3://b/p/``)."""
+
+    scope: str
+    endpoint: str
+    key_id: str = field(repr=False)
+    secret: str = field(repr=False)
+    region: str = "us-east-1"
+    url_style: str = "path"
+    use_ssl: bool = True
+
+
+def httpfs_extension() -> Path:
+    """The httpfs binary of the ``duckdb-extension-httpfs`` wheel that matches this DuckDB."""
+    spec = importlib.util.find_spec(HTTPFS_PACKAGE)
+    path = None
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if path is None or not path.is_file():
+        raise BadInput(
+            "httpfs_extension_missing",
+            f"Object storage needs the duckdb-extension-httpfs=={duckdb.__version__} package",
+            f"对象存储需要安装 duckdb-extension-httpfs=={duckdb.__version__} 软件包",
+        )
+    return path
+
+
+def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
+    """Load httpfs from the wheel's file (signed; unsigned extensions stay refused)."""
+    con.execute(f"LOAD {_literal(str(httpfs_extension()))}")
+
+
+def _literal(value: str) -> str:
+    return exp.Literal.string(value).sql(dialect="duckdb")
+
+
 _TIMEOUTS: dict[int, float] = {}
 _OPEN: dict[str, duckdb.DuckDBPyConnection] = {}  # private parents, never handed out
 _LOCK = threading.Lock()
 
 
 def open_locked(
-    database: Path, *, memory_limit: str = "2GB", threads: int = 2, timeout_s: float = 30.0
+    database: Path,
+    *,
+    memory_limit: str = "2GB",
+    threads: int = 2,
+    timeout_s: float = 30.0,
+    s3: S3Access | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the project's prepared views database read-only and lock it down.
 
     The memory and thread limits apply to the database instance, so they are those of the first
-    open of a file in this process; the timeout is per returned connection.
+    open of a file in this process; the timeout is per returned connection. ``s3`` is used only
+    when the views read ``s3://`` objects, which must then all lie under its scope.
     """
     database = Path(database)
     if not database.is_file():
@@ -61,7 +114,7 @@ def open_locked(
     with _LOCK:
         parent = _OPEN.get(key)
         if parent is None or not _alive(parent):
-            parent = _open_parent(database, key, memory_limit, threads)
+            parent = _open_parent(database, key, memory_limit, threads, s3)
             _OPEN[key] = parent
         # DuckDB keeps one instance per file and process. Callers get their own cursor, which shares
         # the locked configuration, can be interrupted and closed without touching the others.
@@ -70,7 +123,9 @@ def open_locked(
     return cursor
 
 
-def _open_parent(database: Path, key: str, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+def _open_parent(
+    database: Path, key: str, memory_limit: str, threads: int, s3: S3Access | None
+) -> duckdb.DuckDBPyConnection:
     config = dict(STARTUP_CONFIG, memory_limit=memory_limit, threads=threads)
     try:
         con = duckdb.connect(key, read_only=True, config=config)
@@ -82,6 +137,12 @@ def _open_parent(database: Path, key: str, memory_limit: str, threads: int) -> d
         ) from None
     try:
         files, directories = view_sources(con)
+        remote = {path for path in files | directories if path.startswith("s3:")}
+        if remote:
+            _check_remote(remote, directories, s3)
+            assert s3 is not None
+            load_httpfs(con)
+            con.execute(secret_sql(s3, "enclave_views"))
         if files:
             con.execute(f"SET allowed_paths = {_list_literal(files)}")
         if directories:
@@ -89,6 +150,9 @@ def _open_parent(database: Path, key: str, memory_limit: str, threads: int) -> d
         con.execute("SET enable_external_access = false")
         con.execute("SET enable_progress_bar = false")
         con.execute("SET lock_configuration = true")
+    except BadInput:
+        con.close()
+        raise
     except duckdb.Error:
         con.close()
         raise BadInput(
@@ -97,6 +161,41 @@ def _open_parent(database: Path, key: str, memory_limit: str, threads: int) -> d
             "无法锁定查询数据库",
         ) from None
     return con
+
+
+def _check_remote(remote: set[str], directories: set[str], s3: S3Access | None) -> None:
+    """Every object a view reads is one exact object under the project's scope, or nothing opens."""
+    if s3 is None:
+        raise BadInput(
+            "storage_access_missing",
+            "The views read objects in a bucket, but no object storage is configured (storage: s3)",
+            "视图读取存储桶中的对象，但未配置对象存储（storage: s3）",
+        )
+    scope = s3.scope if s3.scope.endswith("/") else s3.scope + "/"
+    for url in remote:
+        rest = url[len(scope) :]
+        parts = rest.split("/")
+        if (
+            url in directories
+            or not url.startswith(scope)
+            or any(p in ("", ".", "..") for p in parts)
+            or any(ch in url for ch in ("?", "#", "\\", *GLOB_CHARS))
+        ):
+            raise BadInput(
+                "view_source_outside_scope",
+                f"A view reads {url}, outside the project's objects under {scope}",
+                f"某视图读取 {url}，超出了项目对象范围 {scope}",
+            )
+
+
+def secret_sql(s3: S3Access, name: str) -> str:
+    """A temporary DuckDB secret for ``s3``, valid for URLs under its scope only."""
+    return (
+        f"CREATE OR REPLACE TEMPORARY SECRET {name} (TYPE s3, KEY_ID {_literal(s3.key_id)}, "
+        f"SECRET {_literal(s3.secret)}, ENDPOINT {_literal(s3.endpoint)}, REGION {_literal(s3.region)}, "
+        f"URL_STYLE {_literal(s3.url_style)}, USE_SSL {'true' if s3.use_ssl else 'false'}, "
+        f"SCOPE {_literal(s3.scope)})"
+    )
 
 
 def _alive(con: duckdb.DuckDBPyConnection) -> bool:
@@ -108,7 +207,7 @@ def _alive(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _list_literal(values: set[str]) -> str:
-    return "[" + ", ".join(exp.Literal.string(v).sql(dialect="duckdb") for v in sorted(values)) + "]"
+    return "[" + ", ".join(_literal(v) for v in sorted(values)) + "]"
 
 
 def view_sources(con: duckdb.DuckDBPyConnection) -> tuple[set[str], set[str]]:
@@ -142,7 +241,7 @@ def _paths_in(definition: str) -> list[str]:
     for function in tree.find_all(exp.ReadParquet, exp.ReadCSV, exp.Anonymous):
         if not isinstance(function.parent, exp.Table):
             paths += [lit.this for lit in function.find_all(exp.Literal) if lit.is_string]
-    return [p for p in paths if p.startswith("/")]
+    return [p for p in paths if p.startswith(("/", "s3:"))]
 
 
 def timeout_for(con: duckdb.DuckDBPyConnection, default: float = 30.0) -> float:

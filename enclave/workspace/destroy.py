@@ -1,8 +1,10 @@
 """Destroy a project's workspace data and issue a signed certificate (R-LIFE-2, R-LIFE-4..6, R-LIFE-11).
 
-Destroyed: every prepared version (Parquet, views, twin, reports), the project's vault folder, the
-project's secrets, through ``volume_destroyers`` its workspace volumes and, through
-``database_destroyers``, its rows in the state database (the query guard's differencing ledger).
+Destroyed: every prepared version (Parquet, views, twin, reports), the project's vault folder, with
+``storage: s3`` every object under the project's key prefix in the bucket (each listed in the
+certificate with its URL, size and the sha256 preparation recorded), the project's secrets,
+through ``volume_destroyers`` its workspace volumes and, through ``database_destroyers``, its rows
+in the state database (the query guard's differencing ledger).
 Kept: the disclosure ledger, released exports and the audit log, and the certificate itself,
 written to ``<home>/certificates/<project>-destruction.json`` outside the vault project folder.
 """
@@ -19,6 +21,7 @@ from typing import Any
 from enclave.audit import now_iso
 from enclave.config import Paths
 from enclave.errors import EnclaveError, NotFound
+from enclave.workspace import layout, storage
 from enclave.workspace.certificate import (
     DestroyedItem,
     DestructionCertificate,
@@ -61,6 +64,46 @@ def _destroy_tree(paths: Paths, root: Path) -> list[DestroyedItem]:
     return items
 
 
+def _prepared_objects(project_dir: Path) -> tuple[dict[str, str], bool]:
+    """(object URL -> sha256, whether any build is on object storage), from the builds' reports."""
+    hashes: dict[str, str] = {}
+    on_s3 = False
+    builds = project_dir / layout.PREPARED / layout.BUILDS
+    for report_file in sorted(builds.glob(f"*/{layout.REPORT}")) if builds.is_dir() else []:
+        try:
+            report = json.loads(report_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        on_s3 = on_s3 or report.get("storage") == "s3"
+        for facts in (report.get("datasets") or {}).values():
+            if isinstance(facts, dict) and facts.get("object") and facts.get("prepared_sha256"):
+                hashes[str(facts["object"])] = str(facts["prepared_sha256"])
+    return hashes, on_s3
+
+
+def _destroy_objects(
+    store: storage.S3Store | None, project_id: str, project_dir: Path
+) -> list[DestroyedItem]:
+    """Delete the project's objects in the bucket (verified gone); nothing when storage is local."""
+    hashes, on_s3 = _prepared_objects(project_dir)
+    if store is None:
+        if on_s3:
+            raise DestructionFailed(
+                "storage_not_configured",
+                f"Prepared data of {project_id} is in a bucket, but storage: s3 is not configured; "
+                "nothing was deleted",
+                f"项目 {project_id} 的预处理数据在存储桶中，但未配置 storage: s3；未删除任何内容",
+            )
+        return []
+    prefix = store.project_key(project_id)
+    items = []
+    for key, size in store.delete_prefix(prefix):
+        url = store.url(key)
+        items.append(DestroyedItem("object", url, hashes.get(url), size))
+    items.append(DestroyedItem("object_prefix", store.url(prefix)))
+    return items
+
+
 def _certificate_path(paths: Paths, project_id: str) -> Path:
     folder = private_dir(certificates_dir(paths))
     path = folder / f"{project_id}-destruction.json"
@@ -97,6 +140,7 @@ def destroy_workspace(
             f"Project {project_id} has no workspace data to destroy",
             f"项目 {project_id} 没有可销毁的工作区数据",
         )
+    store = storage.store_for(paths)  # a settings or credentials problem stops before any deletion
     started_at = now_iso()
     items: list[DestroyedItem] = []
     for destroyer in volume_destroyers:
@@ -109,6 +153,17 @@ def destroy_workspace(
                 "nothing else was deleted, try again",
                 f"销毁项目 {project_id} 的工作区卷失败（{type(error).__name__}）；其他内容未删除，请重试",
             ) from error
+    try:
+        items += _destroy_objects(store, project_id, project_dir)
+    except DestructionFailed:
+        raise
+    except Exception as error:
+        raise DestructionFailed(
+            "destruction_failed",
+            f"Deleting the objects of {project_id} in the bucket failed ({type(error).__name__}); "
+            "the vault files were kept, try again",
+            f"删除项目 {project_id} 在存储桶中的对象失败（{type(error).__name__}）；保险库文件未删除，请重试",
+        ) from error
     if project_dir.exists():
         items += _destroy_tree(paths, project_dir)
     items += destroy_secrets(paths, project_id)

@@ -64,16 +64,23 @@ def project_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def linked_builds(root: Path) -> set[Path]:
+    """The resolved build folders that a ``v<N>`` link points to."""
+    if not root.is_dir():
+        return set()
+    return {
+        (root / os.readlink(link)).resolve()
+        for link in root.iterdir()
+        if link.is_symlink() and link.name.startswith("v")
+    }
+
+
 def remove_unlinked_builds(root: Path) -> None:
     """Delete builds that no ``v<N>`` link points to (interrupted or superseded runs)."""
     builds = root / BUILDS
     if not builds.is_dir():
         return
-    linked = {
-        (root / os.readlink(link)).resolve()
-        for link in root.iterdir()
-        if link.is_symlink() and link.name.startswith("v")
-    }
+    linked = linked_builds(root)
     for build in builds.iterdir():
         if build.resolve() not in linked:
             shutil.rmtree(build, ignore_errors=True)

@@ -5,12 +5,15 @@ pseudonymise the person key, shift dates (plus per-person jitter), generalise qu
 top- and bottom-code measures in row-level projects (see ``enclave.deid.plan``), check k-anonymity,
 write Parquet, then build read-only DuckDB views, a synthetic twin, a report and the
 disclosure-ledger entries. Everything runs as DuckDB SQL over the files; secrets are bound
-parameters only. The result becomes visible in one atomic switch (see ``enclave.workspace.layout``);
-a failure or an interrupt at any point leaves the previous version, or nothing, visible.
+parameters only. With ``storage: s3`` (``enclave.workspace.storage``) the prepared Parquet is
+uploaded to the bucket and removed from the build folder, and the views read it from there.
+The result becomes visible in one atomic switch (see ``enclave.workspace.layout``); a failure or an
+interrupt at any point leaves the previous version, or nothing, visible.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,7 +43,7 @@ from enclave.deid.sql import quote_literal
 from enclave.deid.twin import person_pool, write_twin
 from enclave.errors import BadInput, Reason, Refused
 from enclave.specs import AccessMode, DatasetSpec, ProjectSpec
-from enclave.workspace import layout, relations
+from enclave.workspace import layout, relations, storage
 from enclave.workspace.files import READ_ONLY_FILE, fsync_path, fsync_tree, replace_symlink
 from enclave.workspace.hashing import BackgroundHasher
 from enclave.workspace.layout import current_prepared_dir, current_twin_db, current_views_db
@@ -79,6 +82,7 @@ class PreparationReport:
     prepared_dir: Path
     ledger_subjects: dict[str, int] = field(default_factory=dict)
     date_jitter_days: int = 0  # N of the per-person jitter in [-N, N] days; 0 = none
+    storage: str = "local"  # "local" | "s3": where the prepared Parquet is (datasets[*]["object"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +99,7 @@ class PreparationReport:
             "date_jitter_days": self.date_jitter_days,
             "prepared_at": self.prepared_at,
             "ledger_subjects": self.ledger_subjects,
+            "storage": self.storage,
         }
 
 
@@ -213,8 +218,10 @@ def _prepare_into(
     prepared_at: str,
     progress: Progress,
     hashes: BackgroundHasher,
+    store: storage.S3Store | None = None,
 ) -> PreparationReport:
-    """Build every file of one version inside ``build`` (not yet visible)."""
+    """Build every file of one version inside ``build`` (not yet visible); with ``store`` the
+    prepared Parquet goes to the bucket under the build's key."""
     k = project.min_cell_count
     plans = _plan_all(con, project, datasets, secrets.per_person_offset)
     params = _secret_params(secrets, ledger.ledger_key(paths), project.date_jitter_days)
@@ -316,11 +323,27 @@ def _prepare_into(
     for name, digests in hashes.results().items():
         dataset, kind = name.split(":")
         reports[dataset][f"{kind}_sha256"] = digests
+    sources: dict[str, Path | str] = dict(parquet)
+    setup = None
+    if store is not None:
+        prefix = store.build_key(project.id, build.name)
+        for name, path in parquet.items():
+            progress(f"{name}: uploading to object storage")
+            key = f"{prefix}{name}.parquet"
+            store.upload(path, key)
+            sources[name] = reports[name]["object"] = store.url(key)
+            path.unlink()  # the bucket holds the prepared data; the vault keeps views, twin, report
+        project_id = project.id
+
+        def setup(con: duckdb.DuckDBPyConnection) -> None:
+            store.attach(con, project_id)
+
     progress("building views")
-    build_views_db(build / layout.VIEWS_DB, parquet)
+    build_views_db(build / layout.VIEWS_DB, sources, setup)
     build_views_db(build / layout.TWIN_DB, twins)
     for path in [*parquet.values(), *twins.values()]:
-        os.chmod(path, READ_ONLY_FILE)
+        if path.exists():
+            os.chmod(path, READ_ONLY_FILE)
     return PreparationReport(
         project_id=project.id,
         version=version,
@@ -335,6 +358,7 @@ def _prepare_into(
         prepared_dir=build,
         ledger_subjects=subjects,
         date_jitter_days=project.date_jitter_days,
+        storage="s3" if store is not None else "local",
     )
 
 
@@ -365,9 +389,17 @@ def prepare_workspace(
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BadInput("version_invalid", f"Invalid version: {version!r}", f"版本号无效：{version!r}")
     report_progress = progress or (lambda _message: None)
+    store = storage.store_for(paths)
+    if store is not None and project.access is AccessMode.ROWS:
+        raise BadInput(
+            "storage_rows_unsupported",
+            "Row-level projects mount their prepared files into the workspace: use local storage",
+            "行级访问项目需要把预处理文件挂载到工作区：请使用本地存储",
+        )
     root = layout.prepared_root(paths, project.id)
     with layout.project_lock(root):
         layout.remove_unlinked_builds(root)
+        _remove_unlinked_objects(store, root, project.id)
         secrets = create_secrets(paths, project.id, per_person_offset=per_person_offset)
         build = layout.new_build_dir(root, version)
         try:
@@ -385,6 +417,7 @@ def prepare_workspace(
                         now_iso(),
                         report_progress,
                         hashes,
+                        store,
                     )
             finally:
                 con.close()
@@ -400,6 +433,9 @@ def prepare_workspace(
             replace_symlink(root / layout.CURRENT, f"v{version}")
         except BaseException as error:
             shutil.rmtree(build, ignore_errors=True)
+            if store is not None:
+                with contextlib.suppress(Exception):  # else the next preparation sweeps them
+                    store.delete_prefix(store.build_key(project.id, build.name))
             if isinstance(error, duckdb.Error):
                 raise BadInput(
                     "preparation_failed",
@@ -408,5 +444,16 @@ def prepare_workspace(
                 ) from None
             raise
         layout.remove_unlinked_builds(root)
+        _remove_unlinked_objects(store, root, project.id)
         fsync_path(root)
     return report
+
+
+def _remove_unlinked_objects(store: storage.S3Store | None, root: Path, project_id: str) -> None:
+    """Delete the bucket's objects of builds that no ``v<N>`` link names (as for local builds)."""
+    if store is None:
+        return
+    linked = {build.name for build in layout.linked_builds(root)}
+    prefix = store.project_key(project_id) + f"{layout.BUILDS}/"
+    stale = [key for key, _ in store.objects(prefix) if key[len(prefix) :].split("/")[0] not in linked]
+    store.delete(stale)

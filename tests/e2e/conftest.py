@@ -212,6 +212,7 @@ def launch_hub(paths: Paths, workdir: Path, **settings: str) -> Iterator[Hub]:
         "ENCLAVE_HUB_API_PORT": str(api_port),
         "ENCLAVE_HUB_SERVICES": "none",
         "ENCLAVE_TEST_ADMIN_TOKEN": token,
+        "ENCLAVE_TEST_PROXY_API_PORT": str(free_port()),  # never a fixed port another process may hold
         "PATH": f"{Path(_proxy_command()).parent}:{Path(sys.executable).parent}:{os.environ['PATH']}",
         "PYTHONPATH": str(REPO),
         **settings,

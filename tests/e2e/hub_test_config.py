@@ -14,7 +14,7 @@ c.EnclaveSpawner.pids_limit = 64
 c.EnclaveSpawner.poll_interval = 2
 c.EnclaveSpawner.poll_jitter = 0
 c.JupyterHub.last_activity_interval = 5
-if os.environ.get("ENCLAVE_TEST_PROXY_API_PORT"):  # a second hub beside the session's needs its own proxy
+if os.environ.get("ENCLAVE_TEST_PROXY_API_PORT"):  # each test hub has its own proxy API port
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['ENCLAVE_TEST_PROXY_API_PORT']}"
 c.JupyterHub.services = [
     *c.JupyterHub.services,

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +199,9 @@ class Enclave:
         return db.session_scope(db.connect(self.database_url))
 
 
-def _create_project(session: Session, paths: Paths, **fields: Any) -> None:
+def _create_project(session: Session, paths: Paths, today: date | None = None, **fields: Any) -> None:
     spec = parse_project_spec(project_spec(**fields))
-    projects.create_project(session, paths, spec, actor="steward")
+    projects.create_project(session, paths, spec, actor="steward", today=today)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +233,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
             pi="eve",
             analysts=["eve"],
             period={"start": "2025-01-01", "end": "2025-12-31"},
+            today=date(2025, 6, 1),  # created while it ran; ended and expired since
         )
     with setup.session() as session:
         lifecycle.expire(session, EXPIRED_PROJECT, actor="steward", reason="period ended")

@@ -70,3 +70,9 @@ c.JupyterHub.load_roles = [
         "services": ["test-admin"],
     },
 ]
+# A monitoring user: the only one whose token may read the services' /metrics (read:metrics).
+c.JupyterHub.load_groups = {"monitors": {"users": ["mona"]}}
+c.JupyterHub.load_roles = [
+    *c.JupyterHub.load_roles,
+    {"name": "test-monitoring", "scopes": ["read:metrics"], "groups": ["monitors"]},
+]

@@ -67,10 +67,17 @@ def test_firewall_rules_allow_listed_ports_then_reject_everything() -> None:
     rules = firewall.rules_for("10.9.0.1", [8101, 8081, 8101])
     assert rules[0] == ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]
     accepts = rules[1:-2]
+    # only what the nat rules forwarded from the gateway's allowed ports to loopback (issue 13, item 2)
     assert accepts == [
-        ["-p", "tcp", "-d", "10.9.0.1", "--dport", "8081", "-j", "ACCEPT"],
-        ["-p", "tcp", "-d", "10.9.0.1", "--dport", "8101", "-j", "ACCEPT"],
-    ]
+        ["-p", "tcp", "-d", "127.0.0.1", "--dport", str(port), "-m", "conntrack", "--ctstate", "DNAT",
+         "--ctorigdst", "10.9.0.1", "--ctorigdstport", str(port), "-j", "ACCEPT"]
+        for port in (8081, 8101)
+    ]  # fmt: skip
+    assert firewall.nat_rules_for("10.9.0.1", [8101, 8081, 8101]) == [
+        ["-p", "tcp", "-d", "10.9.0.1", "--dport", str(port), "-j", "DNAT",
+         "--to-destination", f"127.0.0.1:{port}"]
+        for port in (8081, 8101)
+    ]  # fmt: skip
     assert rules[-2][-3:] == ["REJECT", "--reject-with", "tcp-reset"]
     assert rules[-1] == ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"]  # UDP/DNS too
     # no port: only replies, then reject
@@ -89,6 +96,8 @@ def test_firewall_chain_names_fit_iptables() -> None:
 def test_firewall_apply_refuses_an_unnamed_bridge() -> None:
     with pytest.raises(firewall.FirewallError):
         firewall.apply("", "10.0.0.1", [1])
+    with pytest.raises(firewall.FirewallError, match="interface name"):  # it names a /proc/sys path
+        firewall.apply("../../all", "10.0.0.1", [1])
 
 
 def test_analysts_cannot_make_tokens_or_share() -> None:

@@ -8,6 +8,7 @@ POST api/requests/<id>/votes           JSON {choice, file?, comment?, override?}
 POST api/requests/<id>/release         release an approved request to the outbox
 GET  api/requests/<id>/download        zip of the released files and the signed manifest (audited)
 POST api/auth-cache/clear              forget cached token answers (a steward's token, the revocation hook)
+GET  metrics                           Prometheus metrics of the queue (a token with `read:metrics`)
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from enclave import metrics
 from enclave.errors import BadInput
 from enclave.gateway.auth import token_from_header
 from enclave.gateway.http_errors import http_error_body
-from enclave.hub_service import check_revoker, clear_token_cache
+from enclave.hub_service import check_metrics_reader, check_revoker, clear_token_cache
+from export_review.metrics import export_families
 from export_review.web import actions
 from export_review.web.handlers.base import ApiHandler, UploadHandler
 from export_review.web.handlers.pages import REQUEST_ID
@@ -112,6 +115,19 @@ class AuthCacheApi(ApiHandler):
         self.write_json({"ok": True, "cleared": cleared})
 
 
+class MetricsApi(ApiHandler):
+    """Requests per state and the oldest wait (``export_review.metrics``), for Prometheus; the caller's
+    token is checked with the hub afresh and must hold ``read:metrics``."""
+
+    async def get(self) -> None:
+        token = token_from_header(self.request.headers.get("Authorization"))
+        await check_metrics_reader(self.hub_auth, token)
+        with self.ctx.session() as session:
+            families = export_families(session)
+        self.set_header("Content-Type", metrics.CONTENT_TYPE)
+        self.finish(metrics.render(families))
+
+
 class NotFoundApi(ApiHandler):
     def prepare(self) -> None:
         self.write_json(http_error_body(404), 404)
@@ -126,5 +142,6 @@ def default_handlers(prefix: str) -> list[tuple[str, type]]:
         (rf"{api}requests/{REQUEST_ID}/release", ReleaseApi),
         (rf"{api}requests/{REQUEST_ID}/download", DownloadApi),
         (rf"{api}auth-cache/clear", AuthCacheApi),
+        (rf"{prefix}metrics", MetricsApi),
         (rf"{api}.*", NotFoundApi),
     ]
