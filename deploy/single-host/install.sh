@@ -191,6 +191,7 @@ secret "$ETC/proxy/auth-token" enclave-proxy:enclave-proxy
 for service in gateway export-review idle-culler; do
     secret "$ETC/secrets/services/$service.token" enclave:enclave
 done
+secret "$ETC/secrets/services/export-review.cookie-secret" enclave:enclave  # reviewers stay logged in
 if [ -n "$DATABASE_URL_FILE" ]; then
     install -m 0600 -o enclave -g enclave "$DATABASE_URL_FILE" "$ETC/secrets/database-url"
 elif [ ! -s "$ETC/secrets/database-url" ]; then

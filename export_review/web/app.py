@@ -17,7 +17,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado.web import Application as TornadoApplication
 from traitlets import Integer, Unicode, default
 
-from enclave import db
+from enclave import config, db
 from enclave.config import Paths
 from enclave.hub_service import AUTH_CACHE_MAX_TTL_S, HubServiceApp
 from export_review.web.context import WebContext
@@ -59,8 +59,8 @@ class ExportReviewApp(HubServiceApp):
         help="Uploads one user may stream at once; another one is refused (429 `export_uploads_busy`).",
     ).tag(config=True)
     cookie_secret = Unicode(
-        help="Secret signing the login cookie (default: $JUPYTERHUB_COOKIE_SECRET, else random per start, "
-        "which logs everyone out on restart)."
+        help="Secret signing the login cookie (default: $JUPYTERHUB_COOKIE_SECRET, else the 0600 file "
+        "$JUPYTERHUB_COOKIE_SECRET_FILE names, else random per start, which logs everyone out on restart)."
     ).tag(config=True)
 
     @default("service_name")
@@ -81,6 +81,9 @@ class ExportReviewApp(HubServiceApp):
 
     @default("cookie_secret")
     def _default_cookie_secret(self) -> str:
+        secret_file = os.environ.get("JUPYTERHUB_COOKIE_SECRET_FILE")
+        if secret_file and not os.environ.get("JUPYTERHUB_COOKIE_SECRET"):
+            return config.read_secret_file(secret_file)
         return os.environ.get("JUPYTERHUB_COOKIE_SECRET", "") or secrets.token_hex(32)
 
     def hub_auth(self) -> HubOAuth:

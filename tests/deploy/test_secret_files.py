@@ -84,6 +84,21 @@ def test_a_service_reads_its_hub_token_from_the_named_file(
         _ = HubServiceApp().api_token
 
 
+def test_export_review_reads_its_cookie_secret_from_the_named_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fixed login cookie secret keeps reviewers logged in across restarts, without the environment."""
+    from export_review.web.app import ExportReviewApp
+
+    monkeypatch.delenv("JUPYTERHUB_COOKIE_SECRET", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_COOKIE_SECRET_FILE", str(_secret(tmp_path / "cookie", "c0ffee" * 8)))
+    assert ExportReviewApp().cookie_secret == "c0ffee" * 8
+    _secret(tmp_path / "cookie", "c0ffee" * 8, 0o640)
+    with pytest.raises(BadInput) as refused:
+        _ = ExportReviewApp().cookie_secret
+    assert refused.value.code == "secret_file_permissions"
+
+
 def test_s3_outbox_credentials_come_from_the_named_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
