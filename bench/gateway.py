@@ -1,24 +1,40 @@
-"""Gateway latency versus the same query in-process, on 1,000,000 prepared patients.
+"""Gateway latency versus the same query in-process, then the gateway under load, on 1,000,000 patients.
 
-    .venv/bin/python bench/gateway.py [--patients 1000000] [--repeat 7] [--clients 20]
+    .venv/bin/python bench/gateway.py [--patients 1000000] [--repeat 7] [--clients 20] [--load-repeat 3]
+                                      [--memory-limit 2GB] [--workers 4]
 
-Prints, per query, the median in-process time (``enclave.query_service.run_query``, the code the
-gateway itself runs) and through the gateway (HTTP, hub token check, Arrow IPC), their ratio
-(aim: under 1.2 for queries over 50 ms), then the p95 with 20 concurrent clients as a ratio of
-the in-process median. Starts a real JupyterHub and the gateway on 127.0.0.1.
+Part 1 prints, per query, the median in-process time (``enclave.query_service.run_query``, the code
+the gateway itself runs) and through the gateway (HTTP, hub token check, Arrow IPC), and their ratio
+(aim: under 1.2 for queries over 50 ms).
+
+Part 2 (issue #17) runs ``--clients`` concurrent clients of four analysts; ``--heavy-share`` of them
+(a quarter) send the heavy visits join, the others the light single-view queries, ``--load-repeat``
+each. It
+prints the failures by code (aim: 0), the throughput against the same queries sent back to back by
+one client (aim: at least 0.8 times), the p95 of the light queries that overlapped a heavy one
+against each query's solo median through the gateway (aim: at most 5 times), and the monitoring
+alerts raised (aim: none). Starts a real JupyterHub and the gateway on 127.0.0.1. Figures are noisy
+on a shared machine: report the load average with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,14 +43,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from enclave_client import Connection, QueryError  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from enclave import catalog, db, projects, query_service  # noqa: E402
+from enclave.audit import AuditAction  # noqa: E402
+from enclave.db.models import AuditEvent  # noqa: E402
+from enclave.db.session import dispose_all  # noqa: E402
 from enclave.specs import parse_project_spec  # noqa: E402
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
 from tests.gateway.conftest import Enclave, running_hub, start_gateway  # noqa: E402
 
 PROJECT = "bench-2026"
+ANALYSTS = ["alice", "bob", "mallory", "frank"]
+HEAVY = "visits join"
 QUERIES = {
     "count by sex": "SELECT sex, count(*) AS n FROM patients GROUP BY sex",
     "count by dx, sex": "SELECT dx, sex, count(*) AS n FROM patients GROUP BY dx, sex",
@@ -74,10 +96,10 @@ def tables(n: int) -> tuple[pa.Table, pa.Table]:
     return patients, visits
 
 
-def prepare(root: Path, n: int) -> Enclave:
+def prepare(root: Path, n: int, url: str | None = None) -> Enclave:
     home = root / "home"
     home.mkdir()
-    url = f"sqlite:///{home / 'state.db'}"
+    url = url or f"sqlite:///{home / 'state.db'}"
     db.migrate(url)
     enclave = Enclave(home, url)
     patients, visits = tables(n)
@@ -89,16 +111,173 @@ def prepare(root: Path, n: int) -> Enclave:
             catalog.register(
                 session, enclave.paths, write_dataset(root / "src", name, table, columns), actor="bench"
             )
-    spec = project_spec(id=PROJECT, pi="alice", analysts=["alice"])
+    spec = project_spec(id=PROJECT, pi="alice", analysts=ANALYSTS)
     with enclave.session() as session:
         projects.create_project(session, enclave.paths, parse_project_spec(spec), actor="bench")
     return enclave
+
+
+@contextmanager
+def state_database(postgres: bool) -> Iterator[str | None]:
+    """A fresh PostgreSQL database for the state (dropped afterwards), or None for SQLite."""
+    if not postgres:
+        yield None
+        return
+    admin_url = os.environ.get(
+        "ENCLAVE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"enclave_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def timed(func) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     func()
     return (time.perf_counter() - started) * 1000
+
+
+Plan = list[tuple[str, list[str]]]  # (user, query names) per client
+Span = tuple[str, float, float]  # (query name, start, end) of a query that succeeded
+
+
+def concurrently(
+    gateway_url: str, tokens: dict[str, str], plan: Plan
+) -> tuple[list[Span], Counter[str], float]:
+    """Every client of ``plan`` at once, each sending its queries back to back."""
+    failures: Counter[str] = Counter()
+    spans: list[Span] = []
+
+    def one_client(user: str, names: list[str]) -> None:
+        conn = Connection(gateway_url, tokens[user], PROJECT)
+        for name in names:
+            begun = time.perf_counter()
+            try:
+                conn.sql(QUERIES[name], progress=None)
+                spans.append((name, begun, time.perf_counter()))
+            except QueryError as error:  # counted and printed, never hidden
+                failures[error.code] += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(plan)) as pool:
+        for future in [pool.submit(one_client, user, names) for user, names in plan]:
+            future.result()
+    return spans, failures, time.perf_counter() - started
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[int(0.95 * (len(ordered) - 1))]
+
+
+class Sampler:
+    """The gateway's admission queues, sampled every 100 ms while a phase runs (where the time goes)."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.samples: list[dict[str, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.1):
+            self.samples.append({"in_flight": len(self.runner._running), **self.runner.admission.snapshot()})
+
+    def mean(self) -> str:
+        self.stop.set()
+        self.thread.join()
+        keys = self.samples[0].keys() if self.samples else []
+        return ", ".join(f"{k} {statistics.fmean(s[k] for s in self.samples):.1f}" for k in keys)
+
+
+def load(
+    gateway_url: str,
+    tokens: dict[str, str],
+    solo: dict[str, float],
+    clients: int,
+    repeat: int,
+    runner: Any,
+    heavy_share: float = 0.25,
+) -> None:
+    """Part 2: light and heavy queries from ``clients`` clients at once, against one client in turn."""
+    light = [name for name in QUERIES if name != HEAVY]
+    plan: Plan = []  # `heavy_share` of the clients send the heavy query, the others light ones
+    for i in range(clients):
+        heavy_client = i < max(1, round(clients * heavy_share))
+        names = [HEAVY] * repeat if heavy_client else [light[(i + j) % len(light)] for j in range(repeat)]
+        plan.append((ANALYSTS[i % len(ANALYSTS)], names))
+    total = sum(len(names) for _, names in plan)
+    n_heavy = sum(n == HEAVY for _, names in plan for n in names)
+
+    serial_client = Connection(gateway_url, tokens["alice"], PROJECT)
+    started = time.perf_counter()
+    for _, names in plan:
+        for name in names:
+            serial_client.sql(QUERIES[name], progress=None)
+    serial_s = time.perf_counter() - started
+
+    sampler = Sampler(runner)
+    spans, failures, concurrent_s = concurrently(gateway_url, tokens, plan)
+    queues = sampler.mean()
+    heavy = [(b, e) for name, b, e in spans if name == HEAVY]
+    overlapping = [
+        (name, (e - b) * 1000)
+        for name, b, e in spans
+        if name != HEAVY and any(hb < e and b < he for hb, he in heavy)
+    ]
+    light_plan = [(user, names) for user, names in plan if HEAVY not in names]
+    light_spans, light_failures, _ = concurrently(gateway_url, tokens, light_plan)
+    failures.update(light_failures)
+
+    print(
+        f"\n{clients} concurrent clients of {len(ANALYSTS)} analysts, {total} queries ({n_heavy} heavy), "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    failed = ", ".join(f"{n} × {code}" for code, n in failures.items()) or "0"
+    print(f"failures: {failed}  (aim: 0)")
+    ratio = serial_s / concurrent_s
+    print(
+        f"throughput: {total / concurrent_s:.2f} q/s concurrent vs {total / serial_s:.2f} q/s back to back "
+        f"= {ratio:.2f} ×  (aim: ≥ 0.8)  [{concurrent_s:.1f} s vs {serial_s:.1f} s]"
+    )
+    if overlapping:
+        print(
+            f"light queries while heavy ones ran: {len(overlapping)}, "
+            f"p95 {p95([ms for _, ms in overlapping]):.0f} ms"
+            f" = {p95([ms / solo[name] for name, ms in overlapping]):.2f} × solo median  (aim: ≤ 5)"
+        )
+    if light_spans:
+        alone = [(name, (e - b) * 1000) for name, b, e in light_spans]
+        print(
+            f"the same light clients without the heavy ones: p95 {p95([ms for _, ms in alone]):.0f} ms"
+            f" = {p95([ms / solo[name] for name, ms in alone]):.2f} × solo median"
+        )
+    print(f"admission queues, mean while mixed: {queues}")
+    heavy_ms = sorted((e - b) * 1000 for b, e in heavy)
+    if heavy_ms:
+        print(
+            f"heavy queries: p50 {statistics.median(heavy_ms):.0f} ms, max {heavy_ms[-1]:.0f} ms "
+            f"(solo {solo[HEAVY]:.0f} ms)"
+        )
+
+
+def alerts_and_locks(sessions) -> tuple[Counter[str], int]:  # type: ignore[no-untyped-def]
+    with db.session_scope(sessions) as session:
+        rows = session.query(AuditEvent.details_json).filter(
+            AuditEvent.action == AuditAction.QUERY_ALERT.value
+        )
+        alerts = Counter(json.loads(d).get("rule", "?") for (d,) in rows)
+        locked = session.query(AuditEvent).filter(AuditEvent.action == AuditAction.USER_LOCK.value).count()
+    return alerts, locked
 
 
 def main() -> None:
@@ -108,19 +287,39 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--load-repeat", type=int, default=3)
+    parser.add_argument("--memory-limit", default="2GB")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--heavy-share", type=float, default=0.25, help="share of the clients sending the join"
+    )
+    parser.add_argument(
+        "--heavy-slots", type=int, default=None, help="Admission.heavy_slots (default: its own)"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="state in a fresh PostgreSQL database (as in production; the tests' server, "
+        "$ENCLAVE_TEST_POSTGRES) instead of SQLite, whose single write lock serializes the ledger",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp, state_database(args.postgres) as url:
         root = Path(tmp)
-        print(f"preparing {args.patients:,} patients …", flush=True)
-        enclave = prepare(root, args.patients)
+        print(f"preparing {args.patients:,} patients ({'PostgreSQL' if url else 'SQLite'}) …", flush=True)
+        enclave = prepare(root, args.patients, url)
         sessions = db.connect(enclave.database_url)
         (root / "hub").mkdir()
         with running_hub(root / "hub") as hub:
+            # Rate and volume alerts off (a benchmark is a flood by design); refusal alerts stay on.
             relaxed = Config({"QueryMonitor": {"queries_per_window": 10**9, "rows_per_hour": 10**9}})
-            gateway = start_gateway(hub, enclave, config=relaxed, workers=args.clients)
+            if args.heavy_slots is not None:
+                relaxed.Admission = Config({"heavy_slots": args.heavy_slots})
+            gateway = start_gateway(
+                hub, enclave, config=relaxed, workers=args.workers, memory_limit=args.memory_limit
+            )
             try:
-                token, _ = hub.server_token("alice", PROJECT)
-                client = Connection(gateway.url, token, PROJECT)
+                tokens = {user: hub.server_token(user, PROJECT)[0] for user in ANALYSTS}
+                client = Connection(gateway.url, tokens["alice"], PROJECT)
 
                 def in_process(sql: str) -> None:
                     query_service.run_query(
@@ -130,10 +329,11 @@ def main() -> None:
                         "alice",
                         sql,
                         source="bench",
+                        memory_limit=args.memory_limit,
                     )
 
                 print(f"\n{'query':<20} {'in-process ms':>14} {'gateway ms':>11} {'ratio':>6}")
-                medians = {}
+                solo = {}
                 for name, sql in QUERIES.items():
                     in_process(sql)
                     client.sql(sql, progress=None)  # warm both paths
@@ -141,39 +341,21 @@ def main() -> None:
                     remote = statistics.median(
                         timed(lambda s=sql: client.sql(s, progress=None)) for _ in range(args.repeat)
                     )
-                    medians[name] = local
+                    solo[name] = remote
                     flag = "" if local < 50 else ("  ok" if remote / local < 1.2 else "  ABOVE 1.2")
                     print(f"{name:<20} {local:>14.1f} {remote:>11.1f} {remote / local:>6.2f}{flag}")
 
-                print(f"\n{args.clients} concurrent clients, {args.repeat} queries each")
-                clients = [Connection(gateway.url, hub.server_token("alice", PROJECT)[0], PROJECT)]
-                clients *= args.clients
-                for name, sql in QUERIES.items():
-                    failures: Counter[str] = Counter()
-
-                    def one_client(
-                        c: Connection, s: str = sql, failures: Counter[str] = failures
-                    ) -> list[float]:
-                        times = []
-                        for _ in range(args.repeat):
-                            try:
-                                times.append(timed(lambda: c.sql(s, progress=None)))
-                            except QueryError as error:  # counted and printed, never hidden
-                                failures[error.code] += 1
-                        return times
-
-                    with ThreadPoolExecutor(args.clients) as pool:
-                        latencies = list(pool.map(one_client, clients))
-                    flat = sorted(x for run in latencies for x in run)
-                    failed = ", ".join(f"{n} × {code}" for code, n in failures.items()) or "none failed"
-                    if not flat:
-                        print(f"{name:<20} every query failed: {failed}")
-                        continue
-                    p95 = flat[int(0.95 * (len(flat) - 1))]
-                    print(
-                        f"{name:<20} p95 {p95:>9.1f} ms  = {p95 / medians[name]:>6.2f} × in-process median"
-                        f"  ({failed})"
-                    )
+                load(
+                    gateway.url,
+                    tokens,
+                    solo,
+                    args.clients,
+                    args.load_repeat,
+                    gateway.app.runner,
+                    args.heavy_share,
+                )
+                alerts, locked = alerts_and_locks(sessions)
+                print(f"monitoring: alerts {dict(alerts) or 0}, users locked {locked}  (aim: 0, 0)")
             finally:
                 gateway.stop()
 

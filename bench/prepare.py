@@ -1,11 +1,15 @@
 """Benchmark: prepare 10,000,000 visit rows (1,000,000 patients) end to end, beside pandas.
 
     .venv/bin/python bench/prepare.py [--patients 1000000] [--visits-per-patient 10] [--repeat 1]
+                                      [--no-pandas] [--parquet-settings]
 
 Generates the data with DuckDB (``range()`` and hash-based values), then times
 ``enclave.workspace.prepare.prepare_workspace`` and a straightforward pandas implementation of the
 same transforms, each ``--repeat`` times (the best run counts: the machine may be shared). Prints
-what each side does, the seconds, rows per second and the ratio.
+what each side does, the seconds, rows per second, the ratio, the machine's load average, and the
+enclave's best run step by step (from its progress messages: wall and process CPU seconds), so the
+next bottleneck is visible. ``--parquet-settings`` also rewrites the prepared visits with other
+Parquet settings (compression, row-group size) and prints the seconds and size of each.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import os
+import resource
 import secrets
 import sys
 import tempfile
@@ -148,6 +154,97 @@ PANDAS_DOES = (
 )
 
 
+STEPS = {  # the end of a progress message -> the step it starts
+    "reading persons and quasi-identifiers": "read: facts (persons, quasi-identifiers)",
+    "pseudonymising persons": "pseudonymise: HMAC map (pseudonym, jitter, ledger subject)",
+    "top- and bottom-coding measures": "coding: measure bounds",
+    "checking k-anonymity": "k-check",
+    "de-identifying": "write: join map, dates, bands, codes, Parquet",
+    "counting persons": "counts",
+    "synthesising the twin": "twin",
+    "recording subjects in the disclosure ledger": "ledger: stage subjects",
+    "uploading to object storage": "upload",
+    "waiting for the SHA-256 of the files": "wait for SHA-256 of sources and outputs",
+    "building views": "views",
+    "writing the report and syncing the files": "report, fsync",
+    "recording the disclosure ledger": "ledger: commit",
+    "switching to the new version": "switch",
+}
+PARQUET_SETTINGS = [
+    "COMPRESSION snappy",
+    "COMPRESSION zstd, COMPRESSION_LEVEL 1",
+    "COMPRESSION zstd",
+    "COMPRESSION lz4_raw",
+    "COMPRESSION uncompressed",
+    "COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE 1000000",
+    "COMPRESSION zstd, COMPRESSION_LEVEL 1, DICTIONARY_SIZE_LIMIT 1000",
+]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class StepTimer:
+    """A progress callback that records the wall and CPU time of each step of one preparation."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float, float]] = [("start", time.perf_counter(), cpu_seconds())]
+
+    def __call__(self, message: str) -> None:
+        self.marks.append((message, time.perf_counter(), cpu_seconds()))
+
+    def finish(self) -> None:
+        self.marks.append(("end", time.perf_counter(), cpu_seconds()))
+
+    def steps(self) -> list[tuple[str, float, float]]:
+        """(step, wall seconds, CPU seconds) in order; a dataset's steps carry its name."""
+        out = []
+        for (message, wall, cpu), (_, next_wall, next_cpu) in zip(self.marks, self.marks[1:], strict=False):
+            dataset, _, action = message.rpartition(": ")
+            step = STEPS.get(action, action)
+            out.append((f"{dataset}: {step}" if dataset else step, next_wall - wall, next_cpu - cpu))
+        return out
+
+
+def print_steps(timer: StepTimer) -> None:
+    steps = timer.steps()
+    wall, cpu = sum(s[1] for s in steps), sum(s[2] for s in steps)
+    print("enclave step by step (best run; CPU is the process's, all threads):")
+    for step, seconds, cpu_used in steps:
+        print(f"  {seconds:7.2f} s wall {cpu_used:7.2f} s CPU {100 * seconds / wall:5.1f}%  {step}")
+    print(f"  {wall:7.2f} s wall {cpu:7.2f} s CPU          total")
+
+
+def parquet_settings(prepared: Path, folder: Path) -> None:
+    """Rewrite the prepared ``prepared`` file with each of ``PARQUET_SETTINGS``; print time and size."""
+    con = duckdb.connect(config={"preserve_insertion_order": False})
+    con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet('{prepared}')")
+    (rows,) = con.execute("SELECT count(*) FROM t").fetchone()  # type: ignore[misc]
+    print(f"Parquet settings, rewriting the prepared {prepared.name} ({rows:,} rows) from memory:")
+    for setting in PARQUET_SETTINGS:
+        target = folder / "settings.parquet"
+        started, cpu = time.perf_counter(), cpu_seconds()
+        con.execute(f"COPY t TO '{target}' (FORMAT parquet, {setting})")
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        started = time.perf_counter()
+        con.execute(f"SELECT count(*), count(DISTINCT pid) FROM read_parquet('{target}')").fetchall()
+        read = time.perf_counter() - started
+        print(
+            f"  write {elapsed:5.2f} s wall {cpu:5.2f} s CPU, {target.stat().st_size / 1e6:6.1f} MB, "
+            f"read back {read:4.2f} s  {setting}"
+        )
+        target.unlink()
+    con.close()
+
+
+def load() -> str:
+    return (
+        "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+    )
+
+
 def best_of(repeat: int, run: Callable[[int], object]) -> float:
     """The shortest wall time of ``repeat`` runs (``run`` gets the run number)."""
     times = []
@@ -163,7 +260,10 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=1_000_000)
     parser.add_argument("--visits-per-patient", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the best counts")
+    parser.add_argument("--no-pandas", action="store_true", help="time the enclave only")
+    parser.add_argument("--parquet-settings", action="store_true", help="compare Parquet write settings")
     args = parser.parse_args()
+    print(load())
     visit_rows = args.patients * args.visits_per_patient
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as tmp:
         folder = Path(tmp)
@@ -191,25 +291,42 @@ def main() -> None:
             "visits": (parse_dataset_spec(VISITS_SPEC), visits_file),
         }
         reports = []
+        timers: list[StepTimer] = []
 
         def run_enclave(attempt: int) -> None:
-            reports.append(prepare_workspace(paths, project, datasets, version=attempt + 1))
+            timers.append(StepTimer())
+            reports.append(
+                prepare_workspace(paths, project, datasets, version=attempt + 1, progress=timers[-1])
+            )
+            timers[-1].finish()
 
+        started_cpu = cpu_seconds()
         enclave_seconds = best_of(args.repeat, run_enclave)
+        enclave_cpu = (cpu_seconds() - started_cpu) / args.repeat
         print(f"enclave does: {ENCLAVE_DOES}")
         print(
             f"enclave (DuckDB): {enclave_seconds:.1f} s, {visit_rows / enclave_seconds:,.0f} visit rows/s "
-            f"(k_ok={reports[-1].k_ok})"
+            f"(k_ok={reports[-1].k_ok}; {enclave_cpu:.1f} s CPU per run; {load()})"
         )
+        print_steps(min(timers, key=lambda timer: timer.marks[-1][1] - timer.marks[0][1]))
+        if args.parquet_settings:
+            parquet_settings(reports[-1].prepared_dir / "visits.parquet", folder)
+        if args.no_pandas:
+            return
 
         def run_pandas(attempt: int) -> None:
             out = folder / f"pandas-{attempt}"
             out.mkdir()
             pandas_prepare(patients_file, visits_file, out)
 
+        started_cpu = cpu_seconds()
         pandas_seconds = best_of(args.repeat, run_pandas)
+        pandas_cpu = (cpu_seconds() - started_cpu) / args.repeat
         print(f"pandas does: {PANDAS_DOES}")
-        print(f"pandas:           {pandas_seconds:.1f} s, {visit_rows / pandas_seconds:,.0f} visit rows/s")
+        print(
+            f"pandas:           {pandas_seconds:.1f} s, {visit_rows / pandas_seconds:,.0f} visit rows/s "
+            f"({pandas_cpu:.1f} s CPU per run; {load()})"
+        )
         print(f"ratio (enclave / pandas rows per second): {pandas_seconds / enclave_seconds:.1f}x")
 
 

@@ -87,6 +87,9 @@ class QueryMetrics:
         if action == AuditAction.QUERY_RUN.value:
             self.queries["success", synthetic] += 1
             return
+        if details.get("server_failure"):  # the server's failure (admission control), not a refusal
+            self.queries["server_failure", synthetic] += 1
+            return
         self.queries["refused", synthetic] += 1
         self.refusals[str(details.get("code", "unknown"))] += 1
         for reason in details.get("reasons") or []:

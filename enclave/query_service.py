@@ -8,26 +8,38 @@ Queries on real data share the project's differencing ledger in the state databa
 released, and it survives restarts. A query on the synthetic twin gets a ledger of its own, thrown
 away after it: the twin's persons are not the project's, and must neither fill the project's
 ledger nor be judged against it.
+
+Crash safety: a result's populations enter the project's ledger in the same transaction as the
+query's ``query.run`` audit record (``differencing_ledger.held_ledger``), committed only once the
+result is complete and within its limits. A gateway killed before that commit leaves neither; one
+killed after it leaves both, and the client may not have the result. A ``query_id`` names one
+release: a retry with the same id after a crash runs again if nothing was committed, and is refused
+(``query_id_used``) if a result under that id was already audited as released by this analyst in
+this project within ``QUERY_ID_REUSE_WINDOW_S``, so one id never has two released results.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable, Collection
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from enclave import audit, differencing_ledger, lifecycle, projects
+from enclave import audit, crashpoints, differencing_ledger, lifecycle, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
+from enclave.db.models import AuditEvent
 from enclave.errors import BadInput, EnclaveError, Forbidden
+from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.locks import check_user_not_locked
 from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
 from enclave.guard.ledger import Ledger, MemoryLedger
@@ -38,7 +50,11 @@ from enclave.workspace import layout, storage
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
 ConnectionCallback = Callable[[duckdb.DuckDBPyConnection], None]
+EstimateCallback = Callable[[int | None], None]
+Classify = Callable[[EnclaveError], EnclaveError]
 MAX_AUDITED_SQL = 20_000
+QUERY_ID = re.compile(r"[a-z0-9-]{1,64}")
+QUERY_ID_REUSE_WINDOW_S = 86_400.0  # a retried id is looked up among this analyst's last day of queries
 
 
 @dataclass(frozen=True)
@@ -115,8 +131,8 @@ def ledger_for(open_session: OpenSession, project_id: str, *, synthetic: bool) -
     return differencing_ledger.project_ledger(open_session, project_id)
 
 
-def _audit_query(
-    open_session: OpenSession,
+def _query_record(
+    session: Session,
     *,
     user: str,
     project_id: str,
@@ -124,19 +140,114 @@ def _audit_query(
     source: str | None,
     outcome: str,
     details: dict[str, Any],
-) -> None:
+) -> AuditEvent:
     action = AuditAction.QUERY_RUN if outcome == "success" else AuditAction.QUERY_REFUSE
+    return audit.record(
+        session,
+        action,
+        actor=user,
+        obj=f"project:{project_id}",
+        project=project_id,
+        outcome=outcome,
+        source=source,
+        details={"sql": sql[:MAX_AUDITED_SQL], "sql_truncated": len(sql) > MAX_AUDITED_SQL, **details},
+    )
+
+
+def _audit_query(open_session: OpenSession, **fields: Any) -> None:
+    """Audit a query in a transaction of its own (refusals)."""
     with open_session() as session:
-        audit.record(
-            session,
-            action,
-            actor=user,
-            obj=f"project:{project_id}",
-            project=project_id,
-            outcome=outcome,
-            source=source,
-            details={"sql": sql[:MAX_AUDITED_SQL], "sql_truncated": len(sql) > MAX_AUDITED_SQL, **details},
+        _query_record(session, **fields)
+
+
+def _check_query_id(query_id: str | None) -> None:
+    if query_id is not None and not QUERY_ID.fullmatch(query_id):
+        raise BadInput(
+            "query_id_invalid",
+            "query_id must be 1-64 lowercase letters, digits or dashes",
+            "query_id 必须由 1-64 个小写字母、数字或连字符组成",
         )
+
+
+def check_query_id_unused(
+    session: Session, project_id: str, user: str, query_id: str | None, *, before_seq: int | None = None
+) -> None:
+    """Refuse an id under which this analyst already had a result released in this project (recently,
+    ``QUERY_ID_REUSE_WINDOW_S``); ``before_seq`` looks only at records older than the caller's own."""
+    if query_id is None:
+        return
+    since = datetime.now(UTC) - timedelta(seconds=QUERY_ID_REUSE_WINDOW_S)
+    query = select(AuditEvent.seq, AuditEvent.ts).where(
+        AuditEvent.actor == user,
+        AuditEvent.ts >= since.isoformat(timespec="microseconds"),
+        AuditEvent.action == AuditAction.QUERY_RUN.value,
+        AuditEvent.project == project_id,
+        # canonical JSON of a validated id (no quote, backslash, % or _): an exact key-value match
+        AuditEvent.details_json.contains(f'"query_id":"{query_id}"'),
+    )
+    if before_seq is not None:
+        query = query.where(AuditEvent.seq < before_seq)
+    earlier = session.execute(query.limit(1)).first()
+    if earlier is not None:
+        raise BadInput(
+            "query_id_used",
+            f"A result of query {query_id} was already released (audit record {earlier.seq}, {earlier.ts}); "
+            "run it again under a new query_id",
+            f"查询 {query_id} 的结果已发布（审计记录 {earlier.seq}，{earlier.ts}）；"
+            "请使用新的 query_id 重新运行",
+            details={"query_id": query_id, "audit_seq": earlier.seq},
+        )
+
+
+@contextmanager
+def _ledger_scope(
+    open_session: OpenSession, project_id: str, *, synthetic: bool
+) -> Iterator[tuple[Ledger, OpenSession]]:
+    """The query's ledger, and how to open the transaction its audit record goes in: the ledger's
+    own held transaction once it admitted something, so both commit together at the block's end."""
+    if synthetic:
+        yield MemoryLedger(), open_session
+        return
+    with differencing_ledger.held_ledger(open_session, project_id) as ledger:
+
+        @contextmanager
+        def audit_session() -> Iterator[Session]:
+            if ledger.session is not None:
+                yield ledger.session
+            else:
+                with open_session() as session:
+                    yield session
+
+        yield ledger, audit_session
+
+
+def audit_server_failure(
+    open_session: OpenSession,
+    project_id: str,
+    user: str,
+    sql: str,
+    error: ServerUnavailable,
+    *,
+    source: str | None,
+    synthetic: bool,
+) -> None:
+    """Record a query the gateway turned away before it ran (``server_busy``), as a server failure."""
+    _audit_query(
+        open_session,
+        user=user,
+        project_id=project_id,
+        sql=sql,
+        source=source,
+        outcome="server_failure",
+        details={
+            "code": error.code,
+            "reasons": [],
+            "synthetic": synthetic,
+            "duration_ms": 0.0,
+            "server_failure": True,
+            "retried": False,
+        },
+    )
 
 
 def _check_row_limit(result: QueryResult, max_rows: int | None) -> None:
@@ -164,68 +275,87 @@ def run_query(
     max_rows: int | None = None,
     on_connection: ConnectionCallback | None = None,
     today: date | None = None,
+    query_id: str | None = None,
+    on_estimate: EstimateCallback | None = None,
+    classify: Classify | None = None,
 ) -> QueryResult:
     """Check access, run through the guard on the project's views (or its twin), audit the outcome.
 
     ``max_rows`` refuses a result with more rows (the gateway's per-query limit); ``on_connection``
     receives the DuckDB connection before the query runs, so a caller can ``interrupt()`` it;
-    ``today`` replaces the enclave's date in the period check (tests).
+    ``today`` replaces the enclave's date in the period check (tests); ``query_id`` (the client's
+    id, recorded in the audit) may name at most one released result (see the module docstring).
+    ``on_estimate`` is the guard's (``enclave.guard.run``): the gateway's admission control waits in
+    it. ``classify`` may replace an error before it is audited and raised: a failure the server
+    caused (``ServerUnavailable``) is audited with ``outcome: server_failure``, which no monitoring
+    rule counts.
     """
     started = time.monotonic()
+    audited = {"user": user, "project_id": project_id, "sql": sql, "source": source}
+    ids = {"query_id": query_id} if query_id is not None and QUERY_ID.fullmatch(query_id) else {}
     try:
+        _check_query_id(query_id)
         with open_session() as session:
             check_analyst_access(session, project_id, user, today=today)
+            check_query_id_unused(session, project_id, user, query_id)
             prepared = layout.current_prepared_dir(paths, project_id)
             # The twin's synthetic persons may repeat across rows: it never gets the flag.
             unique = set() if synthetic else unique_person_keys(prepared)
             context = query_context(session, project_id, unique)
         database = prepared / (layout.TWIN_DB if synthetic else layout.VIEWS_DB)
-        con = open_locked(
-            database,
-            memory_limit=memory_limit,
-            threads=threads,
-            timeout_s=timeout_s,
-            s3=storage.locked_access(paths, project_id),  # None with local storage
-        )
-        try:
-            if on_connection is not None:
-                on_connection(con)
-            ledger = ledger_for(open_session, project_id, synthetic=synthetic)
-            result = run(con, sql, context.policy, ledger=ledger)
-        finally:
-            con.close()
-        _check_row_limit(result, max_rows)
+        with _ledger_scope(open_session, project_id, synthetic=synthetic) as (ledger, audit_session):
+            con = open_locked(
+                database,
+                memory_limit=memory_limit,
+                threads=threads,
+                timeout_s=timeout_s,
+                s3=storage.locked_access(paths, project_id),  # None with local storage
+            )
+            try:
+                if on_connection is not None:
+                    on_connection(con)
+                result = run(con, sql, context.policy, ledger=ledger, on_estimate=on_estimate)
+            finally:
+                con.close()
+            _check_row_limit(result, max_rows)
+            crashpoints.reach("query-admitted")
+            with audit_session() as session:
+                record = _query_record(
+                    session,
+                    **audited,
+                    outcome="success",
+                    details={
+                        **ids,
+                        "rows": len(result.rows),
+                        "suppressed_groups": result.suppressed_groups,
+                        "suppressed_values": result.suppressed_values,
+                        # values or groups held back by the differencing ledger: monitoring alerts on these
+                        "ledger_suppressed": result.ledger_suppressed,
+                        "synthetic": synthetic,
+                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    },
+                )
+                # Again under the chain's write lock: two runs of one id cannot both commit.
+                check_query_id_unused(session, project_id, user, query_id, before_seq=record.seq)
+        # committed: the ledger's rows and the audit record, together
     except EnclaveError as error:
+        final = classify(error) if classify is not None else error
+        server = isinstance(final, ServerUnavailable)
         _audit_query(
             open_session,
-            user=user,
-            project_id=project_id,
-            sql=sql,
-            source=source,
-            outcome="refused",
+            **audited,
+            outcome="server_failure" if server else "refused",
             details={
-                "code": error.code,
-                "reasons": [r.code for r in error.reasons],
+                **ids,
+                "code": final.code,
+                "reasons": [r.code for r in final.reasons],
                 "synthetic": synthetic,
                 "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                **({"server_failure": True, "retried": final.retry} if server else {}),
             },
         )
-        raise
-    _audit_query(
-        open_session,
-        user=user,
-        project_id=project_id,
-        sql=sql,
-        source=source,
-        outcome="success",
-        details={
-            "rows": len(result.rows),
-            "suppressed_groups": result.suppressed_groups,
-            "suppressed_values": result.suppressed_values,
-            # values or groups held back by the differencing ledger: monitoring alerts on these
-            "ledger_suppressed": result.ledger_suppressed,
-            "synthetic": synthetic,
-            "duration_ms": round((time.monotonic() - started) * 1000, 1),
-        },
-    )
+        if final is error:
+            raise
+        raise final from None
+    crashpoints.reach("query-committed")
     return result

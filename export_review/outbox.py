@@ -1,7 +1,10 @@
 """Where released files go: a local folder by default, an S3 bucket (MinIO or any S3) in production.
 
-Writes are idempotent (same key, same bytes), so a release that crashed half-way is simply run
-again. Keys are built by the service from validated names, never from user paths.
+Each object is written whole or not at all (a local file goes to a temporary name, is synced and
+renamed; an S3 PUT is atomic), and writes are idempotent (same key, same bytes). A release is
+published only after its commit, files first and the manifest last, so a manifest in the outbox
+means a complete, recorded release (``export_review.release``). Keys are built by the service from
+validated names, never from user paths.
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
 """Release and download: approved files and a signed manifest go to the outbox; only the requester
 and the PI take them out, and every download is audited (R-EXP-1, R-EXP-3, R-EXP-5, R-EXP-6, T4).
 
-Release is safe to repeat after a crash: the outbox writes are idempotent, and the request becomes
-``released`` only in the transaction that commits after every object is written. Bytes are hashed
-again on the way out, so a file changed since submission is never released or downloaded. Neither
-trusts the state column: both recompute the committee's decision from the signed votes first.
+Crash safety: the state database decides. Release stages the signed manifest in the vault
+(``exports/manifests/<id>.json``), then commits the ``released`` state with its one audit record,
+and only after that commit publishes the files and, last, the manifest to the outbox. So nothing
+appears in the outbox (which a collecting group may read) before the release is recorded; a crash
+before the commit leaves the request approved and the outbox untouched, to be released again; a
+crash after it leaves a released request whose outbox lacks the manifest, which ``complete_release``
+finishes from the staged manifest (checked against the committed hash) when the service starts
+(``complete_releases``) or a download finds it missing. A manifest in the outbox means every file
+is there. Bytes are hashed again on the way out, so a file changed since submission is never
+released or downloaded. Neither trusts the state column: both recompute the committee's decision
+from the signed votes first.
 
 The outbox and a download hold ``manifest.json`` beside a ``files/`` folder with the released files,
 so no file name (``manifest.json`` included) can collide with the manifest.
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,12 +30,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from enclave import audit, signing
+from enclave import audit, crashpoints, signing
 from enclave.audit import AuditAction, canonical_json
 from enclave.config import Paths
-from enclave.errors import BadInput, Refused
+from enclave.errors import BadInput, NotFound, Refused
 from export_review import permissions
 from export_review.models import ExportRequest, ExportVote
 from export_review.outbox import Outbox
@@ -39,6 +49,10 @@ from export_review.workflow import Actor, ExportState, check_transition, set_sta
 
 MANIFEST = "manifest.json"
 FILES = "files"
+STAGED = "manifests"  # under the vault's exports folder: the signed manifest of each release
+_PENDING = "export_review.release.pending_publication"
+
+log = logging.getLogger(__name__)
 
 
 def prefix_of(request: ExportRequest) -> str:
@@ -125,6 +139,108 @@ def manifest_valid(manifest: dict[str, Any], public_key: str) -> bool:
     )
 
 
+def staged_manifest_path(paths: Paths, request_id: str) -> Path:
+    return paths.exports / STAGED / f"{request_id}.json"
+
+
+def _stage_manifest(paths: Paths, request_id: str, data: bytes) -> None:
+    """Write the manifest into the vault atomically (temp name, fsync, rename), readable by the service."""
+    path = staged_manifest_path(paths, request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _publish(outbox: Outbox, prefix: str, payloads: dict[str, bytes], manifest_bytes: bytes) -> None:
+    """Every file, then the manifest: a manifest in the outbox means the release is complete there."""
+    for i, (name, data) in enumerate(payloads.items()):
+        outbox.put(f"{prefix}/{FILES}/{name}", data)
+        if i == 0:
+            crashpoints.reach("release-publishing")
+    outbox.put(f"{prefix}/{MANIFEST}", manifest_bytes)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    """Publish the releases this transaction committed; a failure is logged (the release stands and
+    ``complete_release`` finishes it later)."""
+    for outbox, request_id, prefix, payloads, manifest_bytes in session.info.pop(_PENDING, []):
+        try:
+            _publish(outbox, prefix, payloads, manifest_bytes)
+        except Exception:
+            log.exception("could not publish export %s to the outbox; it is completed later", request_id)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_publication(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _incomplete(request: ExportRequest, why: str) -> Refused:
+    return Refused(
+        "export_release_incomplete",
+        f"Export request {request.id} is released but its outbox copy cannot be completed: {why}",
+        f"导出申请 {request.id} 已发布，但无法补全其发件箱副本：{why}",
+        details={"why": why},
+    )
+
+
+def _published_manifest(outbox: Outbox, prefix: str) -> bytes | None:
+    try:
+        return outbox.get(f"{prefix}/{MANIFEST}")
+    except NotFound:
+        return None
+
+
+def complete_release(paths: Paths, request: ExportRequest, outbox: Outbox) -> bool:
+    """Finish publishing a released request whose outbox has no manifest (a crash after the commit):
+    the files from the vault and the staged manifest, each checked against its committed hash.
+    True if it published anything."""
+    if request.state != ExportState.RELEASED:
+        return False
+    prefix = prefix_of(request)
+    if _published_manifest(outbox, prefix) is not None:
+        return False
+    expected = json.loads(request.release_json or "{}").get("manifest_sha256")
+    staged = staged_manifest_path(paths, request.id)
+    manifest_bytes = staged.read_bytes() if staged.is_file() else b""
+    if not expected or _sha(manifest_bytes) != expected:
+        raise _incomplete(request, "the staged manifest is missing or does not match the release record")
+    store = file_store(paths)
+    payloads = {}
+    for file in request.files:
+        path = store.path_for(file.sha256)
+        payloads[file.name] = path.read_bytes() if path.is_file() else b""
+    bad = sorted(f.name for f in request.files if _sha(payloads[f.name]) != f.sha256)
+    if bad:
+        raise _tampered(request, bad, "vault")
+    _publish(outbox, prefix, payloads, manifest_bytes)
+    log.warning("completed the outbox copy of export %s after an interrupted release", request.id)
+    return True
+
+
+def complete_releases(session: Session, paths: Paths, outbox: Outbox) -> list[str]:
+    """``complete_release`` for every released request (the service calls it when it starts);
+    the ids it completed. One that cannot be completed is logged and left for a steward."""
+    completed = []
+    released = select(ExportRequest).where(ExportRequest.state == ExportState.RELEASED.value)
+    for request in session.scalars(released):
+        try:
+            if complete_release(paths, request, outbox):
+                completed.append(request.id)
+        except (Refused, OSError):
+            log.exception("export %s: the outbox copy could not be completed", request.id)
+    return completed
+
+
 def release(
     session: Session,
     paths: Paths,
@@ -158,9 +274,8 @@ def release(
     manifest = build_manifest(paths, request, released_by=user, released_at=released_at)
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     prefix = prefix_of(request)
-    for name, data in payloads.items():
-        outbox.put(f"{prefix}/{FILES}/{name}", data)
-    outbox.put(f"{prefix}/{MANIFEST}", manifest_bytes)
+    _stage_manifest(paths, request.id, manifest_bytes)
+    crashpoints.reach("release-staged")
     info = {
         "location": outbox.location(prefix),
         "manifest_sha256": _sha(manifest_bytes),
@@ -180,6 +295,8 @@ def release(
             "verified": verified,
         },
     )
+    # Published by ``_publish_after_commit`` once this transaction has committed, never before.
+    session.info.setdefault(_PENDING, []).append((outbox, request.id, prefix, payloads, manifest_bytes))
     return {"request": request.id, "state": request.state, **info}
 
 
@@ -200,6 +317,7 @@ def download(
     permissions.check_user_can_download(session, request, user, today)
     verify_approval(session, paths, request, committee or CommitteeRule())
     prefix = prefix_of(request)
+    complete_release(paths, request, outbox)  # a crash after the release's commit left it unfinished
     manifest_bytes = outbox.get(f"{prefix}/{MANIFEST}")
     release_info = json.loads(request.release_json or "{}")
     public = signing.public_key_hex(signing.load_or_create_key(keys_dir(paths), signing.ENCLAVE_SIGNER))

@@ -156,6 +156,11 @@ class ExportService:
                 committee=settings.committee,
             )
 
+    def complete_releases(self) -> list[str]:
+        """Finish the outbox copies that a crash after a release's commit left unfinished."""
+        with self.session() as session:
+            return releasing.complete_releases(session, self.paths, self.outbox(self.settings()))
+
     def download(self, request_id: str, *, user: str, out_dir: Path) -> dict[str, Any]:
         settings = self.settings()
         with (

@@ -10,6 +10,13 @@ switched on for that one interface. Everything else from the bridge, DNS and pac
 test sees "refused". The rules are installed when a project network is set up (by the spawner), so a
 network created after the hub started works the same way.
 
+``ensure`` is what a spawn runs: it reads the tables once (``iptables-save``) and compares the
+bridge's chains, the jumps to them and ``route_localnet`` with what it installed before; only when
+they differ (first use in this process, a changed port list, a deleted or edited rule) does it
+install them again, in one ``iptables-restore`` transaction (no moment without the chain's final
+REJECT), then reads them back and checks them. Anything still wrong raises ``FirewallError``: the
+workspace does not start.
+
 ```
 nat    PREROUTING -> ENCLAVE-WORKSPACES -> -i encl-xxxx -j ENCL-xxxx
        ENCL-xxxx: tcp to <gateway>:<port> DNAT to 127.0.0.1:<port> (each allowed port)
@@ -24,7 +31,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 TOP_CHAIN = "ENCLAVE-WORKSPACES"
@@ -32,20 +41,27 @@ TOP_CHAIN = "ENCLAVE-WORKSPACES"
 SERVICE_ADDRESS = "127.0.0.1"
 _BRIDGE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _SYSCTL = Path("/proc/sys/net/ipv4/conf")
+ENTRY_CHAINS = {"filter": "INPUT", "nat": "PREROUTING"}  # filter first: never DNAT without it
 
 
 class FirewallError(RuntimeError):
     pass
 
 
-def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("iptables")
+def _run(
+    program: str, *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which(program)
     if binary is None:
-        raise FirewallError("iptables is not installed: workspaces cannot be isolated from the host")
-    done = subprocess.run([binary, "-w", "5", *args], capture_output=True, text=True, check=False)
+        raise FirewallError(f"{program} is not installed: workspaces cannot be isolated from the host")
+    done = subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, check=False)
     if check and done.returncode != 0:
-        raise FirewallError(f"iptables {' '.join(args)} failed: {done.stderr.strip()}")
+        raise FirewallError(f"{program} {' '.join(args)} failed: {done.stderr.strip()}")
     return done
+
+
+def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run("iptables", "-w", "5", *args, check=check)
 
 
 def chain_name(bridge: str) -> str:
@@ -112,22 +128,182 @@ def _route_localnet(bridge: str, on: bool) -> None:
         raise FirewallError(f"cannot set {setting}: {error}") from None
 
 
-def apply(bridge: str, gateway: str, ports: Iterable[int]) -> None:
-    """Install (or replace) the rules for one project bridge. Idempotent.
-
-    The filter chain comes first, so the bridge never reaches loopback without it."""
+def _check_target(bridge: str, gateway: str) -> None:
     if not bridge or not gateway:
         raise FirewallError("a project network needs a named bridge and a gateway address")
     if not _BRIDGE.fullmatch(bridge):
         raise FirewallError(f"{bridge!r} is not a network interface name")
+
+
+def apply(bridge: str, gateway: str, ports: Iterable[int]) -> None:
+    """Install (or replace) the rules for one project bridge, one iptables call per rule.
+    Idempotent. ``ensure`` is the spawn path; this stays for tools and tests.
+
+    The filter chain comes first, so the bridge never reaches loopback without it."""
+    _check_target(bridge, gateway)
     ports = sorted(set(ports))
     _install("filter", "INPUT", bridge, rules_for(gateway, ports))
     _install("nat", "PREROUTING", bridge, nat_rules_for(gateway, ports))
     _route_localnet(bridge, True)
 
 
+# ---- check on every spawn, install only what is missing or wrong ------------------------------------
+
+Tables = dict[str, dict[str, list[str]]]  # table -> chain -> its rules as iptables-save prints them
+
+
+def read_tables() -> Tables:
+    """The filter and nat tables, in one ``iptables-save`` call."""
+    tables: Tables = {}
+    table: dict[str, list[str]] | None = None
+    for line in _run("iptables-save").stdout.splitlines():
+        if line.startswith("*"):
+            table = tables.setdefault(line[1:].strip(), {})
+        elif table is not None and line.startswith(":"):
+            table.setdefault(line[1:].split()[0], [])
+        elif table is not None and line.startswith("-A "):
+            table.setdefault(line.split()[1], []).append(line)
+    return tables
+
+
+def _jump(bridge: str) -> str:
+    return f"-A {TOP_CHAIN} -i {bridge} -j {chain_name(bridge)}"
+
+
+def _is_bridge_jump(line: str) -> bool:
+    """A rule of the top chain as ``_install`` writes it: one bridge to its own chain."""
+    words = line.split()
+    return (
+        len(words) == 6
+        and words[:2] == ["-A", TOP_CHAIN]
+        and words[2] == "-i"
+        and words[4] == "-j"
+        and _BRIDGE.fullmatch(words[3]) is not None
+        and words[5] == chain_name(words[3])
+    )
+
+
+def _normal(words: Iterable[str]) -> set[str]:
+    """Words of a rule as iptables prints them back: host masks and match order aside."""
+    normal = set()
+    for word in words:
+        word = word.removesuffix("/32")
+        normal.add(",".join(sorted(word.split(","))) if "," in word else word)
+    return normal
+
+
+def _printed_as(rules: list[list[str]], printed: list[str]) -> bool:
+    """Whether ``printed`` (iptables-save lines) are ``rules`` in the same order."""
+    return len(rules) == len(printed) and all(
+        _normal(rule) <= _normal(line.split()[2:]) for rule, line in zip(rules, printed, strict=True)
+    )
+
+
+def problems(tables: Tables, bridge: str, expected: dict[str, list[str]]) -> list[str]:
+    """What differs from one bridge's expected rules (``expected``: table -> rules as printed)."""
+    found = []
+    for table, entry in ENTRY_CHAINS.items():
+        chains = tables.get(table, {})
+        if chains.get(entry, [])[:1] != [f"-A {entry} -j {TOP_CHAIN}"]:
+            found.append(f"{table} {entry} does not start with the jump to {TOP_CHAIN}")
+        top = chains.get(TOP_CHAIN)
+        if top is None:
+            found.append(f"{table} {TOP_CHAIN} is missing")
+            continue
+        if any(not _is_bridge_jump(line) for line in top):
+            found.append(f"{table} {TOP_CHAIN} holds a rule that is not a bridge's jump")
+        if [line for line in top if f" -i {bridge} " in f"{line} "] != [_jump(bridge)]:
+            found.append(f"{table} {TOP_CHAIN} does not send {bridge} to {chain_name(bridge)} once")
+        if chains.get(chain_name(bridge)) != expected.get(table):
+            found.append(f"{table} {chain_name(bridge)} is not the expected rule list")
+    setting = _SYSCTL / bridge / "route_localnet"
+    try:
+        on = setting.read_text().strip() == "1"
+    except OSError:
+        on = False
+    if not on:
+        found.append(f"{setting} is not 1")
+    return found
+
+
+def _restore_script(tables: Tables, bridge: str, wanted: dict[str, list[list[str]]]) -> str:
+    """One ``iptables-restore --noflush`` transaction per table that makes the bridge's rules right:
+    its chain declared (created, or emptied in the same transaction) and filled, the top chain and
+    the entry jump repaired, foreign rules in the top chain removed; other bridges' jumps kept."""
+    chain = chain_name(bridge)
+    lines = []
+    for table, entry in ENTRY_CHAINS.items():
+        chains = tables.get(table, {})
+        lines.append(f"*{table}")
+        if TOP_CHAIN not in chains:
+            lines.append(f":{TOP_CHAIN} - [0:0]")
+        lines.append(f":{chain} - [0:0]")
+        lines += [f"-A {chain} {' '.join(rule)}" for rule in wanted[table]]
+        for line in chains.get(TOP_CHAIN, []):
+            if not _is_bridge_jump(line) or f" -i {bridge} " in f"{line} ":
+                lines.append("-D" + line[2:])
+        lines.append(_jump(bridge))
+        entry_rules = chains.get(entry, [])
+        if entry_rules[:1] != [f"-A {entry} -j {TOP_CHAIN}"]:
+            lines += [f"-D {entry} -j {TOP_CHAIN}"] * entry_rules.count(f"-A {entry} -j {TOP_CHAIN}")
+            lines.append(f"-I {entry} 1 -j {TOP_CHAIN}")
+        lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class _Installed:
+    gateway: str
+    ports: tuple[int, ...]
+    rules: dict[str, list[str]]  # table -> the bridge chain's rules as iptables-save printed them
+
+
+_installed: dict[str, _Installed] = {}  # bridge -> what this process installed and read back
+_lock = threading.Lock()
+
+
+def forget() -> None:
+    """Drop what this process knows it installed: the next ``ensure`` installs again (tests)."""
+    with _lock:
+        _installed.clear()
+
+
+def ensure(bridge: str, gateway: str, ports: Iterable[int]) -> str:
+    """Make sure one project bridge's rules are in place and exactly right; returns "ok" (nothing
+    to do: one ``iptables-save``), "installed" (first use in this process, or new ports), or
+    "repaired" (they had been changed or removed). Raises ``FirewallError`` if they cannot be made
+    right, so the caller refuses to start the workspace."""
+    _check_target(bridge, gateway)
+    key = tuple(sorted(set(ports)))
+    wanted = {"filter": rules_for(gateway, key), "nat": nat_rules_for(gateway, key)}
+    with _lock:
+        known = _installed.get(bridge)
+        tables = read_tables()
+        if known is not None and (known.gateway, known.ports) == (gateway, key):
+            if not problems(tables, bridge, known.rules):
+                return "ok"
+            outcome = "repaired"
+        else:
+            outcome = "installed"
+        _installed.pop(bridge, None)
+        _run("iptables-restore", "-w", "5", "--noflush", stdin=_restore_script(tables, bridge, wanted))
+        _route_localnet(bridge, True)
+        tables = read_tables()
+        printed = {table: tables.get(table, {}).get(chain_name(bridge), []) for table in wanted}
+        for table, rules in wanted.items():  # what iptables printed back must be what was written
+            if not _printed_as(rules, printed[table]):
+                raise FirewallError(f"{table} {chain_name(bridge)} does not hold the rules just written")
+        left = problems(tables, bridge, printed)
+        if left:
+            raise FirewallError(f"the firewall of {bridge} could not be set up: {'; '.join(left)}")
+        _installed[bridge] = _Installed(gateway, key, printed)
+        return outcome
+
+
 def remove(bridge: str) -> None:
     """Remove one bridge's rules (after its network is removed)."""
+    with _lock:
+        _installed.pop(bridge, None)
     if _BRIDGE.fullmatch(bridge):
         _route_localnet(bridge, False)
     chain = chain_name(bridge)

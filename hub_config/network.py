@@ -54,26 +54,59 @@ def ensure_network(client: Any, project_id: str, prefix: str = NETWORK_PREFIX) -
     An existing network of that name must be internal and ours; anything else is refused rather
     than trusted.
     """
+    found = find_network(client, project_id, prefix)
+    if found is not None:
+        return found
     name = network_name(project_id, prefix)
-    found = [n for n in client.networks(names=[name]) if n["Name"] == name]
-    if found:
-        info = client.inspect_network(found[0]["Id"])
-        if not info.get("Internal") or (info.get("Labels") or {}).get(LABEL_PROJECT) != project_id:
-            raise RuntimeError(f"network {name} exists but is not an internal enclave network; remove it")
-        return _describe(info)
     created = client.create_network(
         name,
         driver="bridge",
         internal=True,
         check_duplicate=True,
         labels={LABEL_PROJECT: project_id},
-        options={
-            "com.docker.network.bridge.name": bridge_name(name),
-            "com.docker.network.bridge.enable_icc": "false",
-            "com.docker.network.bridge.enable_ip_masquerade": "false",
-        },
+        options=network_options(name),
     )
     return _describe(client.inspect_network(created["Id"]))
+
+
+def find_network(client: Any, project_id: str, prefix: str = NETWORK_PREFIX) -> ProjectNetwork | None:
+    """The project's network if it exists (checked: see ``check_network``), never created."""
+    name = network_name(project_id, prefix)
+    found = [n for n in client.networks(names=[name]) if n["Name"] == name]
+    if not found:
+        return None
+    info = found[0] if "IPAM" in found[0] else client.inspect_network(found[0]["Id"])
+    wrong = check_network(info, project_id)
+    if wrong:
+        raise RuntimeError(f"network {name} exists but is not an enclave network ({wrong}); remove it")
+    return _describe(info)
+
+
+def network_options(name: str) -> dict[str, str]:
+    """The bridge options every project network is created with."""
+    return {
+        "com.docker.network.bridge.name": bridge_name(name),
+        "com.docker.network.bridge.enable_icc": "false",
+        "com.docker.network.bridge.enable_ip_masquerade": "false",
+    }
+
+
+def check_network(info: dict[str, Any], project_id: str) -> str:
+    """Why a found network (as Docker lists or inspects it) is not the project's, or "" if it is:
+    internal, a bridge labelled with the project, its options as created, a subnet and gateway."""
+    if info.get("Driver") not in (None, "bridge"):
+        return "not a bridge"
+    if not info.get("Internal"):
+        return "not internal"
+    if (info.get("Labels") or {}).get(LABEL_PROJECT) != project_id:
+        return "not labelled with the project"
+    options = info.get("Options") or {}
+    if any(options.get(key) != value for key, value in network_options(info["Name"]).items()):
+        return "bridge options differ"
+    described = _describe(info)
+    if not described.gateway or not described.subnet:
+        return "no subnet or gateway"
+    return ""
 
 
 def remove_network(client: Any, project_id: str, prefix: str = NETWORK_PREFIX) -> None:

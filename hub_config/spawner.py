@@ -6,7 +6,9 @@ template and only adds steps before it (STYLE §5.2):
 1. check the user is an analyst of that project and the project is active and unlocked;
 2. publish the project's twin (and, for ``access: rows``, its prepared rows) read-only;
 3. make sure the project's internal network exists and the host firewall lets it reach only the
-   hub and the enclave services;
+   hub and the enclave services: both are created on the project's first start and checked on
+   every later one (the network's flags, the firewall chains rule by rule, one ``iptables-save``),
+   repaired when they were changed, and the start refused when they cannot be made right;
 4. point the container at that network, its DNS at the firewalled gateway, mount a home volume
    per project and user; then ``super().start()`` with the lock-down settings of ``lockdown.py``.
 
@@ -14,7 +16,10 @@ What a workspace gets is the plan of ``workspace_policy`` (shared with ``kubespa
 steps common to both spawners (check, publish, plan, audit) are in ``WorkspaceSpawnerMixin``.
 
 ``poll()`` repeats the check of step 1, so a server of a project that expired, was suspended or
-locked stops at the next poll even if no revocation hook ran.
+locked stops at the next poll even if no revocation hook ran. ``EnclaveSpawner.poll()`` also checks
+step 3 again (repairing the firewall if it was changed, stopping the server if it cannot), so a
+running workspace never stays without its isolation for longer than a poll interval, and a hub
+that restarts checks every running workspace's network at once.
 
 Every start (and refused or failed start), stop and cull is in the audit log with the user, the
 project, who asked (a user, a service, or the hub itself), the container id and the digest of the
@@ -24,7 +29,9 @@ image the container runs. A start whose record cannot be written is stopped agai
 from __future__ import annotations
 
 import asyncio
-from contextlib import AbstractContextManager, suppress
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from dockerspawner import DockerSpawner
@@ -234,11 +241,28 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
 
     # ---- start / stop -------------------------------------------------------------------------
 
+    _step_ms: dict[str, float] | None = None
+    _spawn_notes: dict[str, str] = {}  # noqa: RUF012 (replaced per start, never mutated in place)
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        """Time one step of the running start, for the "workspace prepared" log line."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._step_ms is not None:
+                self._step_ms[step] = (time.perf_counter() - began) * 1000
+
     async def start(self) -> Any:
         actor = requester(self.handler) or self.user.name
+        self._step_ms = {}
+        self._spawn_notes = {}  # what prepare_workspace found worth auditing
+        began = time.perf_counter()
         try:
             await self.prepare_workspace()
-            started = await super().start()
+            with self.timed("runtime"):
+                started = await super().start()
         except WorkspaceRefused as refused:
             await self.audit_quietly(
                 AuditAction.SERVER_SPAWN, actor=actor, outcome="refused", details={"code": refused.code}
@@ -253,14 +277,19 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
             )
             raise
         try:
-            await asyncio.to_thread(
-                self.audit, AuditAction.SERVER_SPAWN, actor=actor, details=await self.container_details()
-            )
+            with self.timed("audit"):
+                details = {**await self.container_details(), **self._spawn_notes}
+                await asyncio.to_thread(self.audit, AuditAction.SERVER_SPAWN, actor=actor, details=details)
         except Exception:
             self.log.exception("could not audit the start of %s; stopping it", self._log_name)
             self._stop_cause = {"cause": CAUSE_HUB, "reason": "spawn_not_audited"}
             await self.stop(now=True)
             raise
+        steps = ", ".join(f"{step} {ms:.0f}" for step, ms in self._step_ms.items())
+        self.log.info(
+            "workspace prepared in %.0f ms: %s", (time.perf_counter() - began) * 1000, steps
+        )  # bench/spawn.py reads this line
+        self._step_ms = None
         return started
 
     def get_env(self) -> dict[str, str]:
@@ -392,16 +421,67 @@ class EnclaveSpawner(WorkspaceSpawnerMixin, DockerSpawner):
 
     async def prepare_workspace(self) -> None:
         """Steps 1-4 of the module docstring: everything ``super().start()`` needs."""
-        access = await asyncio.to_thread(self.check_access)
-        data = await self.publish_data(access)
-        net = await asyncio.to_thread(network.ensure_network, self.client, self.name, self.network_prefix)
+        with self.timed("access"):
+            access = await asyncio.to_thread(self.check_access)
+        with self.timed("publish"):
+            data = await self.publish_data(access)
+        with self.timed("network"):
+            net = await asyncio.to_thread(network.ensure_network, self.client, self.name, self.network_prefix)
         plan = self.make_plan(access, data, self.service_bases(net.gateway))
-        await asyncio.to_thread(self.ensure_home_volume, plan)
-        await asyncio.to_thread(firewall.apply, net.bridge, net.gateway, self.allowed_ports())
+        with self.timed("volume"):
+            await asyncio.to_thread(self.ensure_home_volume, plan)
+        with self.timed("firewall"):  # checked on every start; installed or repaired only if needed
+            await asyncio.to_thread(self.ensure_firewall, net)
         self.apply_plan(plan, net)
+
+    def ensure_firewall(self, net: network.ProjectNetwork) -> str:
+        """Step 3's firewall: checked, installed or repaired (``firewall.ensure``); a repair is
+        logged and goes into the spawn's audit record."""
+        outcome = firewall.ensure(net.bridge, net.gateway, self.allowed_ports())
+        if outcome == "repaired":
+            self.log.warning("the firewall of %s had been changed or removed; repaired", net.name)
+            self._spawn_notes = {**self._spawn_notes, "firewall": "repaired"}
+        return outcome
+
+    _net: network.ProjectNetwork | None = None  # the project network last found (start or poll)
+
+    def check_isolation(self) -> str:
+        """Step 3 again for a running workspace: its network checked, its firewall checked (and
+        repaired if needed). Raises if either cannot be made right; ``OSError`` if Docker did not
+        answer and the network was never seen (otherwise its last known bridge is checked)."""
+        try:  # found, never made: a network destroyed with its project must stay gone
+            net = network.find_network(self.client, self.name, self.network_prefix)
+        except OSError as error:
+            if self._net is None:
+                raise
+            self.log.warning("Docker did not answer (%s); checking the firewall of %s", error, self._net.name)
+            net = self._net
+        if net is None:
+            raise RuntimeError(f"the network of project {self.name} is gone")
+        self._net = net
+        return self.ensure_firewall(net)
+
+    async def poll(self) -> int | None:
+        status = await super().poll()
+        if status is not None or not self.name:
+            return status
+        try:
+            await asyncio.to_thread(self.check_isolation)
+        except OSError as error:  # Docker did not answer: nothing was found wrong; the next poll checks
+            self.log.warning("could not check the isolation of %s: %s", self._log_name, error)
+            return None
+        except Exception as error:  # fail closed: no workspace runs without its isolation
+            self.log.error(
+                "stopping workspace %s of %s: isolation broken: %s", self.name, self.user.name, error
+            )
+            self._stop_cause = {"cause": CAUSE_HUB, "reason": "isolation_broken"}
+            await self.stop(now=True)
+            return 0
+        return None
 
     def apply_plan(self, plan: WorkspacePlan, net: network.ProjectNetwork) -> None:
         """The plan as DockerSpawner settings, on the project's network."""
+        self._net = net
         self.network_name = net.name
         self.hub_connect_url = f"http://{net.gateway}:{self.hub_port}"
         self.volumes = {plan.home_volume: plan.home_path}

@@ -1,9 +1,15 @@
 """Keyed pseudonyms computed inside DuckDB: a real HMAC-SHA256, vectorised (R-PREP-11, R-PREP-26).
 
-HMAC(K, m) = SHA256((K ^ opad) || SHA256((K ^ ipad) || m)). DuckDB has ``sha256`` over BLOBs, so
-the two padded keys are bound as BLOB parameters (``$<name>_ipad``, ``$<name>_opad``) and the key
-never appears in SQL text, in a view definition or in a log. The value is hashed as the UTF-8 text
-of ``CAST(value AS VARCHAR)``, which is what :func:`hmac_hex` does in Python for look-ups.
+HMAC(K, m) = SHA256((K' ^ opad) || SHA256((K' ^ ipad) || m)), K' the key padded with zeros to the
+64-byte block (a longer key is hashed first, RFC 2104). DuckDB's ``sha256`` takes a BLOB and returns
+lowercase hex, so the inner digest goes back to its 32 raw bytes with ``unhex`` before the outer
+hash. The two padded keys are bound as BLOB parameters (``$<name>_ipad``, ``$<name>_opad``) and the
+key never appears in SQL text, in a view definition or in a log. The value is hashed as the UTF-8
+text of ``CAST(value AS VARCHAR)``, which is what :func:`hmac_hex` does in Python for look-ups; a
+NULL value has a NULL hash (and so a NULL pseudonym), never the hash of some text.
+
+Preparation computes these once per distinct person (``enclave.workspace.relations.person_maps``),
+all inside the engine, vectorised and on every core: a pseudonym never makes a round trip to Python.
 
     >>> import duckdb
     >>> key = bytes(32)
@@ -22,10 +28,14 @@ PSEUDONYM_PREFIX = "p_"
 PSEUDONYM_HEX_CHARS = 16  # 64 bits: a collision among 10^6 persons has probability ~3e-8
 
 
-def key_params(name: str, key: bytes) -> dict[str, bytes]:
-    """The bound parameters that :func:`hmac_hex_sql` with the same ``name`` expects."""
-    if not 16 <= len(key) <= BLOCK_SIZE:
-        raise ValueError("an HMAC key must be 16..64 bytes")
+MIN_KEY_BYTES = 16
+
+
+def pad_key(name: str, key: bytes) -> dict[str, bytes]:
+    """``$<name>_ipad`` and ``$<name>_opad`` for any key, exactly as RFC 2104 pads it: a key longer
+    than the block is replaced by its SHA-256, then the key is padded with zeros to the block."""
+    if len(key) > BLOCK_SIZE:
+        key = hashlib.sha256(key).digest()
     padded = key.ljust(BLOCK_SIZE, b"\x00")
     return {
         f"{name}_ipad": bytes(b ^ 0x36 for b in padded),
@@ -33,11 +43,23 @@ def key_params(name: str, key: bytes) -> dict[str, bytes]:
     }
 
 
+def key_params(name: str, key: bytes) -> dict[str, bytes]:
+    """The bound parameters that :func:`hmac_hex_sql` with the same ``name`` expects; the key must
+    have at least 16 bytes (a longer key than the 64-byte block is hashed first, as in RFC 2104)."""
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"an HMAC key must have at least {MIN_KEY_BYTES} bytes")
+    return pad_key(name, key)
+
+
+def hmac_blob_sql(message_sql: str, key_param: str) -> str:
+    """SQL for the lowercase hex HMAC-SHA256 of the BLOB ``message`` under the bound key."""
+    inner = f"unhex(sha256(${key_param}_ipad || {message_sql}))"  # the inner digest, 32 raw bytes
+    return f"sha256(${key_param}_opad || {inner})"
+
+
 def hmac_hex_sql(value_sql: str, key_param: str) -> str:
     """SQL for the lowercase hex HMAC-SHA256 of ``CAST(value AS VARCHAR)`` under the bound key."""
-    message = f"encode(CAST({value_sql} AS VARCHAR))"
-    inner = f"unhex(sha256(${key_param}_ipad || {message}))"
-    return f"sha256(${key_param}_opad || {inner})"
+    return hmac_blob_sql(f"encode(CAST({value_sql} AS VARCHAR))", key_param)
 
 
 def pseudonym_sql(column: str, key_param: str) -> str:

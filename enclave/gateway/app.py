@@ -21,6 +21,7 @@ from traitlets import Float, Integer, Unicode, default
 
 from enclave import config, db
 from enclave.gateway import hub
+from enclave.gateway.admission import Admission
 from enclave.gateway.auth import Caller, TokenAuthenticator
 from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
@@ -34,7 +35,7 @@ class GatewayApp(HubServiceApp):
 
     name = "enclave-gateway"
     description = "Analysts' queries: hub token check, guard, locked-down DuckDB, suppression, monitoring."
-    classes: ClassVar[list[type]] = [QueryMonitor]
+    classes: ClassVar[list[type]] = [QueryMonitor, Admission]
 
     api_token = Unicode(
         help="The gateway's own hub token (default: $JUPYTERHUB_API_TOKEN); needs `delete:servers` to "
@@ -93,6 +94,7 @@ class GatewayApp(HubServiceApp):
             ),
             workers=self.workers,
             on_lock=self._stop_server_soon,
+            admission=Admission(parent=self, memory_limit=self.memory_limit, workers=self.workers),
         )
         self.authenticator = TokenAuthenticator(self.hub_api_url, self.api_token, self.auth_cache_ttl_s)
         self.metrics = QueryMetrics(self._session)
@@ -118,4 +120,6 @@ class GatewayApp(HubServiceApp):
 
     async def shutdown(self) -> None:
         await super().shutdown()
-        self.runner.shutdown()
+        # Off the event loop, so the stopped queries' handlers can still answer (503 server_shutdown).
+        await asyncio.to_thread(self.runner.shutdown)
+        await asyncio.sleep(0.1)

@@ -3,6 +3,7 @@
 GET    {base}api/views                list the project's views and their columns
 GET    {base}api/views/<name>         one view
 POST   {base}api/query                {"sql", "synthetic"?, "query_id"?, "format"?: "arrow"|"json"}
+GET    {base}api/queries/<query_id>   where the caller's query is: starting, queued (position), running
 DELETE {base}api/queries/<query_id>   cancel a running query
 POST   {base}api/auth-cache/clear     forget cached token answers (a steward's or the revocation hook's token)
 GET    {base}api/health               liveness (no authentication, no data)
@@ -23,6 +24,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from enclave import metrics
 from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
+from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
 from enclave.gateway.http_errors import error_body, http_error_body, status_for
 from enclave.gateway.runner import QueryRunner, check_query_id
@@ -98,6 +100,8 @@ class BaseHandler(RequestHandler):
         error = exc_info[1] if exc_info else None
         if isinstance(error, EnclaveError):
             status = status_for(error)
+            if isinstance(error, ServerUnavailable):
+                self.set_header("Retry-After", str(error.retry_after_s))
             self.write_json(error_body(error, status), status)
             return
         self.write_json(http_error_body(status_code), status_code)
@@ -214,6 +218,12 @@ class QueryHandler(BaseHandler):
 
 
 class CancelHandler(BaseHandler):
+    async def get(self, query_id: str) -> None:
+        """The caller's own query: ``starting``, ``queued`` (with ``position``), or ``running``."""
+        caller = await self.analyst()
+        status = self.runner.status(check_query_id(query_id), caller)
+        self.write_json({"ok": True, **status})
+
     async def delete(self, query_id: str) -> None:
         caller = await self.analyst()
         cancelled = self.runner.cancel(check_query_id(query_id), caller)

@@ -2,6 +2,8 @@
 ``{"ok": false, "errors": [{"code", "message": {"en", "zh"}}], "status"}``.
 
 A guard refusal's reasons become the ``errors`` list; any other error is its own single entry.
+A failure the server caused (``ServerUnavailable``: ``server_busy``, ``server_shutdown``, ...) is a
+503 with a ``Retry-After`` header, so clients can tell it from a refusal of the query.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused
+from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.auth import Unauthenticated
 
 STATUS_BY_CODE = {
@@ -21,6 +24,8 @@ STATUS_BY_CODE = {
 
 
 def status_for(error: EnclaveError) -> int:
+    if isinstance(error, ServerUnavailable):
+        return 503  # the server's failure, not the analyst's: try again after ``Retry-After``
     if error.code in STATUS_BY_CODE:
         return STATUS_BY_CODE[error.code]
     if isinstance(error, Unauthenticated):

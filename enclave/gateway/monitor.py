@@ -11,6 +11,10 @@ user's access to the project is locked.
 
 Every rule is counted from the audit log, not from the query at hand: ``enclave query`` (the CLI)
 does not call the monitor, but what it records is counted at the user's next gateway query.
+
+A failure the server caused (``outcome: server_failure``: busy, out of memory or time while sharing
+the server, stopped by a shutdown; ``enclave.gateway.admission``) is not the analyst's doing and is
+counted by no rule: under load an honest analyst must never be locked out for the server's shortage.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from enclave import audit
 from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent
 from enclave.gateway import locks
+from enclave.gateway.admission import SERVER_FAILURE_CODES
 
 MONITOR_ACTOR = "enclave-gateway"
 MAX_ALERT_SQL = 2_000
@@ -154,6 +159,8 @@ class QueryMonitor(LoggingConfigurable):
             refused = action == AuditAction.QUERY_REFUSE.value
             if refused and details.get("code") in ACCESS_REFUSAL_CODES:
                 continue
+            if refused and (details.get("server_failure") or details.get("code") in SERVER_FAILURE_CODES):
+                continue  # the server's failure, not the analyst's
             real = not refused and not details.get("synthetic")
             real_rows = int(details.get("rows") or 0) if real else 0
             ledger_suppressed = int(details.get("ledger_suppressed") or 0) if real else 0

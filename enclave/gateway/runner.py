@@ -2,11 +2,18 @@
 
 It keeps the DuckDB connection of each running query under the client's query id, so a cancel
 request can interrupt it, and calls the monitor after every query (R-QRY-4, R-QRY-5).
+
+Between the guard's checks and the query's execution, admission control (``enclave.gateway.admission``)
+decides when it runs: a query waits (``queued``, with a position the client can ask for) rather
+than failing for want of memory. A query that ran out of memory or time while sharing the server is
+run once more, alone; such server-caused failures, a full queue and a shutdown are
+``ServerUnavailable`` (503): audited as server failures and never counted by the monitor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -20,6 +27,15 @@ import duckdb
 from enclave import query_service
 from enclave.config import Paths
 from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound
+from enclave.gateway.admission import (
+    SERVER_BUSY,
+    SERVER_RESOURCES,
+    SERVER_SHUTDOWN,
+    SERVER_TIMEOUT,
+    Admission,
+    ServerUnavailable,
+    Ticket,
+)
 from enclave.gateway.auth import Caller
 from enclave.gateway.monitor import MonitorOutcome, QueryMonitor
 from enclave.query_service import OpenSession
@@ -43,6 +59,9 @@ class _Running:
     caller: Caller
     connection: duckdb.DuckDBPyConnection | None = None
     cancelled: bool = False
+    shutdown: bool = False  # interrupted because the gateway is stopping: the server's failure
+    ticket: Ticket | None = None  # its place in admission control, while it waits or runs
+    started: float = 0.0
 
 
 def check_query_id(query_id: str | None) -> str:
@@ -70,20 +89,27 @@ class QueryRunner:
         *,
         workers: int,
         on_lock: Callable[[Caller], Any] | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.open_session = open_session
         self.paths = paths
         self.monitor = monitor
         self.limits = limits
         self.on_lock = on_lock
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enclave-query")
+        self.admission = admission or Admission(memory_limit=limits.memory_limit, workers=workers)
+        # Threads for queries that run and for those that wait in admission control; at most `workers`
+        # run at once. Short blocking work (access checks, views) has threads of its own, so it never
+        # waits behind queued queries.
+        self.max_in_flight = workers + self.admission.max_waiting
+        self.executor = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="enclave-query")
+        self.helpers = ThreadPoolExecutor(max_workers=max(4, workers), thread_name_prefix="enclave-gateway")
         self._running: dict[str, _Running] = {}
         self._registry_lock = threading.Lock()
         self._monitor_locks: dict[tuple[str, str], threading.Lock] = {}
 
     async def call(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Run blocking work (database, DuckDB) off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+        """Run short blocking work (database reads) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.helpers, func, *args)
 
     def _register(self, query_id: str, caller: Caller) -> _Running:
         with self._registry_lock:
@@ -93,8 +119,37 @@ class QueryRunner:
                     f"A query with id {query_id} is already running",
                     f"ID 为 {query_id} 的查询正在运行",
                 )
-            running = self._running[query_id] = _Running(caller)
+            mine = sum(1 for r in self._running.values() if r.caller == caller)
+            per_user = self.admission.user_max_waiting + 2 * self.admission.user_slots
+            if len(self._running) >= self.max_in_flight or mine >= per_user:
+                raise ServerUnavailable(SERVER_BUSY, retry_after_s=self.admission.retry_after_s, waited_s=0.0)
+            running = self._running[query_id] = _Running(caller, started=time.monotonic())
             return running
+
+    def status(self, query_id: str, caller: Caller) -> dict[str, Any]:
+        """Where the caller's query is: ``starting`` (checks), ``queued`` (with its position), ``running``."""
+        with self._registry_lock:
+            running = self._running.get(query_id)
+            if running is None or running.caller != caller:
+                raise NotFound(
+                    "query_not_found", f"No running query {query_id}", f"没有正在运行的查询 {query_id}"
+                )
+            ticket = running.ticket
+        status: dict[str, Any] = {
+            "query_id": query_id,
+            "state": "starting",
+            "position": None,
+            "lane": None,
+            "elapsed_s": round(time.monotonic() - running.started, 1),
+        }
+        if ticket is not None:
+            position = self.admission.position(ticket)
+            status["lane"] = ticket.lane
+            status["state"] = "queued" if position is not None else "running"
+            status["position"] = position
+        elif running.connection is not None:
+            status["state"] = "running"
+        return status
 
     def _attach(self, running: _Running, con: duckdb.DuckDBPyConnection) -> None:
         with self._registry_lock:
@@ -125,48 +180,114 @@ class QueryRunner:
                     return
                 con = running.connection
             if con is not None:
-                con.interrupt()
+                with contextlib.suppress(duckdb.ConnectionException):  # closed between two runs
+                    con.interrupt()
             time.sleep(0.05)
 
     async def run(self, caller: Caller, sql: str, *, synthetic: bool, source: str, query_id: str) -> Any:
         """Register the query (so it can be cancelled even while it waits for a worker), then run it."""
-        running = self._register(query_id, caller)
         try:
-            return await self.call(self._run_blocking, running, query_id, sql, synthetic, source)
+            running = self._register(query_id, caller)
+        except ServerUnavailable as error:
+            await self.call(self._audit_busy, caller, sql, error, source, synthetic)
+            raise
+        try:
+            loop = asyncio.get_running_loop()
+            work = (self._run_blocking, running, query_id, sql, synthetic, source)
+            return await loop.run_in_executor(self.executor, *work)
         except BaseException:
             if running.connection is None:  # never reached a worker
                 with self._registry_lock:
                     self._running.pop(query_id, None)
             raise
 
+    def _audit_busy(
+        self, caller: Caller, sql: str, error: ServerUnavailable, source: str, synthetic: bool
+    ) -> None:
+        query_service.audit_server_failure(
+            self.open_session, caller.project, caller.user, sql, error, source=source, synthetic=synthetic
+        )
+
     def _run_blocking(self, running: _Running, query_id: str, sql: str, synthetic: bool, source: str) -> Any:
-        """One query, start to end, on a worker thread: run, audit (in run_query), then monitor."""
+        """One query, start to end, on a worker thread: run, audit (in run_query), then monitor.
+
+        A run that failed for want of memory or time while sharing the server is audited as a server
+        failure and run once more, alone (``exclusive``); that run's outcome is the analyst's.
+        """
         caller = running.caller
+        exclusive = False
+
+        def admit(rows: int | None) -> None:
+            self._admit(running, synthetic, rows, exclusive)
+
         try:
-            try:
-                result = query_service.run_query(
-                    self.open_session,
-                    self.paths,
-                    caller.project,
-                    caller.user,
-                    sql,
-                    synthetic=synthetic,
-                    source=source,
-                    memory_limit=self.limits.memory_limit,
-                    threads=self.limits.threads,
-                    timeout_s=self.limits.timeout_s,
-                    max_rows=self.limits.max_rows,
-                    on_connection=lambda con: self._attach(running, con),
-                )
-            except EnclaveError as error:
-                if not isinstance(error, Forbidden | NotFound):
-                    self._monitor(caller, source, sql)
-                raise
-            self._monitor(caller, source, sql)
-            return result
+            while True:
+                try:
+                    result = query_service.run_query(
+                        self.open_session,
+                        self.paths,
+                        caller.project,
+                        caller.user,
+                        sql,
+                        synthetic=synthetic,
+                        source=source,
+                        memory_limit=self.limits.memory_limit,
+                        threads=self.limits.threads,
+                        timeout_s=self.limits.timeout_s,
+                        max_rows=self.limits.max_rows,
+                        on_connection=lambda con: self._attach(running, con),
+                        query_id=query_id,
+                        on_estimate=admit,
+                        classify=lambda error: self._classify(running, error),
+                    )
+                except ServerUnavailable as error:
+                    if error.retry and not exclusive and not running.cancelled:
+                        exclusive = True
+                        continue
+                    raise  # the server's failure: nothing for the monitor to count
+                except EnclaveError as error:
+                    if not isinstance(error, Forbidden | NotFound):
+                        self._monitor(caller, source, sql)
+                    raise
+                finally:
+                    self._release(running)
+                self._monitor(caller, source, sql)
+                return result
         finally:
             with self._registry_lock:
                 self._running.pop(query_id, None)
+
+    def _admit(self, running: _Running, synthetic: bool, estimate: int | None, exclusive: bool) -> None:
+        """Called by the guard with the plan's estimate: wait until admission control lets it run."""
+        caller = running.caller
+        ticket = self.admission.ticket(
+            (caller.project, caller.user), (caller.project, synthetic), estimate, exclusive=exclusive
+        )
+        with self._registry_lock:
+            running.ticket = ticket
+        self.admission.acquire(ticket, lambda: running.cancelled)
+
+    def _release(self, running: _Running) -> None:
+        with self._registry_lock:
+            ticket, running.ticket = running.ticket, None
+        if ticket is not None:
+            self.admission.release(ticket)
+
+    def _classify(self, running: _Running, error: EnclaveError) -> EnclaveError:
+        """The server's failures as ``ServerUnavailable``; every other error stays the analyst's."""
+        if isinstance(error, ServerUnavailable):
+            return error
+        retry_after_s = self.admission.retry_after_s
+        if running.shutdown and error.code == "query_cancelled":
+            return ServerUnavailable(SERVER_SHUTDOWN, retry_after_s=retry_after_s)
+        ticket = running.ticket
+        shared = ticket is not None and ticket.state == "running"
+        shared = shared and ticket.contended and not ticket.exclusive
+        if shared and error.code == "query_resources":
+            return ServerUnavailable(SERVER_RESOURCES, retry_after_s=retry_after_s, retry=True)
+        if shared and error.code == "query_timeout":
+            return ServerUnavailable(SERVER_TIMEOUT, retry_after_s=retry_after_s, retry=True)
+        return error
 
     def _monitor(self, caller: Caller, source: str, sql: str) -> MonitorOutcome:
         key = (caller.project, caller.user)
@@ -179,9 +300,14 @@ class QueryRunner:
         return outcome
 
     def shutdown(self) -> None:
+        """Stop every query (each ends as ``server_shutdown``, not the analyst's failure), then the pools."""
+        self.admission.close()
         with self._registry_lock:
             for running in self._running.values():
+                running.shutdown = True
                 running.cancelled = True
                 if running.connection is not None:
-                    running.connection.interrupt()
+                    with contextlib.suppress(duckdb.ConnectionException):
+                        running.connection.interrupt()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.helpers.shutdown(wait=True, cancel_futures=True)

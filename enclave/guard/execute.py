@@ -12,6 +12,7 @@ import decimal
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,17 +62,22 @@ def run(
     *,
     timeout_s: float | None = None,
     ledger: Ledger | None = None,
+    on_estimate: Callable[[int | None], None] | None = None,
 ) -> QueryResult:
     """Check ``sql``, run what the guard allows, and release only values that pass every rule.
 
     ``ledger`` is the project's differencing ledger; without one, a fresh in-memory ledger still
-    stops differencing between the values of this one query.
+    stops differencing between the values of this one query. ``on_estimate`` receives the plan's
+    largest estimated cardinality (None in advisory mode, which makes no estimate) after every
+    check passed and before anything runs; the gateway's admission control may wait in it, or raise.
     """
     verdict = check(sql, policy)
     if not verdict.allowed:
         raise _rejected(verdict.reasons)
     timeout = timeout_s if timeout_s is not None else timeout_for(con)
     if verdict.advisory:
+        if on_estimate is not None:
+            on_estimate(None)
         return _run_advisory(con, verdict, policy, timeout)
     compiled = verdict.compiled
     estimate = _estimated_rows(con, compiled.sql, timeout)
@@ -79,6 +85,8 @@ def run(
         raise _rejected(
             [violation("QRY_FANOUT", None, detail=f"about {estimate:,} intermediate rows").to_reason()]
         )
+    if on_estimate is not None:
+        on_estimate(estimate)
     table = _guarded(con, timeout, lambda: con.execute(compiled.sql).fetch_arrow_table())
     if table.num_rows > policy.max_result_rows:
         raise _too_large(policy)

@@ -235,15 +235,17 @@ class Ledger:
         recent: Callable[[], list[Sketch]],
     ):
         admitted: list[Sketch] = []
-        verdicts = []
+        verdicts = [True] * len(sketches)
         pool = Pool([p for p in recent() if len(p.counts) == len(sketches[0].counts)] if sketches else [])
-        for sketch in sketches:
+        # Decided in an order fixed by the populations themselves, not by the order the engine
+        # returned the rows in: of two cells a few persons apart, the larger is always the one released.
+        for i in sorted(range(len(sketches)), key=lambda i: (-sketches[i].size, sketches[i].to_bytes())):
+            sketch = sketches[i]
             if sketch.size == 0:
-                verdicts.append(True)
                 continue
             earlier = stored(sketch.size - (k - 1), sketch.size + (k - 1)) + admitted
             clash = any(differs_by_few(sketch, old, k) for old in earlier) or tracked(sketch, pool, k)
-            verdicts.append(not clash)
+            verdicts[i] = not clash
             if not clash and not any(_same(sketch, old) for old in earlier):
                 admitted.append(sketch)
                 pool.add(sketch)

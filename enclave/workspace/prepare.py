@@ -237,17 +237,23 @@ def _prepare_into(
     twins: dict[str, Path] = {}
     subjects: dict[str, int] = {}
 
+    # One narrow scan of each source: its facts (persons and quasi-identifiers, counted), from which
+    # come the person map, k-anonymity, the counts and the ledger; then one full pass writes it.
+    facts: dict[str, str] = {}
+    for index, (name, (plan, relation)) in enumerate(plans.items()):
+        progress(f"{name}: reading persons and quasi-identifiers")
+        facts[name] = relations.facts_table(con, plan, relation, params, f"{relations.FACTS_TABLE}_{index}")
     progress("pseudonymising persons")
     key_types = {name: _describe(con, relation)[plan.person_key] for name, (plan, relation) in plans.items()}
-    sources = {name: (plan.person_key, relation) for name, (plan, relation) in plans.items()}
     maps = relations.person_maps(
         con,
-        sources,
+        {name: (relations.PERSON_COLUMN, table) for name, table in facts.items()},
         key_types,
         params,
         per_person_offset=secrets.per_person_offset,
         date_jitter=project.date_jitter_days > 0,
     )
+    map_sizes = {table: relations.map_size(con, table) for table in set(maps.values())}
     for name, (plan, relation) in plans.items():
         codes: dict[str, MeasureBounds] = {}
         if plan.measures:
@@ -256,20 +262,25 @@ def _prepare_into(
             declared = {c: (spec.columns[c].bottom_code, spec.columns[c].top_code) for c in plan.measures}
             codes = measure_bounds(con, relation, plan.person_key, plan.measures, declared, k)
             plan = plan.with_measure_bounds(codes)
-        progress(f"{name}: de-identifying")
-        persons = maps[name]
-        hashes.submit(f"{name}:source", datasets[name][1])
-        facts = relations.facts_table(con, plan, relation, params)
-        parquet[name] = build / f"{name}.parquet"
-        relations.write_prepared(con, plan, relation, persons, str(parquet[name]), params)
-        hashes.submit(f"{name}:prepared", parquet[name])
         progress(f"{name}: checking k-anonymity")
+        persons = maps[name]
         k_reports[name] = k_anonymity(
-            con, facts, plan.quasi_ids, k, person_key=relations.PERSON_COLUMN, rows=relations.ROWS_COLUMN
+            con,
+            facts[name],
+            plan.quasi_ids,
+            k,
+            person_key=relations.PERSON_COLUMN,
+            rows=relations.ROWS_COLUMN,
         )
         if project.access is AccessMode.ROWS and not k_reports[name].ok:
             raise _refuse_k({name: k_reports[name]}, k)
-        counts = relations.person_counts(con, facts)
+        progress(f"{name}: de-identifying")
+        hashes.submit(f"{name}:source", datasets[name][1])
+        parquet[name] = build / f"{name}.parquet"
+        relations.write_prepared(con, plan, relation, persons, str(parquet[name]), params)
+        hashes.submit(f"{name}:prepared", parquet[name])
+        progress(f"{name}: counting persons")
+        counts = relations.person_counts(con, facts[name])
         key_unique = (
             plan.person_key_kept and counts.one_person_per_row and relations.pseudonyms_distinct(con, persons)
         )
@@ -298,11 +309,13 @@ def _prepare_into(
             project_id=project.id,
             version=version,
             dataset=name,
-            subjects_sql=relations.subjects_sql(persons, facts),
+            subjects_sql=relations.subjects_sql(
+                persons, facts[name], every_person=counts.persons == map_sizes[persons]
+            ),
             params={},
             prepared_at=prepared_at,
         )
-        con.execute(f"DROP TABLE {facts}")
+        con.execute(f"DROP TABLE {facts[name]}")
         report = k_reports[name]
         reports[name] = {
             "rows": counts.rows,
@@ -320,6 +333,7 @@ def _prepare_into(
             "twin_columns": {c.name: c.kind for c in twin_columns},
         }
 
+    progress("waiting for the SHA-256 of the files")
     for name, digests in hashes.results().items():
         dataset, kind = name.split(":")
         reports[dataset][f"{kind}_sha256"] = digests
@@ -422,6 +436,7 @@ def prepare_workspace(
             finally:
                 con.close()
             shutil.rmtree(build / ".spill", ignore_errors=True)
+            report_progress("writing the report and syncing the files")
             (build / layout.REPORT).write_text(json.dumps(report.to_dict(), indent=2, sort_keys=True))
             os.chmod(build / layout.REPORT, READ_ONLY_FILE)
             fsync_tree(build)

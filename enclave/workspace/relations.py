@@ -2,10 +2,12 @@
 
 The prepared rows are never materialised in full. Each dataset is read straight from its source:
 
-* once by ``COPY ... TO parquet``, which writes the prepared columns and nothing else;
-* once for its *facts*: the hidden person column and the generalised quasi-identifiers, which is all
-  that k-anonymity, the row and person counts and the disclosure ledger need;
-* once, filtered to a sample of persons, for the synthetic twin.
+* once, narrowly, for its *facts*: the hidden person column and the generalised quasi-identifiers,
+  counted, which is all that the person map (built from the facts of every dataset, not from
+  another scan of the sources), k-anonymity, the row and person counts and the ledger need;
+* once by ``COPY ... TO parquet``, the one full pass, which writes the prepared columns and nothing
+  else (pseudonym and per-person shift joined from the map, dates, bands and codes computed inline);
+* once, filtered to a sample of persons (the map too), for the synthetic twin.
 
 Each read evaluates the same deterministic SQL (the pseudonym and a per-person shift come from the
 person map, a project offset is a bound parameter, generalisations and measure bounds are pure
@@ -39,6 +41,10 @@ OFFSET_COLUMN = "__enclave_offset"  # the person's whole date shift in the perso
 FACTS_TABLE = "_facts"
 SAMPLE_TABLE = "_twin_sample"
 ROWS_COLUMN = "__enclave_rows"  # in the facts table: how many prepared rows each fact stands for
+# The prepared Parquet: zstd at its fastest level costs about the same CPU as the default snappy and
+# makes the file about 40% smaller (less to hash, to upload and to read back); DuckDB's default row
+# groups (122,880 rows) wrote faster than larger ones (see bench/prepare.py --parquet-settings).
+PREPARED_PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
 
 
 def used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,8 +66,10 @@ def person_maps(
     shift of their dates (offset plus jitter). One HMAC of each kind per person, not per row, and
     the same values for the same person in every dataset.
 
-    ``sources`` maps each dataset to (person key column, source relation); the result maps each
-    dataset to the table of its key type.
+    ``sources`` maps each dataset to (person key column, relation): the source itself, or its facts
+    table (:func:`facts_table`, person column ``PERSON_COLUMN``), which holds the same persons in
+    far fewer rows than a dataset with many rows per person. The result maps each dataset to the
+    table of its key type.
     """
     by_type: dict[str, list[str]] = {}
     for name, (person_key, relation) in sources.items():
@@ -93,15 +101,19 @@ def person_maps(
     return tables
 
 
-def _joined(plan: DatasetPlan, relation: str, persons: str, where: str = "") -> str:
-    """The source rows (those matching ``where``, if given) with their pseudonym (and per-person
-    shift) looked up in the person map: one join, no HMAC per row."""
-    key = quote_ident(plan.person_key)
-    looked_up = f"_map.* EXCLUDE ({quote_ident(SOURCE_COLUMN)}, subject)"  # pseudonym (and shift)
-    source = f"(SELECT * FROM {relation} WHERE {where})" if where else relation
+def _joined(plan: DatasetPlan, relation: str, persons: str, every: int = 1) -> str:
+    """The source rows with their pseudonym (and per-person shift) looked up in the person map: one
+    join, no HMAC per row. With ``every`` > 1, only the rows (and map entries) of the persons whose
+    key hashes to 0 modulo ``every``: both sides are filtered, so the join builds on the sample."""
+    key, source_key = quote_ident(plan.person_key), quote_ident(SOURCE_COLUMN)
+    looked_up = f"_map.* EXCLUDE ({source_key}, subject)"  # pseudonym (and shift)
+    source, person_map = relation, persons
+    if every > 1:
+        source = f"(SELECT * FROM {relation} WHERE hash({key}) % {int(every)} = 0)"
+        person_map = f"(SELECT * FROM {persons} WHERE hash({source_key}) % {int(every)} = 0)"
     return (
         f"(SELECT _src.*, {looked_up} FROM {source} AS _src "
-        f"LEFT JOIN {persons} AS _map ON _src.{key} = _map.{quote_ident(SOURCE_COLUMN)})"
+        f"LEFT JOIN {person_map} AS _map ON _src.{key} = _map.{source_key})"
     )
 
 
@@ -148,25 +160,30 @@ def write_prepared(
     params: Mapping[str, Any],
 ) -> None:
     """Write the prepared rows straight from the source to Parquet at ``target``."""
-    sql = f"COPY ({output_sql(plan, relation, persons)}) TO {quote_literal(target)} (FORMAT parquet)"
+    sql = f"COPY ({output_sql(plan, relation, persons)}) TO {quote_literal(target)} ({PREPARED_PARQUET})"
     run_transform(con, plan, sql, params)
 
 
 def facts_table(
-    con: duckdb.DuckDBPyConnection, plan: DatasetPlan, relation: str, params: Mapping[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    plan: DatasetPlan,
+    relation: str,
+    params: Mapping[str, Any],
+    table_name: str = FACTS_TABLE,
 ) -> str:
-    """A temp table of the hidden person column and the generalised quasi-identifiers, with
-    ``ROWS_COLUMN`` counting the prepared rows of each combination (rows without a person key
-    included). It is all that k-anonymity, the counts and the ledger need, and it is read straight
-    from the source: quasi-identifiers never involve the pseudonym or the person's shift (only
-    ``person_key`` and ``date`` columns do), so no join is needed."""
+    """A temp table (``table_name``) of the hidden person column and the generalised
+    quasi-identifiers, with ``ROWS_COLUMN`` counting the prepared rows of each combination (rows
+    without a person key included). It is all that k-anonymity, the counts, the ledger and the person
+    map (see :func:`person_maps`) need, and it is read straight from the source: quasi-identifiers
+    never involve the pseudonym or the person's shift (only ``person_key`` and ``date`` columns do),
+    so no join is needed."""
     expressions = dict(zip(plan.columns, plan.select_list, strict=True))
     quasi = [expressions[q] for q in plan.quasi_ids]
     looked_up = (quote_ident(PSEUDONYM_COLUMN), quote_ident(OFFSET_COLUMN))
     if any(column in expression for expression in quasi for column in looked_up):
         raise ValueError("a quasi-identifier cannot depend on the person map")  # roles rule this out
     columns = [_hidden_person(plan), *quasi]
-    table = quote_ident(FACTS_TABLE)
+    table = quote_ident(table_name)
     sql = (
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {', '.join(columns)}, "
         f"count(*) AS {quote_ident(ROWS_COLUMN)} FROM {relation} GROUP BY ALL"
@@ -191,17 +208,20 @@ def twin_sample(
     Counting persons in a sample can only under-count, so the twin's k rule stays safe. Which persons
     are sampled reveals nothing in the twin: it holds only values at least ``k`` sampled persons share.
     """
-    where = f"hash({quote_ident(plan.person_key)}) % {int(every)} = 0" if every > 1 else ""
     select = ", ".join([*_select_list(plan), _hidden_person(plan)])
     table = quote_ident(SAMPLE_TABLE)
-    source = _joined(plan, relation, persons, where)
+    source = _joined(plan, relation, persons, every)
     sql = f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {select} FROM {source}"
     run_transform(con, plan, sql, params)
     return table
 
 
-def subjects_sql(persons: str, facts: str) -> str:
-    """The ledger subjects of the persons in ``facts`` (for ``ledger.stage_subjects``)."""
+def subjects_sql(persons: str, facts: str, *, every_person: bool = False) -> str:
+    """The ledger subjects of the persons in ``facts`` (for ``ledger.stage_subjects``). With
+    ``every_person`` (``facts`` holds as many persons as the map, which was built from it and so
+    holds them all) the whole map, without the lookup."""
+    if every_person:
+        return f"SELECT m.subject FROM {persons} AS m"
     return (
         f"SELECT m.subject FROM {persons} AS m WHERE m.{quote_ident(SOURCE_COLUMN)} IN "
         f"(SELECT {quote_ident(PERSON_COLUMN)} FROM {facts})"
@@ -224,6 +244,12 @@ def person_counts(con: duckdb.DuckDBPyConnection, facts: str) -> PersonCounts:
         f"coalesce(sum({rows}) FILTER (WHERE {person} IS NULL), 0) FROM {facts}"
     ).fetchone()  # type: ignore[misc]
     return PersonCounts(int(total), int(persons), nulls == 0 and persons == total)
+
+
+def map_size(con: duckdb.DuckDBPyConnection, persons: str) -> int:
+    """How many persons the map holds."""
+    (count,) = con.execute(f"SELECT count(*) FROM {persons}").fetchone()  # type: ignore[misc]
+    return int(count)
 
 
 def pseudonyms_distinct(con: duckdb.DuckDBPyConnection, persons: str) -> bool:

@@ -102,10 +102,9 @@ class ExportReviewApp(HubServiceApp):
     def make_tornado_app(self) -> TornadoApplication:
         """The routes, the templates and the login (also used by tests in-process)."""
         db.migrate(self.database_url)
-        args = {
-            "ctx": WebContext(db.connect(self.database_url), Paths(Path(self.enclave_home))),
-            "hub_auth": self.hub_auth(),
-        }
+        ctx = WebContext(db.connect(self.database_url), Paths(Path(self.enclave_home)))
+        ctx.complete_releases()  # releases a crash interrupted after their commit (export_review.release)
+        args = {"ctx": ctx, "hub_auth": self.hub_auth()}
         routes = [(f"{self.base_url}oauth_callback", CallbackHandler, args)]
         routes += [(pattern, handler, args) for pattern, handler in default_handlers(self.base_url)]
         return TornadoApplication(

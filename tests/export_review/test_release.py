@@ -115,7 +115,7 @@ def test_a_file_tampered_with_in_the_outbox_is_never_downloaded(
 
 
 class CrashingOutbox(LocalOutbox):
-    """Dies after ``puts`` writes, like a process killed in the middle of a release."""
+    """Fails after ``puts`` writes, like an outbox that went away in the middle of publishing."""
 
     def __init__(self, root: Path, puts: int) -> None:
         super().__init__(root)
@@ -123,30 +123,39 @@ class CrashingOutbox(LocalOutbox):
 
     def put(self, key: str, data: bytes) -> None:
         if self.left == 0:
-            raise KeyboardInterrupt("crash")
+            raise OSError("crash")
         self.left -= 1
         super().put(key, data)
 
 
 @pytest.mark.parametrize("puts", [0, 1, 2])  # two files and the manifest
-def test_a_crash_in_the_middle_of_a_release(env: ExportEnv, project: str, puts: int, tmp_path: Path) -> None:
+def test_a_crash_in_the_middle_of_publishing(env: ExportEnv, project: str, puts: int, tmp_path: Path) -> None:
+    """Publishing follows the commit: the release stands, and its outbox copy is completed later."""
     request_id = make_request(
         env, ExportState.APPROVED, files={"a.csv": GOOD_CSV, "b.csv": GOOD_CSV + "X,50\n"}
     )
-    with pytest.raises(KeyboardInterrupt):
-        release(env, request_id, outbox=CrashingOutbox(env.paths.outbox, puts))
-    assert env.state(request_id) == "approved"  # not released: no one can download half of it
-    with pytest.raises(Forbidden):
-        download(env, request_id, "bob", tmp_path / "early")
-    release(env, request_id)  # the restart
+    release(env, request_id, outbox=CrashingOutbox(env.paths.outbox, puts))
     assert env.state(request_id) == "released"
     assert env.audit_actions(request_id).count("export.release") == 1
+    request = env.request(request_id)
+    assert not (env.paths.outbox / releasing.prefix_of(request) / releasing.MANIFEST).exists()
+    with env.session() as s:  # what the service does when it starts
+        assert releasing.complete_releases(s, env.paths, env.box()) == [request_id]
+        assert releasing.complete_releases(s, env.paths, env.box()) == []
     download(env, request_id, "bob", tmp_path / "out")
     got = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
     assert got == ["files", "files/a.csv", "files/b.csv", "manifest.json"]
+    assert env.audit_actions(request_id).count("export.release") == 1
 
 
-def test_a_crash_after_the_outbox_but_before_commit(env: ExportEnv, project: str, monkeypatch) -> None:
+def test_a_download_completes_an_unfinished_outbox_copy(env: ExportEnv, project: str, tmp_path: Path) -> None:
+    request_id = make_request(env, ExportState.APPROVED, files={"a.csv": GOOD_CSV})
+    release(env, request_id, outbox=CrashingOutbox(env.paths.outbox, 1))
+    download(env, request_id, "bob", tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["a.csv", "files", "manifest.json"]
+
+
+def test_a_crash_before_commit_leaves_the_outbox_untouched(env: ExportEnv, project: str, monkeypatch) -> None:
     request_id = make_request(env, ExportState.APPROVED)
 
     def die(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -157,6 +166,7 @@ def test_a_crash_after_the_outbox_but_before_commit(env: ExportEnv, project: str
         release(env, request_id)
     monkeypatch.undo()
     assert env.state(request_id) == "approved"
+    assert not (env.paths.outbox / releasing.prefix_of(env.request(request_id))).exists()
     release(env, request_id)
     assert env.audit_actions(request_id).count("export.release") == 1
 

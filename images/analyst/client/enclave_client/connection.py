@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -24,12 +25,30 @@ TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 PROJECT_ENVS = ("ENCLAVE_PROJECT", "JUPYTERHUB_SERVER_NAME")
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
-Progress = Callable[[float], None]
+Progress = Callable[..., None]
+STATUS_POLL_S = 1.0
 
 
-def _stderr_progress(elapsed: float) -> None:
-    sys.stderr.write(f"\rquery running… {elapsed:5.1f} s (interrupt to cancel / 中断以取消)")
+def _stderr_progress(elapsed: float, status: dict[str, Any] | None = None) -> None:
+    sys.stderr.write("\r" + progress_line(elapsed, status) + " " * 8)
     sys.stderr.flush()
+
+
+def progress_line(elapsed: float, status: dict[str, Any] | None = None) -> str:
+    """One line for a long query: running, or queued on the gateway with its place in line."""
+    hint = "(interrupt to cancel / 中断以取消)"
+    if status and status.get("state") == "queued":
+        position = status.get("position")
+        return f"query queued… position {position} / 排队中，第 {position} 位 · {elapsed:5.1f} s {hint}"
+    return f"query running… {elapsed:5.1f} s {hint}"
+
+
+def _takes_status(progress: Progress) -> bool:
+    """Whether a progress callable accepts the gateway's status (``status=``) besides the time."""
+    try:
+        return "status" in inspect.signature(progress).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def connect(
@@ -74,7 +93,9 @@ class Connection:
     def __repr__(self) -> str:
         return f"<enclave_client.Connection {self.url} project={self.project}>"
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[str, bytes]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> tuple[str, bytes]:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Authorization", f"token {self._token}")
@@ -84,7 +105,7 @@ class Connection:
         if self.project:
             request.add_header("X-Enclave-Project", self.project)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as response:
                 return response.headers.get("Content-Type", ""), response.read()
         except urllib.error.HTTPError as error:
             raise _query_error(error.code, error.read()) from None
@@ -117,6 +138,15 @@ class Connection:
         info = self._json("GET", f"api/views/{quote(view, safe='')}")["view"]
         return pd.DataFrame(info["columns"], columns=["name", "role", "generalize", "description"])
 
+    def status(self, query_id: str) -> dict[str, Any] | None:
+        """Where a query is on the gateway: ``{"state": "queued", "position": 3, ...}``, ``running``;
+        None once it has ended or when the gateway cannot say."""
+        try:
+            _, payload = self._request("GET", f"api/queries/{quote(query_id, safe='')}", timeout_s=5.0)
+            return json.loads(payload)
+        except (QueryError, ValueError, OSError):
+            return None
+
     def cancel(self, query_id: str) -> bool:
         """Cancel a running query; False when it had already finished."""
         return bool(self._json("DELETE", f"api/queries/{quote(query_id, safe='')}").get("cancelled"))
@@ -148,12 +178,21 @@ class Connection:
         started = time.monotonic()
         worker.start()
         shown = False
+        with_status = progress is not None and _takes_status(progress)
+        status: dict[str, Any] | None = None
+        polled = 0.0
         try:
             while worker.is_alive():
                 worker.join(0.1)
                 elapsed = time.monotonic() - started
                 if progress is not None and elapsed >= self.progress_after_s and worker.is_alive():
-                    progress(elapsed)
+                    if with_status and elapsed - polled >= STATUS_POLL_S:
+                        polled = elapsed
+                        status = self.status(query_id) or status
+                    if with_status:
+                        progress(elapsed, status=status)
+                    else:
+                        progress(elapsed)
                     shown = True
         except KeyboardInterrupt:
             self._cancel_quietly(query_id)

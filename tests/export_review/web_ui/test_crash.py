@@ -1,0 +1,203 @@
+"""``kill -9`` of the export service in the middle of a release (issue #17, crash safety).
+
+A real hub and the service as a real process (``enclave export serve``), on SQLite and on
+PostgreSQL state. An approved request is released through the API; the service is stopped at a
+named point (``enclave.crashpoints``) and killed there. After a restart the request is released
+exactly once (one ``export.release`` record, the outbox complete, the download works) or not at
+all (approved, nothing in the outbox, and it can be released), and the audit chain verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from enclave import audit, db
+from enclave.config import Paths
+from enclave.db.session import dispose_all
+from export_review import release as releasing
+from export_review.workflow import ExportState
+from tests.conftest import _fresh_postgres_database
+from tests.crash import ServiceProcess, check_audit_chain, in_background
+from tests.export_review.factories import GOOD_CSV, ExportEnv, make_project, make_request
+from tests.export_review.web_ui.conftest import HUB_CONFIG, SERVICE, SERVICE_PREFIX, _wait_for_hub, call
+from tests.gateway.conftest import CHP, REPO, free_port, http
+
+pytestmark = pytest.mark.slow
+
+USERS = ("alice", "bob", "rev1")
+
+
+@dataclass
+class CrashHub:
+    api_url: str
+    service_port: int
+    service_token: str
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def crash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashHub]:
+    """A hub that expects the export service on a fixed local port, and a service token per user."""
+    root = tmp_path_factory.mktemp("crash-hub")
+    if not CHP.exists():
+        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
+    proxy_port, hub_port, service_port = free_port(), free_port(), free_port()
+    service_token, admin_token = secrets.token_hex(32), secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "TEST_HUB_PORT": str(hub_port),
+        "TEST_HUB_PROXY_PORT": str(proxy_port),
+        "TEST_HUB_PROXY_API_PORT": str(free_port()),
+        "TEST_HUB_CHP": str(CHP),
+        "TEST_HUB_DIR": str(root),
+        "TEST_EXPORT_URL": f"http://127.0.0.1:{service_port}",
+        "TEST_EXPORT_TOKEN": service_token,
+        "TEST_EXPORT_CALLBACK": f"http://127.0.0.1:{proxy_port}{SERVICE_PREFIX}oauth_callback",
+        "TEST_ADMIN_TOKEN": admin_token,
+        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+    }
+    log_path = root / "hub.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    api_url = f"http://127.0.0.1:{hub_port}/hub/api"
+    try:
+        _wait_for_hub(api_url, admin_token, process, log_path)
+        tokens = {}
+        for user in USERS:
+            status, answer = http("POST", f"{api_url}/users/{user}", admin_token)
+            assert status in (201, 409), answer
+            scopes = {"scopes": [f"access:services!service={SERVICE}"], "note": "crash tests"}
+            status, answer = http("POST", f"{api_url}/users/{user}/tokens", admin_token, scopes)
+            assert status == 201, answer
+            tokens[user] = answer["token"]
+        yield CrashHub(api_url, service_port, service_token, tokens)
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def export_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ExportEnv, str]]:
+    """An enclave home with one active project, its state on SQLite or on a new PostgreSQL database."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "work").mkdir()
+    databases: Iterator[str] = iter([f"sqlite:///{home / 'state.db'}"])
+    if request.param == "postgresql":
+        databases = _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
+    url = next(databases)
+    db.migrate(url)
+    audit.use_vault(url, Paths(home))
+    env = ExportEnv(db.connect(url), Paths(home), tmp_path / "work")
+    make_project(env)
+    yield env, url
+    dispose_all()
+    for _ in databases:  # drops the PostgreSQL database
+        pass
+
+
+@pytest.fixture
+def service(
+    crash_hub: CrashHub, export_env: tuple[ExportEnv, str], tmp_path: Path
+) -> Iterator[ServiceProcess]:
+    env, url = export_env
+    settings = {
+        "JUPYTERHUB_API_TOKEN": crash_hub.service_token,
+        "JUPYTERHUB_API_URL": crash_hub.api_url,
+        "JUPYTERHUB_SERVICE_PREFIX": SERVICE_PREFIX,
+        "JUPYTERHUB_SERVICE_NAME": SERVICE,
+        "ENCLAVE_DATABASE_URL": url,
+    }
+    args = ["export", "serve", "--ip", "127.0.0.1", "--port", str(crash_hub.service_port)]
+    process = ServiceProcess(env.paths.home, args, settings, tmp_path / "export.log")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def recorded(env: ExportEnv, request_id: str, action: str, outcome: str = "success") -> int:
+    """How many ``action`` records with ``outcome`` the request has."""
+    with env.session() as session:
+        events = audit.tail(session, limit=1000)
+        return sum(
+            e.object == f"export:{request_id}" and e.action == action and e.outcome == outcome for e in events
+        )
+
+
+@pytest.mark.parametrize("point", ["release-staged", "release-publishing"])
+def test_kill_9_in_the_middle_of_a_release(
+    crash_hub: CrashHub, export_env: tuple[ExportEnv, str], service: ServiceProcess, point: str
+) -> None:
+    env, url = export_env
+    api = f"http://127.0.0.1:{crash_hub.service_port}{SERVICE_PREFIX}api/"
+    files = {"a.csv": GOOD_CSV, "b.csv": GOOD_CSV + "X,50\n"}
+    request_id = make_request(env, ExportState.APPROVED, files=files)
+    folder = env.paths.outbox / releasing.prefix_of(env.request(request_id))
+
+    def release() -> int:
+        return call("POST", f"{api}requests/{request_id}/release", crash_hub.tokens["rev1"]).status
+
+    service.start(f"{api}requests", pause_at=point)
+    cut_off = in_background(release)
+    service.wait_paused(point)
+    service.kill9()
+    cut_off.join(30)
+
+    check_audit_chain(url, env.paths.home)
+    if point == "release-staged":  # not committed: not released, and nothing left the vault
+        assert env.state(request_id) == "approved"
+        assert recorded(env, request_id, "export.release") == 0
+        assert not folder.exists()
+    else:  # committed: released once; the outbox has part of the files and no manifest
+        assert env.state(request_id) == "released"
+        assert recorded(env, request_id, "export.release") == 1
+        assert (folder / "files").is_dir() and not (folder / releasing.MANIFEST).exists()
+
+    service.start(f"{api}requests")  # the restart finishes an outbox copy left unfinished
+    if point == "release-staged":
+        assert release() == 200
+    else:
+        assert (folder / releasing.MANIFEST).exists()
+    assert release() != 200  # released already: never twice
+    assert recorded(env, request_id, "export.release", "refused") == 1
+    assert env.state(request_id) == "released"
+    assert recorded(env, request_id, "export.release") == 1
+    assert sorted(p.name for p in (folder / "files").iterdir()) == ["a.csv", "b.csv"]
+
+    answer = call("GET", f"{api}requests/{request_id}/download", crash_hub.tokens["bob"])
+    assert answer.status == 200, answer.body[:500]
+    with zipfile.ZipFile(io.BytesIO(answer.body)) as archive:
+        manifest = json.loads(archive.read(releasing.MANIFEST))
+        for name, content in files.items():
+            data = archive.read(f"files/{name}")
+            assert data == content.encode()
+            assert {f["name"]: f["sha256"] for f in manifest["files"]}[name] == hashlib.sha256(
+                data
+            ).hexdigest()
+    release_info = json.loads(env.request(request_id).release_json or "{}")
+    manifest_bytes = (folder / releasing.MANIFEST).read_bytes()
+    assert hashlib.sha256(manifest_bytes).hexdigest() == release_info["manifest_sha256"]
+    assert recorded(env, request_id, "export.download") == 1
+    check_audit_chain(url, env.paths.home)
