@@ -38,8 +38,8 @@ REVOKER_SCOPES = frozenset({"admin:servers", "delete:servers"})
 METRICS_SCOPE = "read:metrics"
 
 
-async def check_revoker(hub_auth: HubAuth, token: str) -> str:
-    """The name behind ``token``, asked of the hub afresh (never cached), if it may revoke access."""
+async def _fresh_model(hub_auth: HubAuth, token: str) -> dict[str, Any]:
+    """The hub's model of ``token``, asked afresh (never from the cache): revoked means refused."""
     model = await hub_auth.user_for_token(token, use_cache=False, sync=False)
     if not model:
         raise Unauthenticated(
@@ -47,6 +47,12 @@ async def check_revoker(hub_auth: HubAuth, token: str) -> str:
             "The hub does not know this token (forged, expired or revoked)",
             "中心服务不认识此令牌（伪造、过期或已吊销）",
         )
+    return dict(model)
+
+
+async def check_revoker(hub_auth: HubAuth, token: str) -> str:
+    """The name behind ``token``, asked of the hub afresh (never cached), if it may revoke access."""
+    model = await _fresh_model(hub_auth, token)
     if not REVOKER_SCOPES & set(model.get("scopes") or []):
         raise Forbidden(
             "auth_cache_clear_forbidden",
@@ -58,13 +64,7 @@ async def check_revoker(hub_auth: HubAuth, token: str) -> str:
 
 async def check_metrics_reader(hub_auth: HubAuth, token: str) -> str:
     """The name behind ``token``, asked of the hub afresh, if it may read metrics (``read:metrics``)."""
-    model = await hub_auth.user_for_token(token, use_cache=False, sync=False)
-    if not model:
-        raise Unauthenticated(
-            "token_invalid",
-            "The hub does not know this token (forged, expired or revoked)",
-            "中心服务不认识此令牌（伪造、过期或已吊销）",
-        )
+    model = await _fresh_model(hub_auth, token)
     if METRICS_SCOPE not in set(model.get("scopes") or []):
         raise Forbidden(
             "metrics_forbidden",

@@ -37,7 +37,9 @@ from traitlets import Bool, Dict, Int, Unicode, default, validate
 from hub_config import publish
 from hub_config.spawner import WorkspaceSpawnerMixin
 from hub_config.workspace_policy import (
+    DEFAULT_CPU_LIMIT,
     DEFAULT_IMAGE,
+    DEFAULT_MEM_LIMIT,
     LABEL_PROJECT,
     LABEL_ROLE,
     ROLE_WORKSPACE,
@@ -213,11 +215,11 @@ class EnclaveKubeSpawner(WorkspaceSpawnerMixin, KubeSpawner):
 
     @default("mem_limit")
     def _default_mem_limit(self) -> int:
-        return 2 * 1024**3
+        return DEFAULT_MEM_LIMIT
 
     @default("cpu_limit")
     def _default_cpu_limit(self) -> float:
-        return 1.0
+        return DEFAULT_CPU_LIMIT
 
     @default("storage_capacity")
     def _default_storage_capacity(self) -> str:

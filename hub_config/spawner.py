@@ -389,11 +389,11 @@ class EnclaveSpawner(WorkspaceSpawnerMixin, DockerSpawner):
 
     @default("mem_limit")
     def _default_mem_limit(self) -> int:
-        return 2 * 1024**3
+        return workspace_policy.DEFAULT_MEM_LIMIT
 
     @default("cpu_limit")
     def _default_cpu_limit(self) -> float:
-        return 1.0
+        return workspace_policy.DEFAULT_CPU_LIMIT
 
     @default("name_template")
     def _default_name_template(self) -> str:

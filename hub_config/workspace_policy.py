@@ -28,6 +28,9 @@ HOME_IN_CONTAINER = "/home/analyst"
 SCRATCH_IN_CONTAINER = "/tmp"
 DEFAULT_IMAGE = "enclave/analyst:latest"
 DEFAULT_HOME_TEMPLATE = "enclave-home-{project}-{user}"
+# The default limits of one workspace, whichever spawner starts it.
+DEFAULT_MEM_LIMIT = 2 * 1024**3
+DEFAULT_CPU_LIMIT = 1.0
 
 LABEL_PROJECT = "org.enclave.project"
 LABEL_USER = "org.enclave.user"
