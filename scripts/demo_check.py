@@ -350,7 +350,9 @@ def run_story(story: Story) -> dict:
         raise CheckFailed(f"after all votes the request is {state!r}, not approved")
     early = download(story, request_id, story.analyst)
     released = expect(release(story, request_id, story.releaser), 200, what="release").json()
-    step(f"[ok] {story.releaser} releases it to {released.get('location')}")
+    if "location" in released:  # a server path is for operators, never in a web answer
+        raise CheckFailed(f"the release answer shows a server path: {released['location']!r}")
+    step(f"[ok] {story.releaser} releases it (state {released.get('state')}, outbox path not shown)")
     if early.status != 403:
         raise CheckFailed(f"a download before the release was not refused: HTTP {early.status}")
     got = expect(download(story, request_id, story.analyst), 200, what="download")
