@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,14 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from enclave_client import Connection, QueryError  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
 from enclave import catalog, db, projects, query_service  # noqa: E402
 from enclave.audit import AuditAction  # noqa: E402
 from enclave.db.models import AuditEvent  # noqa: E402
-from enclave.db.session import dispose_all  # noqa: E402
 from enclave.specs import parse_project_spec  # noqa: E402
+from tests.conftest import _fresh_postgres_database  # noqa: E402
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
 from tests.gateway.conftest import Enclave, running_hub, start_gateway  # noqa: E402
 
@@ -126,17 +124,7 @@ def state_database(postgres: bool) -> Iterator[str | None]:
     admin_url = os.environ.get(
         "ENCLAVE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
-    name = f"enclave_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        dispose_all()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from _fresh_postgres_database(admin_url)  # the tests' own: created, then dropped
 
 
 def timed(func) -> float:  # type: ignore[no-untyped-def]
