@@ -19,6 +19,7 @@ from enclave.gateway.app import GatewayApp
 from enclave.gateway.handlers import MAX_BODY_BYTES
 from hub_config.revocation import clear_service_auth_caches
 from tests.gateway.conftest import PROJECT, Enclave, Hub, RunningGateway, http, start_gateway
+from tests.raw_http import read_response
 
 ABSOLUTE_PATH = re.compile(r"""(?:^|[\s"'(=:])/(?:[\w.@-]+/)+[\w.@-]*""")
 
@@ -29,22 +30,8 @@ def raw_exchange(url: str, head: str, body: bytes = b"", timeout: float = 5.0) -
     started = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
         sock.sendall(head.encode() + body)
-        data = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            data += chunk
-            header_end = data.find(b"\r\n\r\n")
-            if header_end >= 0:
-                match = re.search(rb"(?im)^content-length:\s*(\d+)", data[:header_end])
-                if match and len(data) >= header_end + 4 + int(match.group(1)):
-                    break
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-    return status, data.split(b"\r\n\r\n", 1)[-1], time.monotonic() - started
+        status, body = read_response(sock)
+    return status, body, time.monotonic() - started
 
 
 def codes(body: bytes) -> list[str]:

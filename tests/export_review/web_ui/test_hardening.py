@@ -17,6 +17,7 @@ from tests.export_review.factories import GOOD_CSV, PROJECT
 from tests.export_review.web_ui.conftest import SERVICE, SERVICE_PREFIX, Stack, call, multipart
 from tests.export_review.web_ui.test_browser import _login, browser  # noqa: F401 (a fixture)
 from tests.gateway.conftest import http
+from tests.raw_http import read_response
 
 ABSOLUTE_PATH = re.compile(r"""(?:^|[\s"'(=:])/(?:[\w.@-]+/)+[\w.@-]*""")
 HUGE = 100 * 1024 * 1024
@@ -27,28 +28,6 @@ def _open(stack: Stack, head: str, body: bytes = b"") -> socket.socket:
     sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
     sock.sendall(head.encode() + body)
     return sock
-
-
-def _response(sock: socket.socket) -> tuple[int, bytes]:
-    """The status and body of the next response (a 100 Continue counts as one)."""
-    data = b""
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
-            break
-        if not chunk:
-            break
-        data += chunk
-        end = data.find(b"\r\n\r\n")
-        if end >= 0:
-            if data.startswith(b"HTTP/1.1 100"):
-                break
-            match = re.search(rb"(?im)^content-length:\s*(\d+)", data[:end])
-            if match and len(data) >= end + 4 + int(match.group(1)):
-                break
-    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
-    return status, data.split(b"\r\n\r\n", 1)[-1]
 
 
 def _upload_head(stack: Stack, path: str, length: int, token: str | None, expect: bool = False) -> str:
@@ -72,28 +51,28 @@ def test_anonymous_huge_upload_is_refused_unread(stack: Stack) -> None:
     for path in ("api/requests", "submit"):
         started = time.monotonic()
         with _open(stack, _upload_head(stack, path, HUGE, None), b"--b\r\n") as sock:
-            status, body = _response(sock)
+            status, body = read_response(sock)
         assert status == 401 and time.monotonic() - started < 5, (path, status, body)
         if path.startswith("api/"):
             assert _codes(body) == ["login_required"]
     # A route that takes no upload keeps the server's small limit: refused before reading, too.
     started = time.monotonic()
     with _open(stack, _upload_head(stack, "api/requests/exp-0000000000000000/votes", HUGE, None)) as sock:
-        status, _ = _response(sock)
+        status, _ = read_response(sock)
     assert 400 <= status < 500 and time.monotonic() - started < 5
 
 
 def test_upload_over_the_cap_is_413_unread(stack: Stack) -> None:
     started = time.monotonic()
     with _open(stack, _upload_head(stack, "api/requests", 2 * HUGE, stack.tokens["bob"]), b"--b") as sock:
-        status, body = _response(sock)
+        status, body = read_response(sock)
     assert status == 413 and _codes(body) == ["body_too_large"] and time.monotonic() - started < 5
 
 
 def test_concurrent_uploads_are_capped_per_user(stack: Stack) -> None:
     def start(user: str) -> tuple[socket.socket, int, bytes]:
         sock = _open(stack, _upload_head(stack, "api/requests", 10_000, stack.tokens[user], expect=True))
-        status, body = _response(sock)  # 100 Continue: the upload holds a slot
+        status, body = read_response(sock)  # 100 Continue: the upload holds a slot
         return sock, status, body
 
     first, second = start("bob"), start("bob")
