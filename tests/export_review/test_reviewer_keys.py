@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from enclave import audit, signing
@@ -35,6 +36,25 @@ def own_key(env: ExportEnv, reviewer: str, name: str = "key") -> signing.Ed25519
 
 def vote_with(env: ExportEnv, request_id: str, user: str, key: signing.Ed25519PrivateKey | None) -> dict:
     return service(env).vote(request_id, user=user, choice="approve", private_key=key)
+
+
+def forge_vote(
+    s: Session, genuine: ExportVote, reviewer: str, key: signing.Ed25519PrivateKey, *, created_at: str
+) -> None:
+    """What someone who reads the vault and writes the database does: a vote in ``reviewer``'s name on
+    ``genuine``'s file, signed with ``key`` and dated ``created_at``."""
+    forged = ExportVote(
+        request_id=genuine.request_id,
+        file_id=genuine.file_id,
+        reviewer=reviewer,
+        choice="approve",
+        public_key=signing.public_key_hex(key),
+        signature="",
+        created_at=created_at,
+    )
+    forged.file = genuine.file
+    forged.signature = signing.sign(key, voting._message(genuine.request, genuine.file, forged))
+    s.add(forged)
 
 
 @pytest.fixture
@@ -116,18 +136,7 @@ def test_the_server_held_key_cannot_sign_for_a_reviewer_with_their_own(any_env: 
     assert web.value.code == "export_vote_key_required"
     with env.session() as s:
         genuine = s.scalars(select(ExportVote).where(ExportVote.reviewer == "rev2")).one()
-        forged = ExportVote(
-            request_id=request_id,
-            file_id=genuine.file_id,
-            reviewer="rev3",
-            choice="approve",
-            public_key=signing.public_key_hex(vault),
-            signature="",
-            created_at=audit.now_iso(),  # after rev3's registration
-        )
-        forged.file = genuine.file
-        forged.signature = signing.sign(vault, voting._message(genuine.request, genuine.file, forged))
-        s.add(forged)
+        forge_vote(s, genuine, "rev3", vault, created_at=audit.now_iso())  # after rev3's registration
         s.flush()
         s.execute(text("UPDATE export_requests SET state = 'approved'"))
         checks = {v.reviewer: voting.check_vote(s, env.paths, v.request, v) for v in genuine.request.votes}
@@ -211,18 +220,7 @@ def test_a_backdated_server_held_vote_does_not_count(any_env: ExportEnv) -> None
     vault = signing.load_or_create_key(voting.keys_dir(env.paths), "rev1")
     with env.session() as s:
         genuine = s.scalars(select(ExportVote).where(ExportVote.reviewer == "rev2")).one()
-        forged = ExportVote(
-            request_id=request_id,
-            file_id=genuine.file_id,
-            reviewer="rev1",
-            choice="approve",
-            public_key=signing.public_key_hex(vault),
-            signature="",
-            created_at="2000-01-01T00:00:00+00:00",  # long before rev1's registration
-        )
-        forged.file = genuine.file
-        forged.signature = signing.sign(vault, voting._message(genuine.request, genuine.file, forged))
-        s.add(forged)
+        forge_vote(s, genuine, "rev1", vault, created_at="2000-01-01T00:00:00+00:00")  # long before rev1's
         s.flush()
         checks = {v.reviewer: voting.check_vote(s, env.paths, v.request, v) for v in genuine.request.votes}
     assert checks["rev2"].valid and checks["rev2"].key_kind == "server-held"  # kept by the registry
