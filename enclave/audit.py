@@ -87,6 +87,22 @@ class AuditAction(StrEnum):
     USER_LOCK = "user.lock"
     USER_UNLOCK = "user.unlock"
     USER_TOTP_ENABLE = "user.totp_enable"
+    ROLE_GRANT = "role.grant"
+    ROLE_REVOKE = "role.revoke"
+    # Governance (issue 11): helpers add their actions below, one block per module.
+    # enclave.applications (filing, attachments, the Office pre-review, the decision)
+    APPLICATION_FILE = "application.file"
+    APPLICATION_UPDATE = "application.update"
+    APPLICATION_ATTACH = "application.attach"
+    APPLICATION_SUBMIT = "application.submit"
+    APPLICATION_REVIEW = "application.review"
+    APPLICATION_RETURN = "application.return"
+    APPLICATION_FORWARD = "application.forward"
+    APPLICATION_DECIDE = "application.decide"
+    APPLICATION_WITHDRAW = "application.withdraw"
+    # enclave.agreements, enclave.provisioning (the DUA gate, provisioning from an application)
+    DUA_RECORD = "dua.record"
+    PROJECT_CREATE_WITHOUT_APPLICATION = "project.create_without_application"
 
 
 def now_iso() -> str:

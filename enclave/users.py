@@ -46,6 +46,9 @@ class LocalUser(Base):
     totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no code is used twice
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The account ends by itself on this day (R-APP-17): the earlier of the project and DUA ends.
+    expires_on: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)  # first login (R-SEC-1)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ and every decision records the rule it was taken under (R-APP-7, §11 C4).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from enclave.committee import CommitteeRule
 from enclave.config import Paths
 from enclave.errors import BadInput, Reason
 
@@ -22,47 +22,6 @@ ALLOWED_TYPES = ("csv", "tsv", "xlsx", "json", "txt", "md", "png", "jpg", "svg",
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CommitteeRule(_Strict):
-    """Approval needs more than ``numerator/denominator`` of the seated voting committee (R-APP-7, T2).
-
-    ``base`` names the denominator: ``seated`` counts every voting member of the project's
-    committee, voted or not (the §11 C4 default). ``min_approvals`` is the floor of independent
-    approvals whatever the committee's size.
-    """
-
-    numerator: int = Field(2, ge=1)
-    denominator: int = Field(3, ge=1)
-    strict: bool = True
-    min_approvals: int = Field(2, ge=2, description="never fewer than two independent approvals")
-    base: Literal["seated"] = "seated"
-
-    @field_validator("denominator")
-    @classmethod
-    def _fraction_at_most_one(cls, value: int, info) -> int:  # type: ignore[no-untyped-def]
-        if info.data.get("numerator", 2) > value:
-            raise ValueError("the fraction numerator/denominator must not exceed 1")
-        return value
-
-    def needed(self, seated: int) -> int:
-        """Approvals needed from a committee of ``seated`` voting members.
-
-        >>> CommitteeRule().needed(9), CommitteeRule().needed(3), CommitteeRule().needed(6)
-        (7, 3, 5)
-        """
-        share = seated * self.numerator
-        needed = share // self.denominator + 1 if self.strict else -(-share // self.denominator)
-        return max(needed, self.min_approvals)
-
-    def describe(self, seated: int) -> dict[str, object]:
-        return {
-            "rule": f"{'>' if self.strict else '>='} {self.numerator}/{self.denominator} of {self.base}",
-            "base": self.base,
-            "seated": seated,
-            "needed": self.needed(seated),
-            "min_approvals": self.min_approvals,
-        }
 
 
 class CheckLimits(_Strict):

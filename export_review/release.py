@@ -36,12 +36,12 @@ from sqlalchemy.orm import Session, object_session
 
 from enclave import audit, crashpoints, signing
 from enclave.audit import AuditAction, canonical_json
+from enclave.committee import CommitteeRule
 from enclave.config import Paths
 from enclave.errors import BadInput, NotFound, Refused
 from export_review import permissions
 from export_review.models import ExportRequest, ExportVote
 from export_review.outbox import Outbox
-from export_review.policy import CommitteeRule
 from export_review.repository import get_request, lock_request
 from export_review.submission import file_store
 from export_review.voting import check_vote, keys_dir, verify_approval

@@ -28,14 +28,15 @@ from sqlalchemy.orm import Session, object_session
 
 from enclave import audit, signing
 from enclave.audit import AuditAction, canonical_json
+from enclave.committee import CommitteeRule, Tally, stricter, tally
 from enclave.config import Paths
 from enclave.errors import BadInput, Forbidden, NotFound, Reason, Refused
 from export_review import permissions
 from export_review.digest import request_digest, vote_message
 from export_review.models import ExportFile, ExportRequest, ExportVote, ReviewerKey
-from export_review.policy import CommitteeRule, ReviewSettings
+from export_review.policy import ReviewSettings
 from export_review.repository import lock_request, seated_committee
-from export_review.workflow import Actor, ExportState, FileTally, Vote, decide, set_state, tally_file
+from export_review.workflow import Actor, ExportState, Vote, decide, set_state
 
 MAX_TEXT = 5000
 SERVER_HELD = "server-held"
@@ -279,7 +280,7 @@ def signature_valid(paths: Paths, request: ExportRequest, vote: ExportVote) -> b
 
 def _tally(
     session: Session, paths: Paths, request: ExportRequest, members: list[str], rule: CommitteeRule
-) -> dict[str, FileTally]:
+) -> dict[str, Tally]:
     out = {}
     for file in request.files:
         choices = {
@@ -287,13 +288,13 @@ def _tally(
             for v in request.votes
             if v.file_id == file.id and check_vote(session, paths, request, v).valid
         }
-        out[file.name] = tally_file(choices, members, rule)
+        out[file.name] = tally(choices, members, rule)
     return out
 
 
 def tallies(
     paths: Paths, session: Session, request: ExportRequest, settings: ReviewSettings
-) -> dict[str, FileTally]:
+) -> dict[str, Tally]:
     """Each file's tally; a vote whose signature does not verify is not counted (T2)."""
     return _tally(session, paths, request, seated_committee(session, request.project_id), settings.committee)
 
@@ -340,8 +341,7 @@ def _recorded_rule(
         )
         return seated_committee(session, request.project_id), configured
     members = [str(m) for m in body["committee"]]
-    stricter = configured.needed(len(members)) > recorded.needed(len(members))
-    return members, configured if stricter else recorded
+    return members, stricter(configured, recorded, len(members))
 
 
 def verify_approval(

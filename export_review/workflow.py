@@ -9,8 +9,7 @@ here too: ``decide`` turns the signed votes into a decision, or ``None`` while i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -18,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from enclave import audit
 from enclave.audit import AuditAction
+from enclave.committee import Tally
 from enclave.errors import Forbidden
 from export_review.models import ExportRequest
-from export_review.policy import CommitteeRule
 
 
 class ExportState(StrEnum):
@@ -145,52 +144,7 @@ def set_state(
     )
 
 
-@dataclass(frozen=True)
-class FileTally:
-    """The counted votes on one file: approvals, rejections, requests for changes, still to vote."""
-
-    approvals: int
-    rejections: int
-    changes: int
-    outstanding: int
-    needed: int
-
-    @property
-    def approved(self) -> bool:
-        return self.approvals >= self.needed
-
-    @property
-    def blocked(self) -> bool:
-        """Approval can no longer be reached."""
-        return self.approvals + self.outstanding < self.needed
-
-    def to_dict(self) -> dict[str, int | str]:
-        outcome = "approved" if self.approved else "blocked" if self.blocked else "open"
-        return {
-            "approve": self.approvals,
-            "reject": self.rejections,
-            "changes": self.changes,
-            "outstanding": self.outstanding,
-            "needed": self.needed,
-            "outcome": outcome,
-        }
-
-
-def tally_file(choices: Mapping[str, str], seated: Iterable[str], rule: CommitteeRule) -> FileTally:
-    """Count each seated member's vote once; votes of anyone else are ignored (T2)."""
-    members = set(seated)
-    counted = {voter: choice for voter, choice in choices.items() if voter in members}
-    values = list(counted.values())
-    return FileTally(
-        approvals=values.count(Vote.APPROVE),
-        rejections=values.count(Vote.REJECT),
-        changes=values.count(Vote.CHANGES),
-        outstanding=len(members) - len(counted),
-        needed=rule.needed(len(members)),
-    )
-
-
-def decide(tallies: Mapping[str, FileTally]) -> ExportState | None:
+def decide(tallies: Mapping[str, Tally]) -> ExportState | None:
     """The committee's decision once every file's outcome is settled, else ``None``.
 
     Every file approved: approved. Otherwise the settled files that cannot be approved decide
@@ -206,5 +160,5 @@ def decide(tallies: Mapping[str, FileTally]) -> ExportState | None:
     return ExportState.REJECTED if rejections > changes else ExportState.CHANGES_REQUESTED
 
 
-def all_voted(tallies: Mapping[str, FileTally]) -> bool:
+def all_voted(tallies: Mapping[str, Tally]) -> bool:
     return all(t.outstanding == 0 for t in tallies.values())

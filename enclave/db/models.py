@@ -65,6 +65,8 @@ class Project(Base):
     locked: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[str] = mapped_column(String(40))
+    # The approved application it was provisioned from; None only with an audited override.
+    application_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
     spec_versions: Mapped[list[ProjectSpecVersion]] = relationship(
         back_populates="project", order_by="ProjectSpecVersion.version"
@@ -148,3 +150,138 @@ class GuardLedgerEntry(Base):
     sketch: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[str] = mapped_column(String(40))
     label: Mapped[str] = mapped_column(String(200), default="")
+
+
+# ---- governance: staff roles, applications, committee votes, data-use agreements, accounts ----------
+
+
+class StaffRole(Base):
+    """A platform role held by one account (R-ROLE-3, R-ROLE-4): see ``enclave.roles``."""
+
+    __tablename__ = "staff_roles"
+    __table_args__ = (UniqueConstraint("username", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(30))
+    granted_by: Mapped[str] = mapped_column(String(100))
+    granted_at: Mapped[str] = mapped_column(String(40))
+
+
+class Application(Base):
+    """A data-use application (R-APP-1..4, 12, 19, 20). ``form_json`` holds the validated form;
+    ``digest`` is the sha256 the committee countersigns, fixed when the application is submitted."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    applicant: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))
+    track: Mapped[str] = mapped_column(String(20))
+    level: Mapped[int] = mapped_column(Integer)
+    cross_border: Mapped[bool] = mapped_column(default=False)
+    form_json: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[str] = mapped_column(String(40))
+    submitted_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+    attachments: Mapped[list[ApplicationAttachment]] = relationship(
+        back_populates="application", order_by="ApplicationAttachment.id"
+    )
+
+
+class ApplicationAttachment(Base):
+    """A file attached to an application, stored in the vault by its sha256 (R-APP-25)."""
+
+    __tablename__ = "application_attachments"
+    __table_args__ = (UniqueConstraint("application_id", "kind", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[str] = mapped_column(String(40))
+
+    application: Mapped[Application] = relationship(back_populates="attachments")
+
+
+class ApplicationReview(Base):
+    """The Office's pre-review of one revision: checklist, scorecard, outcome (R-APP-5, 6, 8, 9)."""
+
+    __tablename__ = "application_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    reviewer: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20))
+    checklist_json: Mapped[str] = mapped_column(Text)
+    scorecard_json: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[str] = mapped_column(String(40))
+
+
+class ApplicationVote(Base):
+    """One committee member's vote on an application, and their countersignature over its digest (R-APP-7)."""
+
+    __tablename__ = "application_votes"
+    __table_args__ = (UniqueConstraint("application_id", "member"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    member: Mapped[str] = mapped_column(String(64))
+    choice: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(64))
+    voted_at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    countersigned_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class DataUseAgreement(Base):
+    """A signed data-use agreement (R-APP-15, T14), kept at least six years after its end (R-GOV-12)."""
+
+    __tablename__ = "data_use_agreements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[str] = mapped_column(ForeignKey("applications.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    signer: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    start: Mapped[str] = mapped_column(String(10))
+    end: Mapped[str] = mapped_column(String(10))
+    retain_until: Mapped[str] = mapped_column(String(10))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[str] = mapped_column(String(40))
+
+
+class AccountApplication(Base):
+    """One person's account application for one project (R-APP-16, R-APP-18, R-ROLE-7).
+
+    The identity evidence is kept only as a keyed hash (``identity_hmac``), never in plain text.
+    """
+
+    __tablename__ = "account_applications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20))
+    identity_kind: Mapped[str] = mapped_column(String(20))
+    identity_hmac: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[str] = mapped_column(String(40))
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    expires_on: Mapped[str | None] = mapped_column(String(10), nullable=True)

@@ -8,8 +8,8 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
+from enclave import committee
 from enclave.db.session import alembic_config, engine_for
-from export_review import policy
 from export_review.checks import html_tables
 
 TABLES = {"export_requests", "export_files", "export_votes", "export_reviewer_keys"}
@@ -28,7 +28,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert set(inspect(engine_for(database_url)).get_table_names()) >= TABLES
 
 
-@pytest.mark.parametrize("module", [policy, html_tables])
+@pytest.mark.parametrize("module", [committee, html_tables])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0

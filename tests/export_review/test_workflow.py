@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
+from enclave.committee import CommitteeRule, tally
 from enclave.errors import Forbidden
 from export_review import workflow
 from export_review.models import ExportRequest
-from export_review.policy import CommitteeRule
 from export_review.workflow import (
     STATE_AUDIT_ACTION,
     STATE_OWNER,
@@ -17,7 +17,6 @@ from export_review.workflow import (
     Actor,
     ExportState,
     decide,
-    tally_file,
 )
 from tests.export_review.factories import ExportEnv, make_request
 
@@ -78,13 +77,13 @@ def test_set_state_writes_the_audit_record(env: ExportEnv, project: str) -> None
 def test_more_than_two_thirds_of_the_seated_committee(seated: int, approvals: int, approved: bool) -> None:
     members = [f"r{i}" for i in range(seated)]
     choices = {m: "approve" for m in members[:approvals]}
-    assert tally_file(choices, members, CommitteeRule()).approved is approved
+    assert tally(choices, members, CommitteeRule()).approved is approved
 
 
 def test_never_fewer_than_two_approvals_whatever_the_fraction() -> None:
     lenient = CommitteeRule(numerator=1, denominator=3, strict=False)
     assert lenient.needed(3) == 2
-    assert not tally_file({"a": "approve"}, ["a", "b", "c"], lenient).approved
+    assert not tally({"a": "approve"}, ["a", "b", "c"], lenient).approved
     with pytest.raises(ValueError):
         CommitteeRule(min_approvals=1)
     with pytest.raises(ValueError):
@@ -93,16 +92,16 @@ def test_never_fewer_than_two_approvals_whatever_the_fraction() -> None:
 
 def test_votes_from_outside_the_committee_do_not_count() -> None:
     members = ["a", "b", "c"]
-    tally = tally_file({"a": "approve", "b": "approve", "secretary": "approve"}, members, CommitteeRule())
-    assert (tally.approvals, tally.outstanding, tally.approved) == (2, 1, False)
+    counted = tally({"a": "approve", "b": "approve", "secretary": "approve"}, members, CommitteeRule())
+    assert (counted.approvals, counted.outstanding, counted.approved) == (2, 1, False)
 
 
 def test_decision_waits_until_every_file_is_settled() -> None:
     rule, members = CommitteeRule(), ["a", "b", "c"]
-    done = tally_file(dict.fromkeys(members, "approve"), members, rule)
-    open_ = tally_file({"a": "approve"}, members, rule)
-    blocked_reject = tally_file({"a": "reject"}, members, rule)
-    blocked_changes = tally_file({"a": "changes", "b": "changes", "c": "reject"}, members, rule)
+    done = tally(dict.fromkeys(members, "approve"), members, rule)
+    open_ = tally({"a": "approve"}, members, rule)
+    blocked_reject = tally({"a": "reject"}, members, rule)
+    blocked_changes = tally({"a": "changes", "b": "changes", "c": "reject"}, members, rule)
     assert decide({"x": done, "y": open_}) is None
     assert decide({"x": done}) is ExportState.APPROVED
     assert decide({"x": done, "y": blocked_reject}) is ExportState.REJECTED
