@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo through the hub (`make demo`): Docker, the images, demo data and the demo project (the
-# CLI steps of scripts/demo.sh), local accounts with random passwords, then JupyterHub on 127.0.0.1 in
+# CLI steps of scripts/demo.sh: roles, the data-use application from filing to approval, the DUA, the
+# project provisioned from it), local accounts with random passwords, then JupyterHub on 127.0.0.1 in
 # the background (pid file demo/hub/jupyterhub.pid, log demo/hub/hub.log). `scripts/demo-hub.sh stop`
 # (`make demo-stop`) stops it, and with it every workspace it started. Needs root (Docker, firewall).
 set -euo pipefail
@@ -13,6 +14,9 @@ URL="http://127.0.0.1:$PORT"
 ANALYSTS=(alice bob)
 REVIEWERS=(carol dave erin)
 STEWARD=sam
+# The governance staff of scripts/demo.sh: the Office, the security administrator, the auditor (the
+# reviewers are the committee, the steward is the steward); they work in the console.
+STAFF=(olivia sean audrey)
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 stop_hub() {
@@ -54,14 +58,14 @@ chmod 700 "$STATE"
 passwords=$STATE/passwords.txt
 : >"$passwords"
 chmod 600 "$passwords"
-for name in "${ANALYSTS[@]}" "${REVIEWERS[@]}" "$STEWARD"; do
+for name in "${ANALYSTS[@]}" "${REVIEWERS[@]}" "$STEWARD" "${STAFF[@]}"; do
     # 20 random characters, drawn again until lower case, upper case and digits all occur (the policy)
     password=$("$VENV/bin/python" -c 'import secrets, string
 p = ""
 while not all(set(p) & set(c) for c in (string.ascii_lowercase, string.ascii_uppercase, string.digits)):
     p = secrets.token_urlsafe(15)
 print(p)')
-    printf '%s\n' "$password" | ENCLAVE_ACTOR=steward "$VENV/bin/enclave" user add "$name"
+    printf '%s\n' "$password" | ENCLAVE_ACTOR=steward "$VENV/bin/enclave" user add --no-forced-change "$name"
     printf '%-6s %s\n' "$name" "$password" >>"$passwords"
 done
 (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))' >"$STATE/check-token")
@@ -98,5 +102,6 @@ echo "URL:       $URL   (log: $STATE/hub.log; stop: make demo-stop)"
 echo "hub API, gateway, export review: 127.0.0.1 only / 仅监听 127.0.0.1 (workspaces: their network's gateway)"
 echo "analysts:  ${ANALYSTS[*]}  (start the server named demo-cardio)"
 echo "committee: ${REVIEWERS[*]}   steward: $STEWARD   (export review: $URL/services/export-review/)"
+echo "office: ${STAFF[0]}   security admin: ${STAFF[1]}   auditor: ${STAFF[2]}   (console: $URL/services/console/)"
 echo "passwords (also in $passwords):"
 cat "$passwords"

@@ -293,6 +293,17 @@ def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
+def test_cli_add_without_forced_change_is_audited(cli_home: Path) -> None:
+    cli(cli_home, "user", "add", "carol", "--no-forced-change", "--json", stdin=GOOD + "\n")
+    home = Paths(cli_home)
+    from enclave import db
+
+    with db.session_scope(db.connect(f"sqlite:///{home.state_db}")) as session:
+        assert users.check_login(session, home, "carol", GOOD).ok
+        (added,) = events(session, "user.add")
+        assert json.loads(added.details_json)["must_change_password"] is False
+
+
 def test_cli_add_reads_the_password_from_stdin(cli_home: Path) -> None:
     out = cli(cli_home, "user", "add", "alice", "--actor", "steward", "--json", stdin=GOOD + "\n")
     assert out == {"user": "alice", "done": "added"}
@@ -303,7 +314,8 @@ def test_cli_add_reads_the_password_from_stdin(cli_home: Path) -> None:
     from enclave import db
 
     with db.session_scope(db.connect(f"sqlite:///{home.state_db}")) as session:
-        assert users.check_login(session, home, "alice", GOOD).ok
+        # The steward chose the password: the first login must replace it (R-SEC-1).
+        assert users.check_login(session, home, "alice", GOOD).reason == "password_change_required"
         add_events = events(session, "user.add")
         assert [(e.actor, e.object) for e in add_events] == [("steward", "user:alice")]
 

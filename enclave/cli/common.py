@@ -18,6 +18,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from enclave import audit, config, db
@@ -85,7 +86,8 @@ def render_error(error: EnclaveError, as_json: bool) -> None:
     if as_json:
         emit_json(error.to_dict())
         return
-    err_console.print(f"[bold red]error[/] [{error.code}] {error.message}", markup=True, highlight=False)
+    # The code and message are plain text: rich would take "[code]" for markup and drop it.
+    err_console.print(Text("error", style="bold red").append(f" [{error.code}] {error.message}", style=""))
     err_console.print(f"      {error.message_zh}", highlight=False, markup=False)
     for reason in error.reasons:
         err_console.print(f"  - [{reason.code}] {reason.message}", highlight=False, markup=False)

@@ -61,13 +61,30 @@ def _done(name: str, what: str, as_json: bool, **extra: object) -> None:
 @app.command("add")
 @command_errors
 def add(
-    ctx: typer.Context, name: UserArgument, actor: ActorOption = None, as_json: JsonOption = False
+    ctx: typer.Context,
+    name: UserArgument,
+    actor: ActorOption = None,
+    keep_password: Annotated[
+        bool,
+        typer.Option(
+            "--no-forced-change",
+            help="Scripted set-ups and demos only: the first login does not ask for a new password "
+            "(audited). / 仅用于脚本化部署和演示：首次登录不要求修改密码（记入审计）。",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Create an account; the password comes from stdin (≥ 12 characters, not the user name)."""
+    """Create an account; the password comes from stdin (≥ 12 characters, not the user name).
+
+    The steward chose this password, so the user replaces it at the first login (R-SEC-1) unless
+    ``--no-forced-change`` is given; the audit record says which.
+    """
     users.check_username(name)
     password = read_password()
     with get_context(ctx).session() as session:
-        users.add_user(session, name, password, actor=actor_or_default(actor))
+        users.add_user(
+            session, name, password, actor=actor_or_default(actor), must_change_password=not keep_password
+        )
     _done(name, "added", as_json)
 
 
