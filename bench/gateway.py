@@ -111,7 +111,13 @@ def prepare(root: Path, n: int, url: str | None = None) -> Enclave:
             )
     spec = project_spec(id=PROJECT, pi="alice", analysts=ANALYSTS)
     with enclave.session() as session:
-        projects.create_project(session, enclave.paths, parse_project_spec(spec), actor="bench")
+        projects.create_project(
+            session,
+            enclave.paths,
+            parse_project_spec(spec),
+            actor="bench",
+            without_application="benchmark fixture",
+        )
     return enclave
 
 

@@ -142,7 +142,9 @@ def make_home(root: Path) -> Paths:
     }
     spec = parse_project_spec(factories.project_spec(id=PROJECT, pi=USER, analysts=[USER], period=period))
     with db.session_scope(sessions) as session:
-        projects.create_project(session, paths, spec, actor="steward")
+        projects.create_project(
+            session, paths, spec, actor="steward", without_application="benchmark fixture"
+        )
     return paths
 
 

@@ -100,9 +100,20 @@ class AuditAction(StrEnum):
     APPLICATION_FORWARD = "application.forward"
     APPLICATION_DECIDE = "application.decide"
     APPLICATION_WITHDRAW = "application.withdraw"
+    # enclave.applications.voting (the committee seated for an application, votes, countersignatures)
+    APPLICATION_SEAT = "application.seat"
+    APPLICATION_VOTE = "application.vote"
+    APPLICATION_COUNTERSIGN = "application.countersign"
     # enclave.agreements, enclave.provisioning (the DUA gate, provisioning from an application)
     DUA_RECORD = "dua.record"
     PROJECT_CREATE_WITHOUT_APPLICATION = "project.create_without_application"
+    # enclave.accounts (account applications, the Office's decision, memberships, account expiry)
+    ACCOUNT_APPLY = "account.apply"
+    ACCOUNT_DECIDE = "account.decide"
+    ACCOUNT_EXPIRE = "account.expire"
+    ACCOUNT_MEMBERSHIP = "account.membership"
+    # enclave.audit_search (the security auditor's read-only search: who searched for what)
+    AUDIT_SEARCH = "audit.search"
 
 
 def now_iso() -> str:

@@ -193,15 +193,20 @@ def create_project(
     overrides: Mapping[str, str] | None = None,
     preparer: Preparer | None = workspace_preparer,
     today: date | None = None,
+    without_application: str | None = None,
 ) -> dict[str, Any]:
     """Validate, store version 1, and prepare the workspace; all in the caller's transaction.
 
+    The spec names its approved application (``application: ID``), which must verify, have a signed
+    DUA and not be widened (``enclave.provisioning.check_within_application``; R-APP-15, T14), or
+    ``without_application`` gives the reason for an audited override (else ``application_required``).
     A spec whose period has ended is refused (``project_ended``, R-LIFE-9); one whose period has
     not started is created, but refused on every access path until its start date."""
     from enclave.lifecycle import check_not_ended
 
     if session.get(Project, spec.id) is not None:
         raise BadInput("project_exists", f"A project {spec.id!r} already exists", f"项目 {spec.id!r} 已存在")
+    override = _check_application(session, paths, spec, without_application)
     check_not_ended(spec, today)
     dataset_specs = validate_against_catalog(session, spec)
     check_shareable(session, spec, overrides or {}, actor)
@@ -218,13 +223,26 @@ def create_project(
         locked=False,
         created_at=now,
         updated_at=now,
+        application_id=spec.application,
     )
     session.add(project)
     session.flush()
     version = _store_version(session, spec, 1, dataset_specs, actor)
+    from enclave.roles import check_project_member_allowed
+
     for username, role in spec.members():
+        check_project_member_allowed(session, username, role)  # no de-id operator uses data (R-ROLE-5)
         session.add(ProjectMember(project_id=spec.id, username=username, role=role))
     session.flush()
+    if override is not None:
+        audit.record(
+            session,
+            AuditAction.PROJECT_CREATE_WITHOUT_APPLICATION,
+            actor=actor,
+            obj=f"project:{spec.id}",
+            project=spec.id,
+            details={"reason": override},
+        )
     audit.record(
         session,
         AuditAction.PROJECT_CREATE,
@@ -232,6 +250,7 @@ def create_project(
         obj=f"project:{spec.id}",
         project=spec.id,
         details={
+            "application": spec.application,
             "spec_sha256": version.spec_sha256,
             "datasets": json.loads(version.dataset_versions_json),
             "members": [{"user": u, "role": r} for u, r in spec.members()],
@@ -243,6 +262,35 @@ def create_project(
     if preparer is not None:
         report = _prepare(session, paths, project, spec, dataset_specs, 1, preparer, actor)
     return {"project": spec.id, "state": project.state, "spec_version": 1, "preparation": report}
+
+
+def _check_application(
+    session: Session, paths: Paths, spec: ProjectSpec, without_application: str | None
+) -> str | None:
+    """No project without its approved application (R-APP-15, T14), unless the override's reason is
+    given: returns that reason (to be audited), or None when the spec names its application."""
+    reason = (without_application or "").strip()
+    if spec.application is None:
+        if not reason:
+            raise Forbidden(
+                "application_required",
+                f"Project spec {spec.id} names no approved application: add application: ID, or give "
+                "the reason for creating it without one (--without-application REASON, audited)",
+                f"项目规格 {spec.id} 未指明已批准的申请：请添加 application: ID，或说明无申请创建的理由"
+                "（--without-application REASON，记入审计日志）",
+                details={"project": spec.id},
+            )
+        return reason
+    if reason:
+        raise BadInput(
+            "application_override_conflict",
+            f"Project spec {spec.id} names application {spec.application}: it needs no override",
+            f"项目规格 {spec.id} 已指明申请 {spec.application}：无需豁免",
+        )
+    from enclave.provisioning import check_within_application
+
+    check_within_application(session, spec, paths=paths)
+    return None
 
 
 def _prepare(
@@ -291,6 +339,9 @@ def prepare_project(
         )
     check_not_ended(project, today)
     spec = current_spec(session, project_id)
+    from enclave.provisioning import check_version_within
+
+    check_version_within(session, project, spec)  # T6: no end date past the approval or the DUA
     dataset_specs = validate_against_catalog(session, spec)
     version = project.current_spec_version + 1
     _store_version(session, spec, version, dataset_specs, actor)
@@ -365,6 +416,7 @@ def describe(session: Session, project_id: str, *, today: date | None = None) ->
         "locked": project.locked,
         "access": project.access,
         "pi": project.pi,
+        "application": project.application_id,
         "period": {"start": project.period_start, "end": project.period_end},
         "spec_version": project.current_spec_version,
         "spec_sha256": row.spec_sha256,

@@ -30,6 +30,7 @@ from enclave.errors import BadInput, Reason
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 PROJECT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 USER_PATTERN = r"^[a-z][a-z0-9_.-]{0,62}$"
+APPLICATION_ID_PATTERN = r"^app-[a-z0-9-]{1,36}$"  # as enclave.applications.service files them
 MIN_K = 5  # R-PREP-13 / R-QRY-7: never fewer than 5 persons in a released cell
 MIN_COMMITTEE = 3
 MAX_SPEC_BYTES = 1_000_000
@@ -212,6 +213,17 @@ class ProjectSpec(_Strict):
     ethics_ref: str | None = None
     # Per-person date jitter in days on top of the project's offset (R-PREP-10, R-PREP-15); 0 = off.
     date_jitter_days: Annotated[int, Field(strict=True)] = DEFAULT_DATE_JITTER_DAYS
+    # The approved application this spec is provisioned from (R-APP-15, T14); None only with an
+    # audited override (``enclave project create --without-application REASON``).
+    application: Annotated[str, Field(pattern=APPLICATION_ID_PATTERN)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_application(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A spec without an application serialises as before the field existed (same stored JSON).
+        data = handler(self)
+        if data.get("application") is None:
+            data.pop("application", None)
+        return data
 
     @field_validator("analysts", "committee")
     @classmethod

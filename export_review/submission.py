@@ -170,7 +170,7 @@ def submit(
     previous = _previous(session, revises, project_id, requester) if revises else None
     seated = seated_committee(session, project_id)
     needed = settings.committee.needed(len(seated))
-    if needed > len(seated):
+    if not settings.committee.reachable(len(seated)):
         raise BadInput(
             "export_committee_too_small",
             f"Project {project_id} has {len(seated)} voting committee members; approval needs {needed}",

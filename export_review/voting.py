@@ -58,14 +58,14 @@ def _enclave_key(paths: Paths) -> Ed25519PrivateKey:
     return signing.load_or_create_key(keys_dir(paths), signing.ENCLAVE_SIGNER)
 
 
-def _enclave_signed(paths: Paths, purpose: str, body: dict[str, Any], signature: object) -> bool:
+def enclave_signed(paths: Paths, purpose: str, body: dict[str, Any], signature: object) -> bool:
     """``signature`` is the enclave key's over ``body`` for ``purpose`` (domain-separated)."""
     message = canonical_json({"purpose": purpose, "body": body}).encode("utf-8")
     public = signing.public_key_hex(_enclave_key(paths))
     return isinstance(signature, str) and signing.verify(public, message, signature)
 
 
-def _enclave_sign(paths: Paths, purpose: str, body: dict[str, Any]) -> str:
+def enclave_sign(paths: Paths, purpose: str, body: dict[str, Any]) -> str:
     message = canonical_json({"purpose": purpose, "body": body}).encode("utf-8")
     return signing.sign(_enclave_key(paths), message)
 
@@ -129,7 +129,7 @@ def _parse_registration(paths: Paths, raw: str) -> Registration | None:
         reviewer = str(body["reviewer"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    valid = _enclave_signed(paths, "reviewer-key", body, line.get("signature"))
+    valid = enclave_signed(paths, "reviewer-key", body, line.get("signature"))
     return Registration(
         reviewer=reviewer,
         public_key=str(body.get("public_key", "")) if valid else "",
@@ -192,7 +192,7 @@ def register_key(
         if server_key is not None and v.public_key == server_key
     ]
     body = _registration_body(row, kept)
-    row.signature = _enclave_sign(paths, "reviewer-key", body)
+    row.signature = enclave_sign(paths, "reviewer-key", body)
     session.add(row)
     session.flush()
     details = {
@@ -325,7 +325,7 @@ def _recorded_rule(
         body.get("state") == ExportState.APPROVED
         and body.get("digest") == request.digest
         and isinstance(body.get("committee"), list)
-        and _enclave_signed(paths, "export-decision", body, decision.get("signature"))
+        and enclave_signed(paths, "export-decision", body, decision.get("signature"))
     ):
         try:
             recorded = CommitteeRule.model_validate(body.get("rule_settings"))
@@ -570,7 +570,7 @@ def _decide(
         "digest": request.digest,
     }
     # Signed, so the committee and rule that release recomputes under cannot be rewritten in the table.
-    decision["signature"] = _enclave_sign(paths, "export-decision", decision)
+    decision["signature"] = enclave_sign(paths, "export-decision", decision)
     request.decision_json = json.dumps(decision, ensure_ascii=False)
     set_state(session, request, outcome, user=user, actor=Actor.REVIEWER, details=decision)
     return decision

@@ -3,8 +3,9 @@
 ``VALID_TRANSITIONS`` says which moves exist and which actor may make each one; ``STATE_OWNER``
 says whose turn it is in each state; ``STATE_AUDIT_ACTION`` names the audit record each move
 writes. ``set_state`` checks the move and the actor before anything changes, and writes the new
-state and its audit record in the caller's transaction. The committee tally (R-APP-7, T2) is
-here too: ``decide`` turns the signed votes into a decision, or ``None`` while it is still open.
+state and its audit record in the caller's transaction. The committee rule and the tally of each
+file are ``enclave.committee``'s (R-APP-7, T2); ``decide`` turns the files' tallies into the
+request's decision, or ``None`` while it is still open.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from enclave import audit
+from enclave import audit, committee
 from enclave.audit import AuditAction
 from enclave.committee import Tally
 from enclave.errors import Forbidden
@@ -45,9 +46,11 @@ class Actor(StrEnum):
 
 
 class Vote(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
-    CHANGES = "changes"
+    """The choices ``enclave.committee.tally`` counts."""
+
+    APPROVE = committee.APPROVE
+    REJECT = committee.REJECT
+    CHANGES = committee.CHANGES
 
 
 S = ExportState

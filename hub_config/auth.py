@@ -5,12 +5,19 @@ Accounts are made with ``enclave user add`` (no sign-up). A login is decided by
 failures (R-SEC-2), a TOTP code when the account has one (R-SEC-1), every attempt audited with the
 client address. A refused login gets one bilingual message whatever the cause, so the form does not
 tell an attacker which names exist, which are locked or which password was nearly right.
+
+Issue 11: an expired account, or an analyst's whose projects have all ended, is refused (R-APP-17,
+T6); a password set by a steward or past its age must be changed first (R-SEC-1): the login goes to
+the change page (``hub_config.account_pages``, which also enrols TOTP devices) instead of the hub.
+Open sessions are re-checked every ``auth_refresh_age`` seconds (``refresh_user``), so an account
+that ends or is disabled while logged in must log in again, and is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from jupyterhub.auth import Authenticator
 from tornado import web
@@ -18,6 +25,10 @@ from traitlets import Int, Unicode, default
 
 from enclave import audit, users
 from enclave import config as enclave_config
+from hub_config import account_pages
+from hub_config.account_pages import PasswordChangeRequired
+
+T = TypeVar("T")
 
 LOGIN_REFUSED = (
     "Invalid user name, password or verification code, or the account is locked for a while after "
@@ -68,12 +79,17 @@ class EnclaveAuthenticator(Authenticator):
     def paths(self) -> enclave_config.Paths:
         return enclave_config.Paths(enclave_config.enclave_home(self.enclave_home))
 
-    def _check(self, username: str, password: str, code: str | None, source: str | None) -> users.LoginResult:
+    def in_enclave(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(session)`` in one transaction of the enclave's state database (blocking)."""
         from enclave import db
 
         audit.use_vault(self.database_url, self.paths)  # the chain is keyed by this home's vault
         with db.session_scope(db.connect(self.database_url)) as session:
-            return users.check_login(
+            return work(session)
+
+    def _check(self, username: str, password: str, code: str | None, source: str | None) -> users.LoginResult:
+        return self.in_enclave(
+            lambda session: users.check_login(
                 session,
                 self.paths,
                 username,
@@ -83,6 +99,20 @@ class EnclaveAuthenticator(Authenticator):
                 lockout_seconds=self.lockout_seconds,
                 source=source,
             )
+        )
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        """The login form, and the account pages: ``/hub/account/password``, ``/hub/account/totp``."""
+        return account_pages.handlers()
+
+    async def refresh_user(self, user: Any, handler: Any = None) -> bool:
+        """False (log in again) once the account is disabled, ended, or must change its password."""
+        reason = await asyncio.to_thread(
+            self.in_enclave, lambda session: users.login_refusal(session, self.paths, user.name)
+        )
+        if reason is not None:
+            self.log.warning("session of %r ended: %s", user.name, reason)
+        return reason is None
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> str:
         """The user name when the login is accepted; HTTP 403 with the bilingual message otherwise."""
@@ -92,6 +122,8 @@ class EnclaveAuthenticator(Authenticator):
         request = getattr(handler, "request", None)
         source = f"hub@{request.remote_ip}" if request is not None else "hub"
         result = await asyncio.to_thread(self._check, username, password, code, source)
+        if result.change_required:  # the right credentials: the change page, not the hub
+            raise PasswordChangeRequired(username, result.reason, LOGIN_REFUSED)
         if not result.ok:
             self.log.warning("login refused for %r from %s: %s", username[:64], source, result.reason)
             raise web.HTTPError(403, LOGIN_REFUSED)

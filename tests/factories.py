@@ -11,6 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+# Test set-ups create projects from hand-written specs, without a governance application: the audited
+# override (``create_project(without_application=...)``, ``project create --without-application``).
+NO_APPLICATION = "test fixture"
+NO_APPLICATION_ARGS = ("--without-application", NO_APPLICATION)
+
 PATIENT_COLUMNS: dict[str, dict[str, str]] = {
     "pid": {"role": "person_key"},
     "name": {"role": "direct_id"},

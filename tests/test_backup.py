@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from enclave.cli import app
 from enclave.db.session import dispose_all
 from tests.conftest import _fresh_postgres_database, write_yaml
-from tests.factories import PATIENT_COLUMNS, patients_table, project_spec, write_dataset
+from tests.factories import NO_APPLICATION_ARGS, PATIENT_COLUMNS, patients_table, project_spec, write_dataset
 
 runner = CliRunner()
 PASSWORD = "Correct-Horse-42-battery"
@@ -58,7 +58,14 @@ def make_state(site: Site, tmp_path: Path) -> None:
     source = write_dataset(tmp_path / "src", "patients", patients_table(), PATIENT_COLUMNS)
     site.run("dataset", "register", str(source), "--json")
     spec = project_spec(datasets={"patients": ["pid", "zip", "age", "sex", "dx", "income"]})
-    site.run("project", "create", str(write_yaml(tmp_path / "project.yaml", spec)), "--no-prepare", "--json")
+    site.run(
+        "project",
+        "create",
+        str(write_yaml(tmp_path / "project.yaml", spec)),
+        *NO_APPLICATION_ARGS,
+        "--no-prepare",
+        "--json",
+    )
     assert site.run("audit", "verify", "--json")["ok"] is True
 
 

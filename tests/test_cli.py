@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from enclave.cli import app
 from tests.conftest import write_yaml
 from tests.factories import (
+    NO_APPLICATION_ARGS,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -69,16 +70,22 @@ def test_catalog_and_project_round_trip(home: Path, tmp_path: Path) -> None:
     assert shown["spec"]["person_key"] == "pid" and shown["rows"] == 50
 
     spec = write_yaml(tmp_path / "project.yaml", project_spec())
-    created = run(home, "project", "create", str(spec), "--no-prepare", "--json")
+    created = run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare", "--json")
     assert created["project"] == "cardio-2026" and created["state"] == "approved"
     project = run(home, "project", "show", "cardio-2026", "--json")
     assert project["spec"]["committee"] == ["carol", "dave", "erin"]
     assert [p["id"] for p in run(home, "project", "list", "--json")] == ["cardio-2026"]
 
     verified = run(home, "audit", "verify", "--json")
-    assert verified["ok"] is True and verified["checked"] == 4
+    assert verified["ok"] is True and verified["checked"] == 5
     actions = [e["action"] for e in run(home, "audit", "tail", "--json")]
-    assert actions == ["enclave.init", "dataset.register", "dataset.register", "project.create"]
+    assert actions == [
+        "enclave.init",
+        "dataset.register",
+        "dataset.register",
+        "project.create_without_application",
+        "project.create",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +101,7 @@ def test_bad_project_specs_exit_2_with_the_error_shape(
 ) -> None:
     register_all(home, tmp_path)
     spec = write_yaml(tmp_path / "project.yaml", project_spec(**change))
-    out = run(home, "project", "create", str(spec), "--json", code=exit_code)
+    out = run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--json", code=exit_code)
     assert_error_shape(out, code)
     assert run(home, "project", "list", "--json") == []
     refused = run(home, "audit", "tail", "--action", "project.create_refused", "--json")
@@ -112,10 +119,20 @@ def test_not_shareable_exits_3_and_override_is_audited(home: Path, tmp_path: Pat
     run(home, "dataset", "register", str(write_dataset(src, "visits", visits_table(), VISIT_COLUMNS)))
     spec = str(write_yaml(tmp_path / "project.yaml", project_spec()))
     assert_error_shape(
-        run(home, "project", "create", spec, "--no-prepare", "--json", code=3), "dataset_not_shareable"
+        run(home, "project", "create", spec, *NO_APPLICATION_ARGS, "--no-prepare", "--json", code=3),
+        "dataset_not_shareable",
     )
     out = run(
-        home, "project", "create", spec, "--no-prepare", "--override-share", "patients", "--json", code=2
+        home,
+        "project",
+        "create",
+        spec,
+        *NO_APPLICATION_ARGS,
+        "--no-prepare",
+        "--override-share",
+        "patients",
+        "--json",
+        code=2,
     )
     assert_error_shape(out, "override_malformed")
     run(
@@ -123,6 +140,7 @@ def test_not_shareable_exits_3_and_override_is_audited(home: Path, tmp_path: Pat
         "project",
         "create",
         spec,
+        *NO_APPLICATION_ARGS,
         "--no-prepare",
         "--override-share",
         "patients=ethics ref 42",
@@ -136,7 +154,7 @@ def test_unknown_project_and_lifecycle_errors(home: Path, tmp_path: Path) -> Non
     assert_error_shape(run(home, "project", "show", "nope", "--json", code=2), "project_not_found")
     register_all(home, tmp_path)
     spec = write_yaml(tmp_path / "project.yaml", project_spec())
-    run(home, "project", "create", str(spec), "--no-prepare")
+    run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare")
     assert run(home, "project", "expire", "cardio-2026", "--json")["state"] == "expired"
     out = run(home, "project", "resume", "cardio-2026", "--reason", "x", "--json", code=4)
     assert_error_shape(out, "project_state_invalid")

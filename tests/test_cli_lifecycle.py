@@ -13,7 +13,7 @@ from traitlets.config import Config
 
 from enclave import lifecycle
 from tests.conftest import write_yaml
-from tests.factories import project_spec
+from tests.factories import NO_APPLICATION_ARGS, project_spec
 from tests.test_cli import assert_error_shape, register_all, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_create_refuses_a_spec_whose_period_has_ended(home: Path, tmp_path: Path
         "end": (today - timedelta(days=240)).isoformat(),
     }
     spec = write_yaml(tmp_path / "old.yaml", project_spec(period=ended))
-    out = run(home, "project", "create", str(spec), "--no-prepare", "--json", code=4)
+    out = run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare", "--json", code=4)
     assert_error_shape(out, "project_ended")
     assert run(home, "project", "list", "--json") == []
     refusals = run(home, "audit", "tail", "--json")
@@ -49,13 +49,16 @@ def test_a_future_period_is_created(home: Path, tmp_path: Path) -> None:
         "end": (today + timedelta(days=400)).isoformat(),
     }
     spec = write_yaml(tmp_path / "later.yaml", project_spec(period=later))
-    assert run(home, "project", "create", str(spec), "--no-prepare", "--json")["state"] == "approved"
+    assert (
+        run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare", "--json")["state"]
+        == "approved"
+    )
 
 
 def test_sweep_destroys_on_day_30_and_shows_the_review(home: Path, tmp_path: Path) -> None:
     period = {"start": "2026-11-01", "end": "2027-10-31"}  # the factory's, current when this was written
     spec = write_yaml(tmp_path / "p.yaml", project_spec(period=period))
-    run(home, "project", "create", str(spec), "--no-prepare")
+    run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare")
     out = run(home, "project", "sweep", "--today", "2027-11-29", "--json")
     assert (out["expired"], out["destroyed"], out["failed"]) == (["cardio-2026"], [], [])
     out = run(home, "project", "sweep", "--today", "2027-11-30", "--json")  # end + 30

@@ -41,6 +41,7 @@ from enclave.guard import QueryResult
 from enclave.guard.ledger import Sketch
 from enclave.specs import parse_project_spec
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -92,7 +93,13 @@ def enclave(database_url: str, paths: Paths, tmp_path: Path) -> Iterator[Enclave
         ):
             catalog.register(session, paths, write_dataset(tmp_path / "src", name, table, columns), actor="s")
     with setup.session() as session:
-        projects.create_project(session, paths, parse_project_spec(project_spec()), actor="steward")
+        projects.create_project(
+            session,
+            paths,
+            parse_project_spec(project_spec()),
+            actor="steward",
+            without_application=NO_APPLICATION,
+        )
     yield setup
     for engine in setup.engines:
         engine.dispose()

@@ -18,6 +18,7 @@ from enclave.errors import BadInput, Forbidden
 from enclave.projects import ProjectState
 from enclave.specs import parse_project_spec
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -36,7 +37,15 @@ def project(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> st
         ):
             catalog.register(s, paths, write_dataset(tmp_path, name, table, columns), actor="steward")
         spec = parse_project_spec(project_spec(period={"start": "2026-01-01", "end": "2026-06-30"}))
-        projects.create_project(s, paths, spec, actor="steward", preparer=None, today=date(2026, 3, 1))
+        projects.create_project(
+            s,
+            paths,
+            spec,
+            actor="steward",
+            preparer=None,
+            today=date(2026, 3, 1),
+            without_application=NO_APPLICATION,
+        )
     return spec.id
 
 
@@ -144,7 +153,9 @@ def test_destruction_clears_the_differencing_ledger_of_that_project_only(
 
     with session_scope(sessions) as s:
         other = parse_project_spec(project_spec(id="diab-2026"))
-        projects.create_project(s, paths, other, actor="steward", preparer=None)
+        projects.create_project(
+            s, paths, other, actor="steward", preparer=None, without_application=NO_APPLICATION
+        )
     for project_id, populations in ((project, 3), ("diab-2026", 2)):
         ledger = DatabaseLedger(lambda: session_scope(sessions), project_id)
         sketches = [Sketch.of(range(100 * i + 1, 100 * i + 50), 5) for i in range(populations)]

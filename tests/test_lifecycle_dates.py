@@ -27,6 +27,7 @@ from enclave.specs import ProjectSpec, parse_project_spec
 from hub_config.access import check_workspace_access
 from hub_config.errors import WorkspaceRefused
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -62,7 +63,15 @@ def create(
     fields.setdefault("period", {"start": START.isoformat(), "end": END.isoformat()})
     spec = parse_project_spec(project_spec(pi="alice", analysts=["alice", "bob"], **fields))
     with session_scope(sessions) as s:
-        return projects.create_project(s, paths, spec, actor="steward", preparer=no_op_preparer, today=today)
+        return projects.create_project(
+            s,
+            paths,
+            spec,
+            actor="steward",
+            preparer=no_op_preparer,
+            today=today,
+            without_application=NO_APPLICATION,
+        )
 
 
 @pytest.fixture

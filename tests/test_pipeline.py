@@ -15,6 +15,7 @@ from enclave.cli import app
 from enclave.config import Paths
 from enclave.demo_data import generate
 from enclave.workspace.destroy import verify_certificate
+from tests.factories import NO_APPLICATION_ARGS
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +35,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     run(home, "init")
     for name in ("patients", "visits", "labs", "prescriptions"):
         run(home, "dataset", "register", str(data / f"{name}.yaml"))
-    created = run(home, "project", "create", str(REPO / "examples" / "demo-project.yaml"))
+    created = run(
+        home, "project", "create", str(REPO / "examples" / "demo-project.yaml"), *NO_APPLICATION_ARGS
+    )
     assert created["state"] == "active"
     return home, data
 

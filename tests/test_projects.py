@@ -17,6 +17,7 @@ from enclave.db.models import Project, ProjectMember, ProjectSpecVersion
 from enclave.errors import BadInput, Refused
 from enclave.specs import parse_project_spec
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -41,6 +42,7 @@ def catalogued(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) ->
 def create(sessions: sessionmaker[Session], paths: Paths, **fields: Any) -> dict[str, Any]:
     overrides = fields.pop("overrides", None)
     preparer = fields.pop("preparer", None)
+    without_application = fields.pop("without_application", NO_APPLICATION)
     with session_scope(sessions) as s:
         return projects.create_project(
             s,
@@ -49,6 +51,7 @@ def create(sessions: sessionmaker[Session], paths: Paths, **fields: Any) -> dict
             actor="steward",
             overrides=overrides,
             preparer=preparer,
+            without_application=without_application,
         )
 
 

@@ -15,7 +15,18 @@ import typer
 from enclave import config
 from enclave.cli.common import EnclaveContext
 
-GROUP_MODULES = ("dataset", "project", "audit", "export", "gateway", "user")
+GROUP_MODULES = (
+    "dataset",
+    "project",
+    "audit",
+    "export",
+    "gateway",
+    "user",
+    "application",
+    "agreement",
+    "account",
+    "console",
+)
 TOP_LEVEL_MODULES = ("admin", "query")
 
 app = typer.Typer(

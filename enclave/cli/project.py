@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from enclave import audit, lifecycle, projects
+from enclave import audit, lifecycle, projects, provisioning
 from enclave.audit import AuditAction
 from enclave.cli.common import (
     ActorOption,
@@ -25,7 +25,7 @@ from enclave.cli.common import (
     get_context,
 )
 from enclave.errors import BadInput, EnclaveError
-from enclave.specs import load_project_spec
+from enclave.specs import load_project_spec, load_yaml
 
 NAME = "project"
 app = typer.Typer(help="Project workspaces. / 项目工作空间。", no_args_is_help=True)
@@ -88,10 +88,24 @@ def create(
         ),
     ] = [],  # noqa: B006 (typer needs a list default)
     prepare: Annotated[bool, typer.Option("--prepare/--no-prepare", help="Prepare the data now.")] = True,
+    without_application: Annotated[
+        str | None,
+        typer.Option(
+            "--without-application",
+            metavar="REASON",
+            help="Create a spec that names no approved application, for this reason (audited).",
+        ),
+    ] = None,
     actor: ActorOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Validate an approved project spec, store it, and provision the workspace.
+
+    The spec names its approved application (application: ID): the committee's decision must verify,
+    a signed DUA must be recorded (enclave agreement record), and the spec may not go beyond either
+    (application_widened). A spec without one needs --without-application REASON (audited), else
+    application_required (exit 4). To generate the spec from the application instead, use
+    enclave project provision APP --id ID.
 
     A spec whose period has ended is refused (project_ended); one that has not started yet is
     created, and usable from its start date."""
@@ -110,19 +124,75 @@ def create(
                 actor=who,
                 overrides=overrides,
                 preparer=projects.workspace_preparer if prepare else None,
+                without_application=without_application,
             )
             dropped = projects.dropped_at_preparation(
                 project_spec, projects.dataset_specs_for(session, project_spec.id)
             )
     result["dropped_columns"] = dropped
+    _emit_created(result, as_json)
+
+
+def _emit_created(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
     console.print(f"project [bold]{result['project']}[/] created: {result['state']} / 项目已创建")
-    for name, columns in dropped.items():
+    for name, columns in result["dropped_columns"].items():
         console.print(
             f"  {name}: {', '.join(columns)} dropped at preparation (direct identifiers / free text)"
         )
+
+
+@app.command("provision")
+@command_errors
+def provision(
+    ctx: typer.Context,
+    application: Annotated[str, typer.Argument(help="The approved application's id.")],
+    project_id: Annotated[str, typer.Option("--id", help="The new project's id.")],
+    user: Annotated[str, typer.Option("--user", help="Who is acting: a steward (not on the team).")],
+    narrow: Annotated[
+        Path | None,
+        typer.Option(
+            "--narrow",
+            metavar="NARROW.yaml",
+            help="Narrow the approval: datasets, analysts, period, min_cell_count, access (never wider).",
+        ),
+    ] = None,
+    prepare: Annotated[bool, typer.Option("--prepare/--no-prepare", help="Prepare the data now.")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Provision a project from an approved application (R-APP-15, T14): the spec is generated
+    from the approved form (the applicant is the PI, the team are the analysts, the committee
+    members outside the team review its exports), optionally narrowed, and created as
+    enclave project create would, with every check; a signed DUA must be recorded first."""
+    enclave = get_context(ctx)
+    with audit.refusals_recorded(
+        enclave.session, AuditAction.PROJECT_CREATE_REFUSED, actor=user, obj=f"application:{application}"
+    ):
+        narrowing = load_yaml(narrow) if narrow is not None else None
+        with enclave.session() as session:
+            project = provisioning.provision_from_application(
+                session,
+                enclave.paths,
+                application,
+                project_id=project_id,
+                actor=user,
+                narrowing=narrowing,
+                preparer=projects.workspace_preparer if prepare else None,
+            )
+            spec = projects.current_spec(session, project.id)
+            result = {
+                "project": project.id,
+                "state": project.state,
+                "spec_version": project.current_spec_version,
+                "application": project.application_id,
+                "spec": spec.model_dump(mode="json"),
+                "dropped_columns": projects.dropped_at_preparation(
+                    spec, projects.dataset_specs_for(session, project.id)
+                ),
+            }
+    _emit_created(result, as_json)
 
 
 @app.command("prepare")

@@ -134,7 +134,9 @@ def enclave_home(tmp_path_factory: pytest.TempPathFactory) -> Paths:
             factories.project_spec(id=project_id, pi=analysts[0], analysts=analysts, period=period)
         )
         with db.session_scope(sessions) as session:
-            projects.create_project(session, paths, spec, actor="steward")
+            projects.create_project(
+                session, paths, spec, actor="steward", without_application=factories.NO_APPLICATION
+            )
     return paths
 
 

@@ -44,7 +44,9 @@ def bound(
     }
     spec = parse_project_spec(factories.project_spec(id=PROJECT, pi="ivy", analysts=["ivy"], period=period))
     with db.session_scope(db.connect(f"sqlite:///{enclave_home.state_db}")) as session:
-        projects.create_project(session, enclave_home, spec, actor="steward")
+        projects.create_project(
+            session, enclave_home, spec, actor="steward", without_application=factories.NO_APPLICATION
+        )
     (enclave_home.home / "export-review.yaml").write_text("stewards: [sam]\n")
     ports = {"hub API": free_port(), "gateway": free_port(), "export review": free_port()}
     workdir = tmp_path_factory.mktemp("bind-hub")

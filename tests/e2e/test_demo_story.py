@@ -1,19 +1,16 @@
 """The demo's whole story through a real hub, real Docker workspaces and the hub-managed gateway and
-export-review services (issue 7, items 3 and 4): the same steps as ``make demo-check``
-(``scripts/demo_check.py``), on a small demo cohort in a home of its own."""
+export-review services (issue 7, items 3 and 4), after the governance that leads to the project
+(issue 11): the same steps as ``make demo-check`` (``scripts/demo_check.py``), on a small demo cohort
+in a home of its own."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 
 from enclave.config import Paths
 from tests.e2e.conftest import REPO, Hub, free_port, launch_hub
@@ -27,36 +24,17 @@ _spec.loader.exec_module(demo_check)
 STEWARD = "sam"
 
 
-def cli(home: Path, *args: str, stdin: str | None = None) -> None:
-    env = {**os.environ, "ENCLAVE_HOME": str(home), "ENCLAVE_ACTOR": "steward"}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "enclave"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"enclave {' '.join(args)}:\n{done.stdout}{done.stderr}"
-
-
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """The demo's CLI steps (scripts/demo.sh) on 2,000 patients, with the period moved to today."""
+    """The demo's CLI steps (scripts/demo.sh up to the provisioned project) on 2,000 patients: the
+    roles, the data-use application from filing to approval, the DUA, the project provisioned from
+    the application (its period starts today)."""
     root = tmp_path_factory.mktemp("demo-story")
-    home = root / "home"
-    cli(home, "init")
+    try:
+        home = demo_check.run_demo_setup(root, patients=2000)
+    except demo_check.CheckFailed as error:
+        pytest.fail(str(error))
     os.chmod(home, 0o755)
-    cli(home, "demo-data", "--out", str(root / "data"), "--patients", "2000", "--seed", "7")
-    for name in ("patients", "visits", "labs", "prescriptions"):
-        cli(home, "dataset", "register", str(root / "data" / f"{name}.yaml"))
-    spec = yaml.safe_load((REPO / "examples/demo-project.yaml").read_text())
-    spec["period"] = {
-        "start": (date.today() - timedelta(days=1)).isoformat(),
-        "end": (date.today() + timedelta(days=365)).isoformat(),
-    }
-    (root / "project.yaml").write_text(yaml.safe_dump(spec))
-    cli(home, "project", "create", str(root / "project.yaml"))
     (home / "export-review.yaml").write_text(f"stewards: [{STEWARD}]\n")
     return Paths(home)
 
@@ -88,6 +66,10 @@ def test_the_demo_story_through_the_hub(story_hub: Hub, demo_home: Paths) -> Non
         result = demo_check.run_story(story)
     except demo_check.CheckFailed as error:
         pytest.fail(f"{error}\nsteps so far: {lines}\nhub log:\n{story_hub.log.read_text()[-4000:]}")
+
+    # The project came from the approved application, its DUA recorded (issue 11): checked first.
+    assert result["governance"]["trail"][0] == "application.file"
+    assert result["governance"]["trail"][-1] == "dua.record"
 
     # The table came from the real data through the gateway: every cell has at least k persons.
     header, *rows = result["rows"]

@@ -75,7 +75,9 @@ def test_project_destroy_removes_docker_objects_and_lists_them(
     for project in (PROJECT, NEIGHBOUR):
         spec = parse_project_spec(factories.project_spec(id=project, period=period))
         with db.session_scope(sessions) as session:
-            projects.create_project(session, paths, spec, actor="steward")
+            projects.create_project(
+                session, paths, spec, actor="steward", without_application=factories.NO_APPLICATION
+            )
     dispose_all()
     doomed_volumes, doomed_net = make_workspace_objects(client, PROJECT)
     kept_volumes, kept_net = make_workspace_objects(client, NEIGHBOUR)

@@ -156,7 +156,9 @@ def cull_project(hub: Hub) -> str:
         factories.project_spec(id=CULL_PROJECT, pi="dora", analysts=["dora"], period=period)
     )
     with db.session_scope(db.connect(f"sqlite:///{hub.paths.state_db}")) as session:
-        projects.create_project(session, hub.paths, spec, actor="steward")
+        projects.create_project(
+            session, hub.paths, spec, actor="steward", without_application=factories.NO_APPLICATION
+        )
     return CULL_PROJECT
 
 

@@ -32,6 +32,7 @@ from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -201,7 +202,9 @@ class Enclave:
 
 def _create_project(session: Session, paths: Paths, today: date | None = None, **fields: Any) -> None:
     spec = parse_project_spec(project_spec(**fields))
-    projects.create_project(session, paths, spec, actor="steward", today=today)
+    projects.create_project(
+        session, paths, spec, actor="steward", today=today, without_application=NO_APPLICATION
+    )
 
 
 @pytest.fixture(scope="module")

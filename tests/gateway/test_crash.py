@@ -26,6 +26,7 @@ from enclave.specs import parse_project_spec
 from tests.conftest import _fresh_postgres_database
 from tests.crash import ServiceProcess, check_audit_chain, in_background
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -62,7 +63,9 @@ def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Enclave]:
             catalog.register(session, setup.paths, source, actor="steward")
     with setup.session() as session:
         spec = parse_project_spec(project_spec(id=PROJECT, pi="alice", analysts=["alice", "bob"]))
-        projects.create_project(session, setup.paths, spec, actor="steward")
+        projects.create_project(
+            session, setup.paths, spec, actor="steward", without_application=NO_APPLICATION
+        )
     yield setup
     dispose_all()
     for _ in databases:  # drops the PostgreSQL database

@@ -218,7 +218,7 @@ def test_unlock(sessions: sessionmaker[Session], tmp_path: Any) -> None:
     from enclave import catalog, projects
     from enclave.config import Paths
     from enclave.specs import parse_project_spec
-    from tests.factories import PATIENT_COLUMNS, patients_table, project_spec, write_dataset
+    from tests.factories import NO_APPLICATION, PATIENT_COLUMNS, patients_table, project_spec, write_dataset
 
     with db.session_scope(sessions) as session:
         catalog.register(
@@ -228,7 +228,14 @@ def test_unlock(sessions: sessionmaker[Session], tmp_path: Any) -> None:
             actor="steward",
         )
         spec = project_spec(datasets={"patients": ["pid", "sex"]})
-        projects.create_project(session, Paths(tmp_path), parse_project_spec(spec), actor="s", preparer=None)
+        projects.create_project(
+            session,
+            Paths(tmp_path),
+            parse_project_spec(spec),
+            actor="s",
+            preparer=None,
+            without_application=NO_APPLICATION,
+        )
     with db.session_scope(sessions) as session:
         with pytest.raises(NotFound):
             locks.unlock_user(session, PROJECT, "bob", actor="steward", reason="x")

@@ -35,6 +35,7 @@ from enclave.workspace import layout, storage
 from enclave.workspace.destroy import DestructionFailed, destroy_workspace, verify_certificate
 from enclave.workspace.prepare import prepare_workspace
 from export_review.keyspace import prepared_key_space
+from tests.factories import NO_APPLICATION_ARGS
 
 pytest.importorskip("minio")
 pytest.importorskip("duckdb_extension_httpfs")
@@ -148,7 +149,9 @@ def homes(tmp_path_factory: pytest.TempPathFactory, server: S3Server) -> Homes:
             configure_s3(home, server.endpoint)
         for name in ("patients", "visits", "labs", "prescriptions"):
             run(home, "dataset", "register", str(data / f"{name}.yaml"))
-        created = run(home, "project", "create", str(REPO / "examples" / "demo-project.yaml"))
+        created = run(
+            home, "project", "create", str(REPO / "examples" / "demo-project.yaml"), *NO_APPLICATION_ARGS
+        )
         assert created["state"] == "active"
     return result
 

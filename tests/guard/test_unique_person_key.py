@@ -21,6 +21,7 @@ from enclave.demo_data import generate
 from enclave.guard import GuardPolicy, check, run
 from enclave.query_service import unique_person_keys
 from enclave.workspace.layout import current_prepared_dir
+from tests.factories import NO_APPLICATION_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,7 +108,7 @@ def test_preparation_measures_the_flag(tmp_path: Path) -> None:
     _cli(home, "init")
     for name in ("patients", "visits", "labs", "prescriptions"):
         _cli(home, "dataset", "register", str(data / f"{name}.yaml"))
-    _cli(home, "project", "create", str(REPO / "examples" / "demo-project.yaml"))
+    _cli(home, "project", "create", str(REPO / "examples" / "demo-project.yaml"), *NO_APPLICATION_ARGS)
     prepared = current_prepared_dir(Paths(home), "demo-cardio")
     report = json.loads((prepared / "report.json").read_text())
     flags = {name: facts["person_key_unique"] for name, facts in report["datasets"].items()}

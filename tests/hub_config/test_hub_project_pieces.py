@@ -25,6 +25,7 @@ from hub_config.access import check_workspace_access
 from hub_config.auth import LOGIN_REFUSED, EnclaveAuthenticator
 from hub_config.errors import WorkspaceRefused
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -69,7 +70,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     ):
         spec = parse_project_spec(project_spec(pi="alice", period=period, **fields))
         with setup.session() as session:
-            projects.create_project(session, paths, spec, actor="steward")
+            projects.create_project(session, paths, spec, actor="steward", without_application=NO_APPLICATION)
     with setup.session() as session:
         lifecycle.suspend(session, "susp-1", actor="steward", reason="test")
         users.add_user(session, "alice", PASSWORD, actor="steward")

@@ -31,6 +31,7 @@ from hub_config.kubespawner import EnclaveKubeSpawner, k8s_quantity
 from hub_config.network import ProjectNetwork
 from hub_config.spawner import EnclaveSpawner
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -64,7 +65,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
         period = {"start": "2020-01-01", "end": "2099-12-31"}
         for fields in ({"id": PROJECT}, {"id": ROWS_PROJECT, "access": "rows"}):
             spec = project_spec(pi="alice", analysts=["alice"], period=period, **fields)
-            projects.create_project(session, paths, parse_project_spec(spec), actor="steward")
+            projects.create_project(
+                session, paths, parse_project_spec(spec), actor="steward", without_application=NO_APPLICATION
+            )
     yield paths
     dispose_all()
 

@@ -23,6 +23,7 @@ from enclave.specs import parse_project_spec
 from hub_config.errors import WorkspaceRefused
 from hub_config.spawner import CAUSE_ACCESS, CAUSE_HUB, CAUSE_IDLE, CAUSE_REQUEST, EnclaveSpawner
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -48,7 +49,9 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
             catalog.register(session, paths, dataset, actor="steward")
         period = {"start": "2020-01-01", "end": "2099-12-31"}
         spec = project_spec(id="audit-1", pi="alice", analysts=["alice"], period=period)
-        projects.create_project(session, paths, parse_project_spec(spec), actor="steward")
+        projects.create_project(
+            session, paths, parse_project_spec(spec), actor="steward", without_application=NO_APPLICATION
+        )
     yield paths
     dispose_all()
 

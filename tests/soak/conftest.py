@@ -30,6 +30,7 @@ from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
 from tests.conftest import _fresh_postgres_database
 from tests.factories import (
+    NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
     patients_table,
@@ -93,7 +94,13 @@ def soak_enclave(soak_database: SoakDatabase, tmp_path_factory: pytest.TempPathF
             )
     spec = project_spec(id=PROJECT, pi=ANALYSTS[0], analysts=[*ANALYSTS, REFERENCE_USER])
     with enclave.session() as session:
-        projects.create_project(session, enclave.paths, parse_project_spec(spec), actor="steward")
+        projects.create_project(
+            session,
+            enclave.paths,
+            parse_project_spec(spec),
+            actor="steward",
+            without_application=NO_APPLICATION,
+        )
     return enclave
 
 

@@ -15,6 +15,46 @@ branch_labels = None
 depends_on = None
 
 
+# R-APP-25: approvals, votes, signatures and attachments are stored immutably. A vote row is
+# written once; the one change allowed is adding its countersignature, once, to an unsigned row.
+WRITE_ONCE_TABLES = ("application_attachments", "application_reviews", "data_use_agreements")
+_VOTE_FIXED = ("application_id", "member", "choice", "comment", "digest", "voted_at")
+_VOTE_CHANGED_SQLITE = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in _VOTE_FIXED)
+_VOTE_CHANGED_PG = " OR ".join(f"NEW.{c} IS DISTINCT FROM OLD.{c}" for c in _VOTE_FIXED)
+VOTE_REFUSAL = "application_votes: a vote is written once; only its countersignature is added, once"
+
+SQLITE_TRIGGERS = [
+    *(
+        f"""CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is write-once'); END"""
+        for table in WRITE_ONCE_TABLES
+        for verb in ("UPDATE", "DELETE")
+    ),
+    """CREATE TRIGGER application_votes_no_delete BEFORE DELETE ON application_votes
+        BEGIN SELECT RAISE(ABORT, 'application_votes is write-once'); END""",
+    f"""CREATE TRIGGER application_votes_countersign_once BEFORE UPDATE ON application_votes
+        WHEN OLD.signature IS NOT NULL OR NEW.signature IS NULL OR {_VOTE_CHANGED_SQLITE}
+        BEGIN SELECT RAISE(ABORT, '{VOTE_REFUSAL}'); END""",
+]
+POSTGRES_TRIGGERS = [
+    *(
+        f"""CREATE TRIGGER {table}_write_once BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION export_write_once()"""
+        for table in WRITE_ONCE_TABLES
+    ),
+    f"""CREATE FUNCTION application_vote_write_once() RETURNS trigger AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' OR OLD.signature IS NOT NULL OR NEW.signature IS NULL
+               OR {_VOTE_CHANGED_PG} THEN
+                RAISE EXCEPTION '{VOTE_REFUSAL}';
+            END IF;
+            RETURN NEW;
+        END; $$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER application_votes_write_once BEFORE UPDATE OR DELETE ON application_votes
+        FOR EACH ROW EXECUTE FUNCTION application_vote_write_once()""",
+]
+
+
 def upgrade() -> None:
     op.create_table(
         "staff_roles",
@@ -112,6 +152,9 @@ def upgrade() -> None:
         sa.Column("expires_on", sa.String(10), nullable=True),
     )
     op.create_index("ix_account_applications_user", "account_applications", ["username", "project_id"])
+    dialect = op.get_bind().dialect.name
+    for statement in {"sqlite": SQLITE_TRIGGERS, "postgresql": POSTGRES_TRIGGERS}.get(dialect, []):
+        op.execute(statement)
     with op.batch_alter_table("projects") as batch:
         batch.add_column(sa.Column("application_id", sa.String(40), nullable=True))
     with op.batch_alter_table("local_users") as batch:
@@ -122,6 +165,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS application_vote_write_once() CASCADE")
     with op.batch_alter_table("local_users") as batch:
         batch.drop_column("must_change_password")
         batch.drop_column("expires_on")
