@@ -1,7 +1,7 @@
 """Prometheus metrics of the gateway (issue 13, item 6), in the text exposition format.
 
 ``GET {service}/metrics`` answers only a hub token with ``read:metrics`` (the ``monitoring`` service,
-stewards; ``enclave.hub_service.check_metrics_reader``). JupyterHub serves its own at ``/hub/metrics``
+stewards; ``enclave.services.hub.check_metrics_reader``). JupyterHub serves its own at ``/hub/metrics``
 under the same scope.
 
 The gateway's counters come from the audit log, read forward from the record that was last when the

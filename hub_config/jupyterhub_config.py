@@ -11,11 +11,12 @@ tests and a deployment:
   ENCLAVE_HUB_API_PORT         the hub API port, on 127.0.0.1 only (8081)
   ENCLAVE_GATEWAY_PORT         the query gateway service port, on 127.0.0.1 only (8101)
   ENCLAVE_EXPORT_REVIEW_PORT   the export-review service port, on 127.0.0.1 only (8102)
+  ENCLAVE_CONSOLE_PORT         the steward console service port, on 127.0.0.1 only (8103)
   ENCLAVE_MONITORING_TOKEN_FILE  file (0600) holding the token of a "monitoring" service allowed only
                                `read:metrics`: /hub/metrics and the services' /metrics (Prometheus)
   ENCLAVE_EXPORT_REVIEW_COMMAND  replaces the export-review service command line (`enclave export serve`)
-  ENCLAVE_HUB_SERVICES         "all" (default), or a comma list of: gateway, export-review, culler,
-                               sweep; "none" starts no managed service
+  ENCLAVE_HUB_SERVICES         "all" (default), or a comma list of: gateway, export-review, console,
+                               culler, sweep; "none" starts no managed service
   ENCLAVE_SWEEP_INTERVAL       seconds between two passes of the lifecycle sweep service (3600)
   ENCLAVE_IDLE_TIMEOUT         idle server and kernel timeout in seconds (600, the standard's example)
   ENCLAVE_ANALYST_IMAGE        the workspace image (enclave/analyst:latest)
@@ -70,6 +71,7 @@ idle_timeout = int(env("ENCLAVE_IDLE_TIMEOUT", str(roles.DEFAULT_IDLE_TIMEOUT_SE
 hub_api_port = int(env("ENCLAVE_HUB_API_PORT", "8081"))
 gateway_port = int(env("ENCLAVE_GATEWAY_PORT", "8101"))
 export_port = int(env("ENCLAVE_EXPORT_REVIEW_PORT", "8102"))
+console_port = int(env("ENCLAVE_CONSOLE_PORT", "8103"))
 internal_ip = firewall.SERVICE_ADDRESS  # the hub API and the services: see "Bind addresses" above
 
 # ---- the hub and its proxy ----------------------------------------------------------------------
@@ -128,7 +130,7 @@ wanted = env("ENCLAVE_HUB_SERVICES", "all")
 wanted_services = (
     set()
     if wanted == "none"
-    else {"gateway", "export-review", "culler"}
+    else {"gateway", "export-review", "console", "culler"}
     if wanted == "all"
     else set(wanted.split(","))
 )
@@ -166,6 +168,33 @@ if "export-review" in wanted_services:
             "export-review", f"http://{internal_ip}:{export_port}", export_command, service_env
         )
     )
+if "console" in wanted_services:
+    # Browsers only (through the proxy): workspaces are not forwarded to it. Its token stops a project's
+    # servers when a steward suspends, expires or destroys it, then clears these services' token caches.
+    console_env = {
+        **service_env,
+        "ENCLAVE_SERVICE_URLS": ",".join(
+            f"http://{internal_ip}:{port}/services/{name}/"
+            for name, port in (("gateway", gateway_port), ("export-review", export_port))
+            if name in wanted_services
+        ),
+    }
+    services.append(
+        roles.managed_service(
+            "console",
+            f"http://{internal_ip}:{console_port}",
+            [
+                str(Path(sys.executable).parent / "enclave"),
+                "console",
+                "serve",
+                "--ip",
+                internal_ip,
+                "--port",
+                str(console_port),
+            ],
+            console_env,
+        )
+    )
 if "culler" in wanted_services:
     services.append(roles.idle_culler_service(idle_timeout))
 c.JupyterHub.services = services
@@ -184,7 +213,7 @@ c.JupyterHub.load_roles = roles.load_roles(
 #   ENCLAVE_PROXY_AUTH_TOKEN_FILE   the proxy's API token (0600)
 #   ENCLAVE_HUB_EXTERNAL_SERVICES   comma list of services run outside the hub (their own system
 #                                services, so no token sits in any process environment): gateway,
-#                                export-review, idle-culler; leave them out of ENCLAVE_HUB_SERVICES
+#                                export-review, console, idle-culler; leave them out of ENCLAVE_HUB_SERVICES
 #   ENCLAVE_SERVICE_TOKEN_DIR    holds <service>.token, each external service's hub token (0600)
 from enclave import config as _enclave_config  # noqa: E402
 
@@ -211,6 +240,7 @@ if _external:
     _urls = {
         "gateway": f"http://127.0.0.1:{gateway_port}",
         "export-review": f"http://127.0.0.1:{export_port}",
+        "console": f"http://127.0.0.1:{console_port}",
     }
     for _name in _external:
         if _name not in {*_urls, roles.IDLE_CULLER}:

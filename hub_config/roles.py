@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from enclave.hub_service import METRICS_SCOPE  # /hub/metrics, and the services' /metrics
+from enclave.services.hub import METRICS_SCOPE  # /hub/metrics, and the services' /metrics
 
 STEWARDS_GROUP = "stewards"
 REVIEWERS_GROUP = "reviewers"
@@ -29,6 +29,8 @@ ANALYST_SCOPES = [
     "access:servers!user",
     # Requesters and reviewers sign in to the export-review UI through the hub (HubOAuth).
     "access:services!service=export-review",
+    # Anyone may file a data-use application in the steward console; its pages check the roles.
+    "access:services!service=console",
 ]
 STEWARD_SCOPES = [
     "list:users",
@@ -67,6 +69,16 @@ def load_roles(services: list[str], *, culler: bool = True) -> list[dict[str, An
                 "description": "The query gateway stops a user's server when monitoring locks them (R-QRY-5)",
                 "scopes": ["read:servers", "delete:servers"],
                 "services": ["gateway"],
+            }
+        )
+    if "console" in services:
+        roles.append(
+            {
+                "name": "enclave-console",
+                "description": "The steward console stops a project's servers when it is suspended, "
+                "expired or destroyed (R-LIFE-1, R-LIFE-10)",
+                "scopes": ["list:users", "read:servers", "delete:servers"],
+                "services": ["console"],
             }
         )
     if services:

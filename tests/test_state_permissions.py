@@ -121,7 +121,7 @@ def test_the_services_set_umask_077_when_they_start(tmp_path: Path) -> None:
     """The gateway and the export review start through ``HubServiceApp.start``."""
     probe = """
 import sys
-from enclave.hub_service import HubServiceApp
+from enclave.services.hub import HubServiceApp
 
 class Probe(HubServiceApp):
     async def serve(self):

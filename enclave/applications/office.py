@@ -163,6 +163,10 @@ def review(
     forward = to is ApplicationState.COMMITTEE_REVIEW
     _check_checklist(checklist, forward)
     _check_scorecard(scorecard, forward)
+    if forward:
+        from enclave.applications.voting import check_committee_can_decide  # voting builds on office's states
+
+        check_committee_can_decide(session, paths, app)
     if not forward and not comment.strip():
         raise BadInput(
             "comment_required",

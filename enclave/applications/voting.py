@@ -259,14 +259,7 @@ def _prospective_seat(session: Session, app: Application, settings: GovernanceSe
     )
 
 
-def _seat(
-    session: Session, paths: Paths, app: Application, settings: GovernanceSettings, *, user: str
-) -> Seat:
-    """The recorded seat, or the committee as it stood at the forward, recorded now (first vote)."""
-    recorded = _recorded_seat(session, paths, app)
-    if recorded is not None:
-        return recorded
-    seat = _prospective_seat(session, app, settings)
+def _check_reachable(app: Application, seat: Seat) -> None:
     seated, needed = len(seat.seated), seat.rule.needed(len(seat.seated))
     if not seat.rule.reachable(seated):
         raise BadInput(
@@ -275,6 +268,31 @@ def _seat(
             f"申请 {app.id} 只有 {seated} 名表决委员；批准需要 {needed} 票",
             details={"application": app.id, "seated": list(seat.seated)},
         )
+
+
+def check_committee_can_decide(session: Session, paths: Paths, app: Application) -> None:
+    """Before the Office forwards: the committee outside the team must be able to reach the rule,
+    or the application would sit in committee review with no way to a decision."""
+    settings = load_governance(paths)
+    seat = Seat(
+        seated=tuple(_committee_as_of(session, app, None)),
+        rule=settings.committee,
+        chain=_chain_for(app, settings),
+        seated_at=audit.now_iso(),
+        fixed=False,
+    )
+    _check_reachable(app, seat)
+
+
+def _seat(
+    session: Session, paths: Paths, app: Application, settings: GovernanceSettings, *, user: str
+) -> Seat:
+    """The recorded seat, or the committee as it stood at the forward, recorded now (first vote)."""
+    recorded = _recorded_seat(session, paths, app)
+    if recorded is not None:
+        return recorded
+    seat = _prospective_seat(session, app, settings)
+    _check_reachable(app, seat)
     body = _seat_body(app, seat)
     audit.record(
         session,

@@ -26,8 +26,8 @@ from enclave.gateway.auth import Caller, TokenAuthenticator
 from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
 from enclave.gateway.runner import QueryLimits, QueryRunner
-from enclave.hub_service import AUTH_CACHE_MAX_TTL_S, HubServiceApp
 from enclave.metrics import QueryMetrics
+from enclave.services.hub import AUTH_CACHE_MAX_TTL_S, HubServiceApp
 
 
 class GatewayApp(HubServiceApp):

@@ -28,8 +28,8 @@ from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
 from enclave.gateway.http_errors import error_body, http_error_body, status_for
 from enclave.gateway.runner import QueryRunner, check_query_id
-from enclave.hub_service import check_metrics_reader, check_revoker, clear_token_cache
 from enclave.query_service import check_analyst_access
+from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 
 MAX_SQL_CHARS = 100_000
 MAX_BODY_BYTES = 256 * 1024

@@ -20,6 +20,7 @@ STATUS_BY_CODE = {
     "result_too_large": 413,
     "body_too_large": 413,
     "export_uploads_busy": 429,
+    "uploads_busy": 429,  # the steward console's uploads (enclave.services.handlers.UploadSlots)
 }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import ClassVar
 
-LANGUAGES = ("en", "zh")
+from enclave.services import i18n as services_i18n
+from enclave.services.i18n import LANGUAGES, Labels, pick_language
 
-LABELS: dict[str, tuple[str, str]] = {
+__all__ = ["LABELS", "LANGUAGES", "Translator", "pick_language"]
+
+LABELS: Labels = {
     "app_title": ("Export review", "导出审核"),
     "nav_mine": ("My requests", "我的申请"),
     "nav_submit": ("Submit", "提交申请"),
@@ -90,29 +93,5 @@ LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-def pick_language(requested: str | None, accept_language: str | None) -> str:
-    """``?lang=`` wins; else the first of the browser's languages that we have; else English."""
-    if requested in LANGUAGES:
-        return requested
-    for part in (accept_language or "").split(","):
-        tag = part.split(";")[0].strip().lower()
-        if tag.startswith("zh"):
-            return "zh"
-        if tag.startswith("en"):
-            return "en"
-    return "en"
-
-
-@dataclass(frozen=True)
-class Translator:
-    lang: str
-
-    def __call__(self, key: str) -> str:
-        en, zh = LABELS[key]
-        return zh if self.lang == "zh" else en
-
-    def state(self, state: str) -> str:
-        return self(f"state_{state}") if f"state_{state}" in LABELS else state
-
-    def message(self, en: str, zh: str) -> str:
-        return zh if self.lang == "zh" else en
+class Translator(services_i18n.Translator):
+    labels: ClassVar[Labels] = LABELS

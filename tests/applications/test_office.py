@@ -181,3 +181,13 @@ def test_history_without_anything_earlier(env: AppEnv) -> None:
     with env.session() as s:
         info = office.history(s, app_id)
     assert (info["applications"], info["exports"], info["overlap"]) == ([], [], False)
+
+
+def test_no_forward_to_a_committee_that_cannot_reach_a_decision(env: AppEnv) -> None:
+    """Seated members are the committee outside the team: if too few are left, the forward is refused
+    rather than leaving the application in committee review with no way to a decision (R-APP-7)."""
+    app_id = env.in_state(S.OFFICE_REVIEW)
+    with env.session() as s:
+        for member in roles.holders(s, Role.COMMITTEE)[1:]:
+            roles.revoke(s, member, Role.COMMITTEE, actor="admin")
+    assert refused(env, app_id).code == "application_committee_too_small"

@@ -74,7 +74,7 @@ def test_a_database_url_file_others_can_read_is_refused(
 def test_a_service_reads_its_hub_token_from_the_named_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from enclave.hub_service import HubServiceApp
+    from enclave.services.hub import HubServiceApp
 
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN_FILE", str(_secret(tmp_path / "gateway.token", "abc123")))

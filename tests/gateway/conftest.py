@@ -245,7 +245,7 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
 
 
 class RunningService:
-    """A hub service app (``enclave.hub_service.HubServiceApp``) served on its own event loop in a thread."""
+    """A hub service app (``enclave.services.hub.HubServiceApp``) served on its own event loop in a thread."""
 
     def __init__(self, app: Any, name: str) -> None:
         self.app = app

@@ -20,7 +20,7 @@ from enclave import metrics
 from enclave.errors import BadInput
 from enclave.gateway.auth import token_from_header
 from enclave.gateway.http_errors import http_error_body
-from enclave.hub_service import check_metrics_reader, check_revoker, clear_token_cache
+from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 from export_review.metrics import export_families
 from export_review.web import actions
 from export_review.web.handlers.base import ApiHandler, UploadHandler

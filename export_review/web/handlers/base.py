@@ -1,227 +1,41 @@
-"""The base handlers: hub login (HubOAuth cookie for pages, ``Authorization: token`` for the API), the
-language, security headers, and the one mapping of ``EnclaveError`` to HTTP (``enclave.gateway.http_errors``:
-Forbidden 403, NotFound 404, Refused 422, BadInput 400, no login 401)."""
+"""The export review's base handlers: the shared ones of ``enclave.services.handlers`` (hub login, the
+language, security headers, streamed uploads, the one mapping of ``EnclaveError`` to HTTP), with the
+export review's labels and operations."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from typing import Any
-from urllib.parse import urlencode
+from typing import ClassVar
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthenticated, UserNotAllowed
-from tornado.httputil import parse_body_arguments
-from tornado.web import RequestHandler, stream_request_body
-
-from enclave.errors import BadInput, EnclaveError
-from enclave.gateway.auth import Unauthenticated
-from enclave.gateway.http_errors import error_body, http_error_body, status_for
-from export_review.web.context import WebContext
-from export_review.web.i18n import Translator, pick_language
-
-# Pages load nothing from elsewhere and run no script; images only from this service.
-CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+from enclave.services import handlers
+from enclave.services.handlers import (
+    CSP,
+    MAX_FORM_BYTES,
+    MAX_UPLOAD_BYTES,
+    ApiHandler,
+    UploadHandler,
+    UploadSlots,
 )
-MAX_UPLOAD_BYTES = 110 * 1024 * 1024  # a little above the domain's cap, which gives the precise refusal
-MAX_FORM_BYTES = 1024 * 1024  # every other body (votes, forms): the server's own limit
+from export_review.web.context import WebContext
+from export_review.web.i18n import Translator
+
+__all__ = [
+    "CSP",
+    "MAX_FORM_BYTES",
+    "MAX_UPLOAD_BYTES",
+    "ApiHandler",
+    "PageHandler",
+    "ServiceHandler",
+    "UploadHandler",
+    "UploadSlots",
+]
 
 
-def _login_required() -> Unauthenticated:
-    return Unauthenticated(
-        "login_required",
-        "Log in through JupyterHub, or send `Authorization: token <your hub token>`",
-        "请通过 JupyterHub 登录，或发送 `Authorization: token <您的中心令牌>`",
-    )
-
-
-class UploadSlots:
-    """Uploads in progress, per user: at most ``limit`` at once, so one user cannot fill the memory."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active: Counter[str] = Counter()
-
-    def acquire(self, user: str) -> None:
-        if self.active[user] >= self.limit:
-            raise BadInput(
-                "export_uploads_busy",
-                f"You already have {self.limit} uploads in progress: wait for one to finish",
-                f"您已有 {self.limit} 个上传正在进行：请等待其中一个完成",
-                details={"limit": self.limit},
-            )
-        self.active[user] += 1
-
-    def release(self, user: str) -> None:
-        self.active[user] -= 1
-        if self.active[user] <= 0:
-            del self.active[user]
-
-
-class ServiceHandler(HubOAuthenticated, RequestHandler):
-    """Everything the service's handlers share."""
-
+class ServiceHandler(handlers.ServiceHandler):
     ctx: WebContext
 
-    def initialize(self, ctx: WebContext, hub_auth: HubOAuth) -> None:
-        self.ctx = ctx
-        self.hub_auth = hub_auth
 
-    def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Content-Security-Policy", CSP)
+class PageHandler(handlers.PageHandler):
+    """Pages in the reader's language, with the export review's labels."""
 
-    @property
-    def user(self) -> str:
-        """The hub user name is the enclave user name."""
-        model = self.current_user
-        if not model or model.get("kind", "user") != "user":
-            raise _login_required()
-        return str(model["name"])
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, EnclaveError):
-            self.application.settings["log"].info(
-                "%s %s refused: %s", self.request.method, self.request.path, value.code
-            )
-            return
-        super().log_exception(typ, value, tb)
-
-    def error_status(self, status_code: int, kwargs: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, EnclaveError):
-            status = status_for(error)
-            return status, error_body(error, status)
-        return status_code, http_error_body(status_code)
-
-
-class ApiHandler(ServiceHandler):
-    """JSON in and out; errors in the gateway's one JSON shape."""
-
-    def write_json(self, value: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(value, ensure_ascii=False, default=str))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        status, body = self.error_status(status_code, kwargs)
-        self.write_json(body, status)
-
-
-class PageHandler(ServiceHandler):
-    """Server-rendered pages in the reader's language; errors as a page in both shapes' words."""
-
-    @property
-    def lang(self) -> str:
-        requested = self.get_query_argument("lang", None)
-        return pick_language(requested, self.request.headers.get("Accept-Language"))
-
-    def href(self, path: str, **query: str) -> str:
-        """A link inside the service that keeps an explicitly chosen language."""
-        if self.get_query_argument("lang", None) in ("en", "zh"):
-            query = {"lang": self.lang, **query}
-        base = self.hub_auth.base_url.rstrip("/")
-        return f"{base}/{path.lstrip('/')}" + (f"?{urlencode(query)}" if query else "")
-
-    def get_template_namespace(self) -> dict[str, Any]:
-        namespace = super().get_template_namespace()
-        t = Translator(self.lang)
-        other = "en" if self.lang == "zh" else "zh"
-        namespace.update(
-            t=t,
-            lang=self.lang,
-            href=self.href,
-            switch_lang=f"{self.request.path}?{urlencode({'lang': other})}",
-            who=(self.current_user or {}).get("name", ""),
-        )
-        return namespace
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        status, body = self.error_status(status_code, kwargs)
-        self.set_status(status)
-        self.render("error.html", status=status, errors=body["errors"])
-
-
-@stream_request_body
-class UploadHandler(ServiceHandler):
-    """A POST whose body is an upload: the caller is known, and holds one of their upload slots, before
-    a byte of the body is read; everything else keeps the server's small body limit.
-
-    ``prepare`` identifies the caller from the hub token or the login cookie's token without the xsrf
-    check, which needs the form body; ``upload_user`` parses the body, after which ``self.user`` runs
-    the full check (xsrf included) as on every other route.
-    """
-
-    _body: bytearray
-    _slot_user: str | None = None
-
-    async def prepare(self) -> None:
-        self._body = bytearray()
-        if self.request.method != "POST":
-            return
-        user = await self._identify()
-        length = self.request.headers.get("Content-Length", "0")
-        if not length.isdigit() or int(length) > MAX_UPLOAD_BYTES:
-            raise BadInput(
-                "body_too_large",
-                f"The upload is larger than {MAX_UPLOAD_BYTES} bytes or has no valid length",
-                f"上传内容超过 {MAX_UPLOAD_BYTES} 字节或长度无效",
-                details={"max_bytes": MAX_UPLOAD_BYTES},
-            )
-        self.settings["upload_slots"].acquire(user)
-        self._slot_user = user
-        self.request.connection.set_max_body_size(MAX_UPLOAD_BYTES)
-
-    async def _identify(self) -> str:
-        token = self.hub_auth.get_token(self)
-        model = None
-        if token:
-            session_id = self.hub_auth.get_session_id(self)
-            model = await self.hub_auth.user_for_token(token, session_id=session_id, sync=False)
-        if model:
-            try:
-                model = self.check_hub_user(model)
-            except UserNotAllowed:
-                model = None
-        if not model or model.get("kind", "user") != "user":
-            raise _login_required()
-        return str(model["name"])
-
-    def data_received(self, chunk: bytes) -> None:
-        self._body += chunk
-
-    def upload_user(self) -> str:
-        """Parse the streamed body into the request's arguments and files, then check the caller fully."""
-        self._read_form()
-        user = self.user
-        if user != self._slot_user:
-            raise _login_required()
-        return user
-
-    def _read_form(self) -> None:
-        parse_body_arguments(
-            self.request.headers.get("Content-Type", ""),
-            bytes(self._body),
-            self.request.body_arguments,
-            self.request.files,
-            self.request.headers,
-        )
-        for name, values in self.request.body_arguments.items():
-            self.request.arguments.setdefault(name, []).extend(values)
-
-    def _release_slot(self) -> None:
-        if self._slot_user is not None:
-            self.settings["upload_slots"].release(self._slot_user)
-            self._slot_user = None
-
-    def on_finish(self) -> None:
-        self._release_slot()
-
-    def on_connection_close(self) -> None:
-        super().on_connection_close()
-        self._release_slot()
+    ctx: WebContext
+    translator: ClassVar[type[Translator]] = Translator

@@ -5,12 +5,13 @@ The hub sets ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_S
 a managed service; they are the defaults here. Subclasses build their routes in
 ``make_tornado_app`` and may add to ``shutdown``.
 
-Both services cache the hub's answer for a token for at most ``AUTH_CACHE_MAX_TTL_S`` seconds, and
+The services cache the hub's answer for a token for at most ``AUTH_CACHE_MAX_TTL_S`` seconds, and
 forget every cached answer when the revocation hook asks (``check_revoker``, ``clear_token_cache``).
 
 A service listens on one address, never a wildcard (``0.0.0.0``, ``::``): the hub runs it on
 127.0.0.1 and workspaces reach it through the firewall's forwarding (``hub_config/firewall.py``).
-Both serve Prometheus metrics to a token with ``read:metrics`` (``check_metrics_reader``).
+The gateway and export review serve Prometheus metrics to a token with ``read:metrics``
+(``check_metrics_reader``).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def clear_token_cache(hub_auth: HubAuth) -> int:
 
 
 class HubServiceApp(Application):
-    """Base of the gateway and the export-review service."""
+    """Base of the gateway, the export-review service and the steward console."""
 
     ip = Unicode(
         "127.0.0.1",

@@ -1,0 +1,109 @@
+"""The console's base handlers: the shared service handlers (``enclave.services.handlers``) with the
+console's labels, a stricter stylesheet policy (its one stylesheet is a local file), the navigation
+by the reader's roles, and the role check of pages whose domain call takes no viewer."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session
+
+from enclave import roles
+from enclave.console.context import ConsoleContext
+from enclave.console.i18n import ConsoleTranslator
+from enclave.errors import EnclaveError
+from enclave.gateway.http_errors import error_body, status_for
+from enclave.roles import Role
+from enclave.services import handlers
+from enclave.services.handlers import UploadHandler
+
+# As export review's, with the styles from the console's own stylesheet only (no inline style).
+CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+APP_ID = r"(app-[0-9a-f]{16})"
+PROJECT_ID = r"([a-z0-9][a-z0-9-]{1,62})"
+
+# (element id, label, path, the role it is for): a link is shown to holders of its role; every page
+# still checks the role on the server, through the domain call or ``require``.
+NAV: tuple[tuple[str, str, str, Role | None], ...] = (
+    ("nav-mine", "nav_mine", "", None),
+    ("nav-new", "nav_new", "applications/new", None),
+    ("nav-office", "nav_office", "office", Role.OFFICE),
+    ("nav-committee", "nav_committee", "committee", Role.COMMITTEE),
+    ("nav-steward", "nav_steward", "steward", Role.STEWARD),
+    ("nav-projects", "nav_projects", "projects", Role.STEWARD),
+    ("nav-monitoring", "nav_monitoring", "monitoring", Role.STEWARD),
+    ("nav-audit", "nav_audit", "audit", Role.SECURITY_AUDITOR),
+)
+
+
+def nav_for(held: set[Role]) -> list[tuple[str, str, str]]:
+    return [(el, label, path) for el, label, path, role in NAV if role is None or role in held]
+
+
+def page_errors(error: EnclaveError) -> tuple[int, list[dict[str, Any]]]:
+    """The HTTP status (the one mapping, ``enclave.gateway.http_errors``) and what the page lists:
+    the error itself, then each reason it gives, every one in both languages."""
+    status = status_for(error)
+    top = {"code": error.code, "message": {"en": error.message, "zh": error.message_zh}}
+    return status, [top, *(error_body(error, status)["errors"] if error.reasons else [])]
+
+
+def require(session: Session, user: str, role: Role, doing: str, doing_zh: str) -> None:
+    """``roles.check_role``: for pages whose domain call does not check the caller itself."""
+    roles.check_role(session, user, role, doing, doing_zh)
+
+
+class ConsolePage(handlers.PageHandler):
+    """A console page: the console's labels and navigation."""
+
+    ctx: ConsoleContext
+    csp: ClassVar[str] = CSP
+    translator: ClassVar[type[ConsoleTranslator]] = ConsoleTranslator
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        namespace = super().get_template_namespace()
+        who = namespace["who"]
+        held = self.ctx.roles_of(who) if who else set()
+        namespace.update(nav=nav_for(held) if who else [], held_roles=sorted(r.value for r in held))
+        return namespace
+
+    def arg(self, name: str, default: str = "") -> str:
+        return self.get_body_argument(name, default).strip()
+
+    def args(self, name: str) -> list[str]:
+        return self.get_body_arguments(name)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, EnclaveError):
+            status, errors = page_errors(error)
+        else:
+            status, body = self.error_status(status_code, kwargs)
+            errors = body["errors"]
+        self.set_status(status)
+        self.render("error.html", status=status, errors=errors)
+
+    def show_error(self, error: EnclaveError | None) -> list[dict[str, Any]]:
+        """Set the error's status on a page shown again with it; its entries for ``_errors.html``."""
+        if error is None:
+            return []
+        status, errors = page_errors(error)
+        self.set_status(status)
+        return errors
+
+    def see_other(self, path: str) -> None:
+        """Post/redirect/get: the page after a change is a fresh GET."""
+        self.redirect(self.href(path), status=303)
+
+
+class ConsoleUpload(UploadHandler, ConsolePage):
+    """A console page whose POST is a multipart upload (streamed, capped, one slot per upload)."""
+
+
+class NotFoundPage(ConsolePage):
+    def prepare(self) -> None:
+        self.send_error(404)
