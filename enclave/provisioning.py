@@ -1,10 +1,11 @@
 """Provisioning a project from its approved application (R-APP-15, T14, T6).
 
 ``spec_from_application`` turns the approved form into a project spec: the applicant is the PI, the
-team are the analysts, the approved datasets, columns, access, minimum cell count and period are
-copied, and the project's export committee is every holder of the committee role outside the team.
-A steward may only narrow it (``narrowing``: fewer datasets, columns or analysts, a shorter period,
-a higher minimum cell count, aggregate instead of rows).
+team are the analysts, the approved datasets, columns, time ranges (R-APP-4), access, minimum cell
+count and period are copied, and the project's export committee is every holder of the committee
+role outside the team. A steward may only narrow it (``narrowing``: fewer datasets, columns or
+analysts, a shorter time range of a dataset or period, a higher minimum cell count, aggregate
+instead of rows).
 
 ``check_within_application`` is the one check of any spec that names ``application: ID``, generated
 or written by hand: the committee's decision still verifies, a signed DUA is recorded, and nothing in
@@ -22,13 +23,14 @@ from sqlalchemy.orm import Session
 from enclave import agreements, audit, projects, roles
 from enclave.agreements import ApprovedApplication
 from enclave.applications import voting
+from enclave.applications.form import TimeRange as FormTimeRange
 from enclave.config import Paths
 from enclave.db.models import DataUseAgreement, Project
 from enclave.errors import BadInput, Forbidden, Reason
 from enclave.roles import Role
-from enclave.specs import MIN_COMMITTEE, AccessMode, ProjectSpec, parse_project_spec
+from enclave.specs import MIN_COMMITTEE, AccessMode, ProjectSpec, TimeRange, parse_project_spec
 
-NARROWING_KEYS = ("datasets", "analysts", "period", "min_cell_count", "access")
+NARROWING_KEYS = ("datasets", "analysts", "period", "min_cell_count", "access", "time_ranges")
 # How much each access mode grants: row-level access is wider than aggregate answers.
 ACCESS_WIDTH = {AccessMode.AGGREGATE: 0, AccessMode.ROWS: 1}
 
@@ -64,6 +66,20 @@ def _check_narrowing(narrowing: dict[str, Any]) -> None:
             f"收窄只能设置 {', '.join(NARROWING_KEYS)}，不能设置 {', '.join(unknown)}",
             details={"unknown": unknown, "allowed": list(NARROWING_KEYS)},
         )
+    if not isinstance(narrowing.get("time_ranges", {}), dict):
+        raise BadInput(
+            "narrowing_invalid",
+            "A narrowing's time_ranges maps datasets to {start, end}",
+            "收窄的 time_ranges 须为数据集到 {start, end} 的映射",
+            details={"field": "time_ranges"},
+        )
+
+
+def _time_ranges(approved: dict[str, Any], narrowing: dict[str, Any], datasets: Any) -> dict[str, Any]:
+    """The approved time ranges of the datasets still in the spec, each replaced by the narrowing's
+    range for that dataset if it gives one (``check_within_application`` refuses a wider one)."""
+    kept = {name: span for name, span in approved.items() if isinstance(datasets, dict) and name in datasets}
+    return {**kept, **narrowing.get("time_ranges", {})}
 
 
 def spec_from_application(
@@ -78,6 +94,11 @@ def spec_from_application(
     narrowing is refused by ``check_within_application`` when the project is created)."""
     approved = agreements.approved_application(session, app_id)
     form = approved.form
+    ranges = {
+        name: {"start": request.time_range.start.isoformat(), "end": request.time_range.end.isoformat()}
+        for name, request in form.datasets.items()
+        if request.time_range is not None
+    }
     data: dict[str, Any] = {
         "id": project_id,
         "title": form.title,
@@ -96,11 +117,29 @@ def spec_from_application(
     if narrowing:
         _check_narrowing(narrowing)
         data.update(narrowing)
+    data["time_ranges"] = _time_ranges(ranges, narrowing or {}, data["datasets"])
     return parse_project_spec(data)
 
 
 def _widened(code: str, en: str, zh: str, **details: Any) -> Reason:
     return Reason(code, en, zh, details=details)
+
+
+def _time_range_widened(name: str, approved: FormTimeRange | None, spec: TimeRange | None) -> Reason | None:
+    """A dataset's records must stay within its approved time range (R-APP-4): a spec that leaves
+    the range out would prepare every record, so a missing range is a widening too."""
+    if approved is None or (spec is not None and approved.start <= spec.start and spec.end <= approved.end):
+        return None
+    asked = "no time range (every record)" if spec is None else f"{spec.start} to {spec.end}"
+    asked_zh = "未限定时间范围（全部记录）" if spec is None else f"{spec.start} 至 {spec.end}"
+    return _widened(
+        "time_range_widened",
+        f"time_ranges.{name}: {asked} is wider than the approved records dated {approved.start} to "
+        f"{approved.end}",
+        f"time_ranges.{name}：{asked_zh} 超出批准的数据时间范围 {approved.start} 至 {approved.end}",
+        field=f"time_ranges.{name}",
+        approved={"start": approved.start.isoformat(), "end": approved.end.isoformat()},
+    )
 
 
 def widening_reasons(approved: ApprovedApplication, dua: DataUseAgreement, spec: ProjectSpec) -> list[Reason]:
@@ -130,6 +169,9 @@ def widening_reasons(approved: ApprovedApplication, dua: DataUseAgreement, spec:
                     columns=extra,
                 )
             )
+        reason = _time_range_widened(name, form.datasets[name].time_range, spec.time_ranges.get(name))
+        if reason is not None:
+            reasons.append(reason)
     team = team_of(approved)
     outsiders = [a for a in spec.analysts if a not in team]
     if outsiders:

@@ -196,8 +196,26 @@ class Period(_Strict):
         return self
 
 
+class TimeRange(_Strict):
+    """The approved dates of a dataset's records, both ends included (R-APP-4): preparation keeps only
+    the rows whose original dates fall in it (see ``enclave.deid.plan.time_range_filter``)."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
 class ProjectSpec(_Strict):
-    """An approved application: who, which columns of which datasets, how, and for how long."""
+    """An approved application: who, which columns of which datasets, how, and for how long.
+
+    ``time_ranges`` (optional, per dataset of ``datasets``): only the records dated within
+    ``{start, end}`` are prepared (R-APP-4, minimum necessary); a dataset without one keeps every row.
+    """
 
     id: Annotated[str, Field(pattern=PROJECT_ID_PATTERN)]
     title: Annotated[str, Field(min_length=1, max_length=200)]
@@ -216,13 +234,17 @@ class ProjectSpec(_Strict):
     # The approved application this spec is provisioned from (R-APP-15, T14); None only with an
     # audited override (``enclave project create --without-application REASON``).
     application: Annotated[str, Field(pattern=APPLICATION_ID_PATTERN)] | None = None
+    time_ranges: dict[Annotated[str, Field(pattern=NAME_PATTERN)], TimeRange] = Field(default_factory=dict)
 
     @model_serializer(mode="wrap")
     def _without_unset_application(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A spec without an application serialises as before the field existed (same stored JSON).
+        # A spec without an application or time ranges serialises as before these fields existed
+        # (same stored JSON, same spec_sha256).
         data = handler(self)
         if data.get("application") is None:
             data.pop("application", None)
+        if not data.get("time_ranges"):
+            data.pop("time_ranges", None)
         return data
 
     @field_validator("analysts", "committee")
@@ -268,6 +290,13 @@ class ProjectSpec(_Strict):
             if len(set(columns)) != len(columns):
                 raise ValueError(f"{name}: columns must not repeat")
         return value
+
+    @model_validator(mode="after")
+    def _time_ranges_of_datasets(self) -> ProjectSpec:
+        unknown = sorted(set(self.time_ranges) - set(self.datasets))
+        if unknown:
+            raise ValueError(f"time_ranges: {', '.join(unknown)} not among the datasets")
+        return self
 
     @model_validator(mode="after")
     def _separation_of_duties(self) -> ProjectSpec:

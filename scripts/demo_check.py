@@ -1,5 +1,9 @@
 """The headless demo check (``make demo-check``): the whole story through the hub and its services.
 
+0. the project was provisioned from the demo's data-use application (``scripts/demo.sh``): the
+   application is approved (the committee's and the chain's countersigned votes), its data-use
+   agreement is recorded and verifies, and the security auditor's search of the audit log shows the
+   trail from filing to provisioning;
 1. the analyst's named server starts (hub REST API, with the check's service token);
 2. the notebook ``examples/table1.ipynb`` is put into the workspace (Jupyter contents API) and its code
    cells run in a kernel over the kernel websocket, through the hub's proxy, with the analyst's token:
@@ -115,6 +119,7 @@ class Story:
     analyst: str = "bob"
     reviewers: tuple[str, ...] = ("carol", "dave", "erin")
     releaser: str = "sam"
+    auditor: str = "audrey"  # the security auditor of scripts/demo.sh, who may search the audit log
     start_timeout: float = 180
     say: Callable[[str], None] = print
     tokens: dict[str, str] = field(default_factory=dict)
@@ -306,13 +311,85 @@ def download(story: Story, request_id: str, user: str) -> Response:
     return http("GET", f"{story.export_api}/requests/{request_id}/download", story.token_of(user))
 
 
-def verify_audit(story: Story, enclave: Path | None = None) -> str:
-    command = [str(enclave or Path(sys.executable).parent / "enclave"), "audit", "verify"]
+def run_demo_setup(demo_dir: Path, *, patients: int = 2000, timeout: float = 1800) -> Path:
+    """``scripts/demo.sh`` up to the provisioned project (``DEMO_SETUP_ONLY=1``) in ``demo_dir``: demo
+    data, roles, the application from filing to approval, the DUA, the project. Returns the home."""
+    home = demo_dir / "home"
+    env = {
+        **os.environ,
+        "ENCLAVE_HOME": str(home),
+        "DEMO_DIR": str(demo_dir),
+        "DEMO_PATIENTS": str(patients),
+        "DEMO_SETUP_ONLY": "1",
+        "VENV": str(Path(sys.executable).parent.parent),
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "scripts" / "demo.sh")], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise CheckFailed(
+            f"scripts/demo.sh failed ({done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
+        )
+    return home
+
+
+def enclave_cli(story: Story, *args: str, enclave: Path | None = None) -> str:
+    """Run ``enclave ARGS`` on the demo's home; its output, or ``CheckFailed``."""
+    command = [str(enclave or Path(sys.executable).parent / "enclave"), *args]
     env = {**os.environ, "ENCLAVE_HOME": str(story.home)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     if done.returncode != 0:
-        raise CheckFailed(f"enclave audit verify failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        raise CheckFailed(f"enclave {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     return done.stdout.strip()
+
+
+def verify_audit(story: Story, enclave: Path | None = None) -> str:
+    return enclave_cli(story, "audit", "verify", enclave=enclave)
+
+
+# The application's way to the project, in the order the audit log must show it.
+GOVERNANCE_TRAIL = (
+    "application.file",
+    "application.submit",
+    "application.forward",
+    "application.countersign",
+    "application.decide",
+    "dua.record",
+)
+
+
+def check_governance(story: Story) -> dict:
+    """The project came from an approved application with a recorded, verifying DUA (issue 11)."""
+    project = json.loads(enclave_cli(story, "project", "show", story.project, "--json"))
+    app_id = project.get("application")
+    if not app_id or (project.get("spec") or {}).get("application") != app_id:
+        raise CheckFailed(f"project {story.project} was not provisioned from an application: {app_id!r}")
+    app = json.loads(enclave_cli(story, "application", "show", app_id, "--user", story.auditor, "--json"))
+    tally = app.get("tally") or {}
+    if app.get("state") != "approved" or tally.get("decision") != "approved":
+        raise CheckFailed(f"application {app_id} is {app.get('state')!r}, not approved: {tally}")
+    if not all((tally.get("chain") or {}).values()):
+        raise CheckFailed(f"application {app_id}: the approval chain is not satisfied: {tally.get('chain')}")
+    dua = json.loads(enclave_cli(story, "agreement", "show", app_id, "--json")).get("current")
+    if not dua or not dua.get("verified"):
+        raise CheckFailed(f"application {app_id} has no verifying data-use agreement: {dua}")
+    records = json.loads(
+        enclave_cli(story, "audit", "search", "--user", story.auditor, "--limit", "10000", "--json")
+    )
+    mine = [r for r in reversed(records) if r["object"] == f"application:{app_id}"]
+    actions = [r["action"] for r in mine]
+    positions = [actions.index(a) if a in actions else -1 for a in GOVERNANCE_TRAIL]
+    if -1 in positions or positions != sorted(positions):
+        raise CheckFailed(f"the audit trail of {app_id} is not {GOVERNANCE_TRAIL}: {actions}")
+    created = [r for r in records if r["action"] == "project.create" and r["project"] == story.project]
+    if not created:
+        raise CheckFailed(f"no project.create record for {story.project}")
+    return {
+        "application": app_id,
+        "approvers": tally.get("countersigned"),
+        "dua": f"{dua['kind']} by {dua['signer']}, {dua['start']} to {dua['end']}",
+        "trail": actions,
+    }
 
 
 def table_rows(data: bytes) -> list[list[str]]:
@@ -322,6 +399,12 @@ def table_rows(data: bytes) -> list[list[str]]:
 def run_story(story: Story) -> dict:
     """Every step in order; prints each and raises ``CheckFailed`` at the first that fails."""
     step = story.say
+    governance = check_governance(story)
+    step(
+        f"[ok] {story.project} was provisioned from application {governance['application']}: approved "
+        f"({governance['approvers']} countersigned), DUA {governance['dua']}, "
+        f"{len(governance['trail'])} audit records found by the auditor {story.auditor}"
+    )
     server = start_server(story)
     step(f"[ok] {story.analyst}'s server {story.project} is ready ({server.get('url')})")
     put_notebook(story)
@@ -364,7 +447,7 @@ def run_story(story: Story) -> dict:
     step(f"[ok] {story.analyst} downloads {len(got.body)} bytes: {', '.join(names)}")
     verified = verify_audit(story)
     step(f"[ok] audit: {verified.splitlines()[-1] if verified else 'verified'}")
-    return {"request": request_id, "rows": rows, "files": names}
+    return {"request": request_id, "rows": rows, "files": names, "governance": governance}
 
 
 def _hub_running(state: Path) -> bool:

@@ -658,10 +658,19 @@ def test_cli_roles_refuse_separation_of_duty_conflicts(cli_env: Env) -> None:
         "roles"
     ] == ["security_auditor"]
     with env.session() as session:
-        actions = session.scalars(
-            select(AuditEvent.action).where(AuditEvent.object == "user:sam").order_by(AuditEvent.seq)
+        rows = session.execute(
+            select(AuditEvent.action, AuditEvent.outcome)
+            .where(AuditEvent.object == "user:sam")
+            .order_by(AuditEvent.seq)
         ).all()
-    assert actions == ["role.grant", "role.revoke", "role.grant"]
+    # The refused grants are audited too (R-AUD-6): the conflict and the unknown role.
+    assert [tuple(r) for r in rows] == [
+        ("role.grant", "success"),
+        ("role.grant", "refused"),
+        ("role.grant", "refused"),
+        ("role.revoke", "success"),
+        ("role.grant", "success"),
+    ]
 
 
 def test_cli_expire_check(cli_env: Env) -> None:

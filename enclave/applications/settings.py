@@ -22,15 +22,13 @@ SETTINGS_FILE = "governance.yaml"
 class GovernanceSettings(BaseModel):
     """``committee``: the vote rule (> 2/3 of the seated members, never fewer than two);
     ``approval_chain``: roles that must also approve by data level (R-APP-11);
-    ``password_max_age_days``: a password older than this must be changed (R-SEC-1);
-    ``account_committee_vote``: account applications also go to a committee vote (R-APP-16)."""
+    ``password_max_age_days``: a password older than this must be changed (R-SEC-1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     committee: CommitteeRule = CommitteeRule()
     approval_chain: ApprovalChain = ApprovalChain()
     password_max_age_days: int = Field(90, ge=1, le=365)
-    account_committee_vote: bool = False
 
     @field_validator("approval_chain")
     @classmethod

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from enclave import accounts, roles, users
+from enclave import accounts, audit, roles, users
+from enclave.audit import AuditAction
 from enclave.cli.common import (
     ActorOption,
     JsonOption,
@@ -260,7 +261,11 @@ def role_grant(
     as_json: JsonOption = False,
 ) -> None:
     """Give a platform role; combinations the separation of duties forbids exit 4 (role_conflict)."""
-    with get_context(ctx).session() as session:
+    enclave = get_context(ctx)
+    with (
+        audit.refusals_recorded(enclave.session, AuditAction.ROLE_GRANT, actor=user, obj=f"user:{name}"),
+        enclave.session() as session,
+    ):
         roles.grant(session, name, roles.parse_role(role), actor=user)
         held = sorted(r.value for r in roles.roles_of(session, name))
     _print({"user": name, "granted": role, "roles": held}, as_json, f"{name}: {', '.join(held)}")
@@ -276,7 +281,11 @@ def role_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Take a platform role away, at once."""
-    with get_context(ctx).session() as session:
+    enclave = get_context(ctx)
+    with (
+        audit.refusals_recorded(enclave.session, AuditAction.ROLE_REVOKE, actor=user, obj=f"user:{name}"),
+        enclave.session() as session,
+    ):
         roles.revoke(session, name, roles.parse_role(role), actor=user)
         held = sorted(r.value for r in roles.roles_of(session, name))
     _print({"user": name, "revoked": role, "roles": held}, as_json, f"{name}: {', '.join(held) or '-'}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +40,10 @@ def tail(
     if as_json:
         emit_json(events)
         return
+    _print_events(events)
+
+
+def _print_events(events: list[dict[str, Any]]) -> None:
     for e in events:
         details = json.dumps(e["details"], ensure_ascii=False)
         if len(details) > 100:
@@ -149,3 +154,55 @@ def subject(
         )
     for export in history["exports"]:
         console.print(f"released export {export['request']} ({export['project']}) on {export['released_at']}")
+
+
+@app.command("search")
+@command_errors
+def search(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", help="The security auditor searching.")],
+    actor: Annotated[str | None, typer.Option("--actor", help="Records of this actor only.")] = None,
+    project: Annotated[str | None, typer.Option("--project")] = None,
+    action: Annotated[
+        str | None, typer.Option("--action", help="An action (export.vote) or a prefix (export.).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO date or time, inclusive.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO date or time, inclusive.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Text in the object or the details.")] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit")] = 100,
+    offset: Annotated[int, typer.Option("--offset")] = 0,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the records to this CSV file (mode 0600).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the audit log, newest first: a security auditor's read-only search (R-ROLE-4).
+
+    The search itself is audited (audit.search: who searched for what); a user without the
+    security_auditor role is refused (role_required, exit 4), and the refusal is audited too."""
+    from enclave import audit_search
+    from enclave.audit import AuditAction
+    from enclave.errors import BadInput
+    from enclave.workspace.files import write_private
+
+    if csv_file is not None and as_json:
+        raise BadInput(
+            "audit_output_conflict", "Give --csv FILE or --json, not both", "--csv FILE 与 --json 只能选一个"
+        )
+    enclave = get_context(ctx)
+    filters = {"user": actor, "project": project, "action": action, "since": since, "until": until}
+    refusals = audit.refusals_recorded(enclave.session, AuditAction.AUDIT_SEARCH, actor=user, obj="audit_log")
+    with refusals, enclave.session() as session:
+        rows = audit_search.audited_search(
+            session, auditor=user, **filters, text=text, limit=limit, offset=offset
+        )
+    if csv_file is not None:
+        write_private(csv_file, audit_search.to_csv(rows).encode("utf-8-sig"))
+        console.print(f"{len(rows)} records written to {csv_file} / 已将 {len(rows)} 条记录写入 {csv_file}")
+        return
+    if as_json:
+        emit_json(rows)
+        return
+    _print_events(rows)
+    if len(rows) == limit:
+        console.print(f"(first {limit} records; use --offset or --limit for more / 仅显示前 {limit} 条)")

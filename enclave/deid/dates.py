@@ -98,6 +98,16 @@ def person_shift_sql(
     return f"({base} + {person_jitter_sql(person_sql, jitter_key)})"
 
 
+def calendar_date_sql(value_sql: str, duckdb_type: str) -> str:
+    """``value`` as a DATE, unshifted (a timestamp's day; text parsed as ``date_shift_sql`` does)."""
+    kind = duckdb_type.upper()
+    if kind in DATE_TYPES:
+        return value_sql
+    if kind in TIMESTAMP_TYPES or kind in TEXT_TYPES:
+        return f"CAST({value_sql} AS DATE)"
+    raise DateTypeUnsupported(duckdb_type)
+
+
 def date_shift_sql(value_sql: str, duckdb_type: str, offset_sql: str) -> str:
     """``value`` moved by ``offset`` days, keeping its type (text dates become DATE)."""
     kind = duckdb_type.upper()

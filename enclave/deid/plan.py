@@ -14,6 +14,9 @@ the form its role allows:
   and :meth:`DatasetPlan.with_measure_bounds`);
 * ``sensitive``, ``attribute``: kept.
 
+With a time range (``ProjectSpec.time_ranges``, R-APP-4) the plan also filters the rows (see
+:func:`time_range_filter`): a row is kept when every date it holds is within the range.
+
 Secrets are bound parameters (see :mod:`enclave.deid.pseudonym` and :mod:`enclave.deid.dates`).
 """
 
@@ -21,14 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from enclave.deid.coding import MeasureBounds, codable, coding_sql
-from enclave.deid.dates import DateTypeUnsupported, date_shift_sql, person_shift_sql, project_offset_sql
+from enclave.deid.dates import (
+    DateTypeUnsupported,
+    calendar_date_sql,
+    date_shift_sql,
+    person_shift_sql,
+    project_offset_sql,
+)
 from enclave.deid.generalize import generalize_sql
 from enclave.deid.pseudonym import pseudonym_sql
-from enclave.deid.sql import quote_ident
+from enclave.deid.sql import quote_ident, quote_literal
 from enclave.errors import BadInput, Reason
-from enclave.specs import ColumnRole, DatasetSpec
+from enclave.specs import ColumnRole, DatasetSpec, TimeRange
 
 PSEUDONYM_KEY_PARAM = "pseudonym_key"
 OFFSET_KEY_PARAM = "offset_key"
@@ -50,9 +60,18 @@ class DatasetPlan:
     quasi_ids: list[str]
     transforms: dict[str, str] = field(default_factory=dict)  # column -> what was done
     measures: dict[str, str] = field(default_factory=dict)  # measures to code -> source DuckDB type
+    row_filter: str | None = None  # a WHERE condition over the source rows (the time range), or None
+    time_range: dict[str, Any] | None = None  # for the report: start, end and the date columns read
+
+    def rows_sql(self, relation: str) -> str:
+        """The source rows the plan prepares, as a relation: ``relation`` itself, or the rows that
+        the time range keeps. Every read of a dataset at preparation goes through it."""
+        if self.row_filter is None:
+            return relation
+        return f"(SELECT * FROM {relation} WHERE {self.row_filter})"
 
     def select_sql(self, relation: str) -> str:
-        return f"SELECT {', '.join(self.select_list)} FROM {relation}"
+        return f"SELECT {', '.join(self.select_list)} FROM {self.rows_sql(relation)}"
 
     def with_measure_bounds(self, bounds: Mapping[str, MeasureBounds]) -> DatasetPlan:
         """This plan with each measure that has bounds clipped to them (``top_bottom_code``)."""
@@ -74,6 +93,62 @@ def _column_reason(code: str, dataset: str, column: str, en: str, zh: str) -> Re
     )
 
 
+def time_range_filter(
+    spec: DatasetSpec, source_types: Mapping[str, str], time_range: TimeRange
+) -> tuple[str, list[str], list[Reason]]:
+    """The WHERE condition that keeps the records of ``spec`` dated within ``time_range`` (R-APP-4),
+    the date columns it reads, and the problems that prevent it.
+
+    A row is kept when it holds at least one date (a row with no date at all is dropped: minimum
+    necessary) and every date it holds, over *all* ``role: date`` columns of the dataset, approved or
+    not, is within [start, end]. Not "the first date column": the catalog stores a dataset spec as
+    canonical JSON (sorted keys), so a column order means nothing, and a single record date would
+    release the other dates of a row (a discharge after the range ends) beyond the approval. Which
+    rows are kept does not depend on which columns are approved, so narrowing columns cannot widen
+    the rows. A date that is NULL in one column (no discharge yet) does not drop its row.
+
+    Evaluated on the ORIGINAL dates, before the shift: the shift is the project's secret offset
+    (plus the person's jitter), so the approved calendar range applies to true dates, and the filter
+    never involves the secret. The dates of the range are not secret; they are literals.
+    """
+    columns = spec.columns_with_role(ColumnRole.DATE)
+    reasons: list[Reason] = []
+    if not columns:
+        reasons.append(
+            Reason(
+                "time_range_without_dates",
+                f"{spec.name}: a time range needs a date column, and the dataset has none",
+                f"{spec.name}：时间范围需要日期列，而该数据集没有日期列",
+                {"field": f"time_ranges.{spec.name}"},
+            )
+        )
+    days: list[str] = []
+    for name in columns:
+        if name not in source_types:
+            reasons.append(
+                _column_reason(
+                    "column_missing", spec.name, name, "not found in the source data", "源数据中没有该列"
+                )
+            )
+            continue
+        try:
+            days.append(calendar_date_sql(quote_ident(name), source_types[name]))
+        except DateTypeUnsupported:
+            reasons.append(
+                _column_reason(
+                    "date_type_unsupported",
+                    spec.name,
+                    name,
+                    f"a date column cannot hold {source_types[name]}",
+                    f"日期列不能是 {source_types[name]} 类型",
+                )
+            )
+    start, end = (f"DATE {quote_literal(d.isoformat())}" for d in (time_range.start, time_range.end))
+    dated = " OR ".join(f"{day} IS NOT NULL" for day in days)
+    within = " AND ".join(f"({day} IS NULL OR {day} BETWEEN {start} AND {end})" for day in days)
+    return f"({dated}) AND {within}", columns, reasons
+
+
 def plan_dataset(
     spec: DatasetSpec,
     approved: Sequence[str],
@@ -83,6 +158,7 @@ def plan_dataset(
     date_jitter: bool = False,
     person_offset_column: str | None = None,
     code_measures: bool = False,
+    time_range: TimeRange | None = None,
 ) -> DatasetPlan:
     """The plan for ``spec`` restricted to ``approved`` columns of a source with ``source_types``.
 
@@ -91,6 +167,7 @@ def plan_dataset(
     column that already holds it (looked up once per person, see ``enclave.workspace.relations``),
     read from that column. With ``code_measures`` (row-level projects) every approved measure must
     be a number; the plan lists them in ``measures`` for :meth:`DatasetPlan.with_measure_bounds`.
+    With ``time_range`` the plan keeps only the rows :func:`time_range_filter` keeps.
 
     Raises ``BadInput`` naming every approved column that the spec does not know, that the source
     lacks, or whose type cannot be handled.
@@ -183,6 +260,18 @@ def plan_dataset(
         select_list.append(f"{expression} AS {source}")
         columns.append(name)
 
+    row_filter = None
+    dated: dict[str, Any] | None = None
+    if time_range is not None:
+        row_filter, date_columns, problems = time_range_filter(spec, source_types, time_range)
+        seen = {(r.code, r.details.get("field")) for r in reasons}  # an approved date, reported once
+        reasons += [r for r in problems if (r.code, r.details.get("field")) not in seen]
+        dated = {
+            "start": time_range.start.isoformat(),
+            "end": time_range.end.isoformat(),
+            "date_columns": date_columns,
+        }
+
     if reasons:
         raise BadInput(
             "dataset_columns_invalid",
@@ -200,4 +289,6 @@ def plan_dataset(
         quasi_ids=quasi_ids,
         transforms=transforms,
         measures=measures,
+        row_filter=row_filter,
+        time_range=dated,
     )

@@ -9,6 +9,9 @@ parameters only. With ``storage: s3`` (``enclave.workspace.storage``) the prepar
 uploaded to the bucket and removed from the build folder, and the views read it from there.
 The result becomes visible in one atomic switch (see ``enclave.workspace.layout``); a failure or an
 interrupt at any point leaves the previous version, or nothing, visible.
+
+With a time range (``ProjectSpec.time_ranges``, R-APP-4), every step reads only the dataset's rows
+dated within it (see ``enclave.deid.plan.time_range_filter``).
 """
 
 from __future__ import annotations
@@ -139,7 +142,8 @@ def _plan_all(
     datasets: Mapping[str, tuple[DatasetSpec, Path]],
     per_person_offset: bool,
 ) -> dict[str, tuple[DatasetPlan, str]]:
-    """Plans for every approved dataset, or one ``BadInput`` naming every problem."""
+    """Plans for every approved dataset, each with the relation of the source rows it prepares (only
+    those of its time range, if it has one), or one ``BadInput`` naming every problem."""
     plans: dict[str, tuple[DatasetPlan, str]] = {}
     reasons: list[Reason] = []
     for name, approved in project.datasets.items():
@@ -171,8 +175,11 @@ def _plan_all(
                 date_jitter=project.date_jitter_days > 0,
                 person_offset_column=relations.OFFSET_COLUMN,
                 code_measures=project.access is AccessMode.ROWS,
+                time_range=project.time_ranges.get(name),
             )
-            plans[name] = (plan, relation)
+            # Every later read (facts, person map, measure bounds, the prepared rows, the twin, the
+            # ledger) goes through this relation, so all of them see only the rows in range.
+            plans[name] = (plan, plan.rows_sql(relation))
         except BadInput as error:
             reasons.extend(error.reasons or [Reason(error.code, error.message, error.message_zh)])
     if reasons:
@@ -332,6 +339,8 @@ def _prepare_into(
             "smallest_classes": report.smallest_classes,
             "twin_columns": {c.name: c.kind for c in twin_columns},
         }
+        if plan.time_range is not None:  # a report without a range stays as it was
+            reports[name]["time_range"] = plan.time_range
 
     progress("waiting for the SHA-256 of the files")
     for name, digests in hashes.results().items():
