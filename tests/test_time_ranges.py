@@ -375,8 +375,9 @@ def test_a_timestamp_counts_by_its_day() -> None:
         time_range=TimeRange(start=START, end=END),
     )
     source = (
-        "(SELECT * FROM (VALUES (1, TIMESTAMP '2019-08-31 23:59:59'), (2, TIMESTAMP '2019-09-01 00:00:00'),"
-        " (3, TIMESTAMP '2019-03-01 00:00:00'), (4, TIMESTAMP '2019-02-28 23:59:59'), (5, NULL)) t(pid, seen))"
+        "(SELECT * FROM (VALUES (1, TIMESTAMP '2019-08-31 23:59:59'), (2, TIMESTAMP '2019-09-01 00:00:00'), "
+        "(3, TIMESTAMP '2019-03-01 00:00:00'), (4, TIMESTAMP '2019-02-28 23:59:59'), (5, NULL)) "
+        "t(pid, seen))"
     )
     kept = duckdb.execute(f"SELECT pid FROM {plan.rows_sql(source)} ORDER BY pid").fetchall()
     assert kept == [(1,), (3,)]

@@ -156,7 +156,8 @@ def provision(
         typer.Option(
             "--narrow",
             metavar="NARROW.yaml",
-            help="Narrow the approval: datasets, analysts, period, min_cell_count, access (never wider).",
+            help="Narrow the approval: datasets, analysts, period, time_ranges, min_cell_count, access "
+            "(never wider).",
         ),
     ] = None,
     prepare: Annotated[bool, typer.Option("--prepare/--no-prepare", help="Prepare the data now.")] = True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from enclave import roles
 from enclave.db.models import ApplicationVote
 from enclave.roles import Role
 from tests.applications.conftest import AppEnv
@@ -107,7 +108,10 @@ def test_a_rejection_decides_once_approval_is_out_of_reach(env: AppEnv) -> None:
 
 
 def test_a_committee_too_small_to_approve_cannot_start_voting(env: AppEnv) -> None:
-    app_id, _ = in_committee(env, 1)
+    app_id, _ = in_committee(env, 3)
+    with env.session() as s:  # two members leave between the forward and the first vote
+        for member in ("dave", "erin"):
+            roles.revoke(s, member, Role.COMMITTEE, actor="admin")
     error = refused(cast, env, app_id, "carol")
     assert error.code == "application_committee_too_small"
     assert events(env, app_id, "application.seat") == []
