@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -131,18 +130,8 @@ def read_only_connection(session: Session) -> Iterator[Connection]:
 
 
 def _row(event: Any) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "ts": event.ts,
-        "actor": event.actor,
-        "action": event.action,
-        "object": event.object,
-        "project": event.project,
-        "outcome": event.outcome,
-        "source": event.source,
-        "details": json.loads(event.details_json),
-        "hash": event.hash,
-    }
+    """A record as the search gives it: the fields its hash covers, and the hash (not the chain link)."""
+    return {**audit._hashed_fields(event), "hash": event.hash}
 
 
 def search(

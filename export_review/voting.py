@@ -402,29 +402,52 @@ def _signing_key(
     session: Session, paths: Paths, user: str, private_key: Ed25519PrivateKey | None
 ) -> tuple[Ed25519PrivateKey, str]:
     """The key ``user`` must sign with now: their registered own key, else the server-held one."""
-    current = registered_key(paths, user)
-    if current is None:
-        if private_key is not None:
-            raise Forbidden(
-                "export_key_not_registered",
-                f"{user} has no registered key: register its public key first "
-                "(enclave export key register), or vote without --key",
-                f"{user} 没有登记密钥：请先登记公钥（enclave export key register），或不带 --key 投票",
-            )
-        return signing.load_or_create_key(keys_dir(paths), user), SERVER_HELD
-    if private_key is None:
-        raise Forbidden(
+    return signing_key(
+        paths,
+        user,
+        private_key,
+        not_registered=Forbidden(
+            "export_key_not_registered",
+            f"{user} has no registered key: register its public key first "
+            "(enclave export key register), or vote without --key",
+            f"{user} 没有登记密钥：请先登记公钥（enclave export key register），或不带 --key 投票",
+        ),
+        key_required=Forbidden(
             "export_vote_key_required",
             f"{user} signs votes with their own key: vote with `enclave export vote --key FILE`",
             f"{user} 须用自己的密钥签名投票：请使用 `enclave export vote --key FILE`",
-        )
-    if signing.public_key_hex(private_key) != current.public_key:
+        ),
+        mismatch_code="export_vote_key_mismatch",
+    )
+
+
+def signing_key(
+    paths: Paths,
+    user: str,
+    own: Ed25519PrivateKey | None,
+    *,
+    not_registered: Forbidden,
+    key_required: Forbidden,
+    mismatch_code: str,
+) -> tuple[Ed25519PrivateKey, str]:
+    """The key ``user`` must sign with now, and who holds it: the server-held one while ``user`` has no
+    registered key (``not_registered`` if ``own`` is given then), else ``own``, which must be given
+    (``key_required``) and be the registered one (``mismatch_code``). Export votes and application
+    countersignatures share this rule; each says its refusals in its own words."""
+    current = registered_key(paths, user)
+    if current is None:
+        if own is not None:
+            raise not_registered
+        return signing.load_or_create_key(keys_dir(paths), user), SERVER_HELD
+    if own is None:
+        raise key_required
+    if signing.public_key_hex(own) != current.public_key:
         raise Forbidden(
-            "export_vote_key_mismatch",
+            mismatch_code,
             f"This is not {user}'s registered key (fingerprint {current.fingerprint[:16]}…)",
             f"这不是 {user} 的登记密钥（指纹 {current.fingerprint[:16]}…）",
         )
-    return private_key, REVIEWER_HELD
+    return own, REVIEWER_HELD
 
 
 def _targets(request: ExportRequest, file_name: str | None) -> list[ExportFile]:

@@ -16,10 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from enclave import audit, committee
+from enclave import audit, committee, workflow
 from enclave.audit import AuditAction
 from enclave.committee import Tally
-from enclave.errors import Forbidden
 from export_review.models import ExportRequest
 
 
@@ -104,22 +103,15 @@ COUNTING_STATES = frozenset({S.DRAFT, S.SUBMITTED, S.CHECKED, S.IN_REVIEW, S.APP
 
 def check_transition(request: ExportRequest, to: ExportState, actor: Actor) -> None:
     """Raise ``Forbidden`` unless ``to`` is a valid move from the request's state, for ``actor``."""
-    current = ExportState(request.state)
-    allowed = VALID_TRANSITIONS[current]
-    if to not in allowed:
-        raise Forbidden(
-            "export_state_invalid",
-            f"Export request {request.id} is {current}: it cannot become {to}",
-            f"导出申请 {request.id} 的状态为 {current}：不能变为 {to}",
-            details={"request": request.id, "from": current.value, "to": to.value},
-        )
-    if allowed[to] is not actor:
-        raise Forbidden(
-            "export_transition_forbidden",
-            f"Only the {allowed[to]} may move export request {request.id} from {current} to {to}",
-            f"只有{allowed[to]}可以将导出申请 {request.id} 从 {current} 变为 {to}",
-            details={"request": request.id, "from": current.value, "to": to.value, "actor": actor.value},
-        )
+    workflow.check_transition(
+        VALID_TRANSITIONS,
+        ExportState(request.state),
+        to,
+        actor,
+        kind="export",
+        obj=("request", request.id),
+        label=("export request", "导出申请"),
+    )
 
 
 def set_state(

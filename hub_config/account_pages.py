@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.handlers.base import BaseHandler
@@ -36,7 +36,8 @@ from tornado.httputil import url_concat
 
 from enclave import totp, users
 from enclave.errors import EnclaveError, Forbidden
-from export_review.web.i18n import pick_language
+from enclave.services import i18n
+from enclave.services.i18n import Labels, pick_language
 
 PENDING_COOKIE = "enclave-password-change"
 PENDING_SECONDS = 600  # the forced change must follow the login within this time
@@ -49,7 +50,7 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(["html"]),
 )
 
-LABELS: dict[str, tuple[str, str]] = {
+LABELS: Labels = {
     "title_password": ("Change your password", "修改密码"),
     "title_totp": ("Verification codes (TOTP)", "动态验证码（TOTP）"),
     "nav_home": ("Hub home", "平台首页"),
@@ -104,18 +105,13 @@ LABELS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
-class Translator:
-    lang: str
-
-    def __call__(self, key: str) -> str:
-        en, zh = LABELS[key]
-        return zh if self.lang == "zh" else en
+class Translator(i18n.Translator):
+    labels: ClassVar[Labels] = LABELS
 
     def error(self, error: EnclaveError) -> list[str]:
         """The error's message and each broken rule, in the page's language."""
-        pick = (lambda en, zh: zh) if self.lang == "zh" else (lambda en, zh: en)
-        return [pick(error.message, error.message_zh)] + [
-            pick(r.message, r.message_zh) for r in error.reasons
+        return [self.message(error.message, error.message_zh)] + [
+            self.message(r.message, r.message_zh) for r in error.reasons
         ]
 
 

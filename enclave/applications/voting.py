@@ -49,14 +49,11 @@ from enclave.db.models import Application, ApplicationVote, AuditEvent, StaffRol
 from enclave.errors import BadInput, Forbidden, NotFound, Reason
 from enclave.roles import Role
 from export_review.voting import (
-    REVIEWER_HELD,
-    SERVER_HELD,
     anchored_registrations,
     enclave_sign,
     enclave_signed,
-    keys_dir,
-    registered_key,
     reviewer_public_key,
+    signing_key,
 )
 
 CHOICES = (APPROVE, REJECT)
@@ -349,29 +346,23 @@ def signature_valid(paths: Paths, app: Application, vote: ApplicationVote) -> bo
 
 def _signing_key(paths: Paths, member: str, own: Ed25519PrivateKey | None) -> tuple[Ed25519PrivateKey, str]:
     """The key ``member`` must sign with now: their registered own key, else the server-held one."""
-    current = registered_key(paths, member)
-    if current is None:
-        if own is not None:
-            raise Forbidden(
-                "application_key_not_registered",
-                f"{member} has no registered key: register its public key first "
-                "(enclave export key register), or countersign without --key",
-                f"{member} 没有登记密钥：请先登记公钥（enclave export key register），或不带 --key 会签",
-            )
-        return signing.load_or_create_key(keys_dir(paths), member), SERVER_HELD
-    if own is None:
-        raise Forbidden(
+    return signing_key(
+        paths,
+        member,
+        own,
+        not_registered=Forbidden(
+            "application_key_not_registered",
+            f"{member} has no registered key: register its public key first "
+            "(enclave export key register), or countersign without --key",
+            f"{member} 没有登记密钥：请先登记公钥（enclave export key register），或不带 --key 会签",
+        ),
+        key_required=Forbidden(
             "application_key_required",
             f"{member} signs with their own key: countersign with --key FILE",
             f"{member} 须用自己的密钥签名：请使用 --key FILE 会签",
-        )
-    if signing.public_key_hex(own) != current.public_key:
-        raise Forbidden(
-            "application_key_mismatch",
-            f"This is not {member}'s registered key (fingerprint {current.fingerprint[:16]}…)",
-            f"这不是 {member} 的登记密钥（指纹 {current.fingerprint[:16]}…）",
-        )
-    return own, REVIEWER_HELD
+        ),
+        mismatch_code="application_key_mismatch",
+    )
 
 
 # ---- the count and the decision -----------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from enclave import audit
+from enclave import audit, workflow
 from enclave.audit import AuditAction
 from enclave.db.models import Application
 from enclave.errors import Forbidden
@@ -94,22 +94,16 @@ _ACTOR_ZH = {
 
 def check_transition(app: Application, to: ApplicationState, actor: ApplicationActor) -> None:
     """Raise ``Forbidden`` unless ``to`` is a valid move from the application's state, for ``actor``."""
-    current = ApplicationState(app.state)
-    allowed = VALID_TRANSITIONS[current]
-    if to not in allowed:
-        raise Forbidden(
-            "application_state_invalid",
-            f"Application {app.id} is {current}: it cannot become {to}",
-            f"申请 {app.id} 的状态为 {current}：不能变为 {to}",
-            details={"application": app.id, "from": current.value, "to": to.value},
-        )
-    if allowed[to] is not actor:
-        raise Forbidden(
-            "application_transition_forbidden",
-            f"Only the {allowed[to]} may move application {app.id} from {current} to {to}",
-            f"只有{_ACTOR_ZH[allowed[to]]}可以将申请 {app.id} 从 {current} 变为 {to}",
-            details={"application": app.id, "from": current.value, "to": to.value, "actor": actor.value},
-        )
+    workflow.check_transition(
+        VALID_TRANSITIONS,
+        ApplicationState(app.state),
+        to,
+        actor,
+        kind="application",
+        obj=("application", app.id),
+        label=("application", "申请"),
+        actor_zh=_ACTOR_ZH.__getitem__,
+    )
 
 
 def set_state(

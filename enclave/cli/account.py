@@ -10,8 +10,7 @@ host operator); the command checks that this account holds the role the step nee
 from __future__ import annotations
 
 import sys
-from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -26,6 +25,8 @@ from enclave.cli.common import (
     console,
     emit_json,
     get_context,
+    parse_today,
+    print_result,
 )
 from enclave.errors import BadInput
 
@@ -41,22 +42,6 @@ app.add_typer(role_app, name="role")
 
 UserOption = Annotated[str, typer.Option("--user", help="Who is acting (must hold the role the step needs).")]
 TodayOption = Annotated[str | None, typer.Option("--today", help="Pretend today is YYYY-MM-DD.")]
-
-
-def _day(today: str | None) -> date | None:
-    try:
-        return date.fromisoformat(today) if today else None
-    except ValueError:
-        raise BadInput(
-            "date_invalid", f"--today: not a date: {today!r}", f"--today：不是日期：{today!r}"
-        ) from None
-
-
-def _print(result: Any, as_json: bool, text: str) -> None:
-    if as_json:
-        emit_json(result)
-    else:
-        console.print(text, highlight=False, markup=False)
 
 
 def _read_identity_number() -> str:
@@ -104,10 +89,12 @@ def apply(
             identity_kind=id_kind,
             identity_number=number,
             actor=actor_or_default(actor),
-            today=_day(today),
+            today=parse_today(today),
         )
         result = accounts.application_to_dict(application)
-    _print(result, as_json, f"account application {result['id']}: {user} as {role} of {project} (pending)")
+    print_result(
+        result, as_json, f"account application {result['id']}: {user} as {role} of {project} (pending)"
+    )
 
 
 @app.command("decide")
@@ -135,7 +122,7 @@ def decide(
             application_id,
             approve=decision == "approve",
             actor=user,
-            today=_day(today),
+            today=parse_today(today),
         )
         result = accounts.application_to_dict(application)
         result["account_exists"] = session.get(users.LocalUser, application.username) is not None
@@ -144,7 +131,7 @@ def decide(
         text += f"; the account ends on {result['expires_on']}"
         if not result["account_exists"]:
             text += f" (create it with `enclave user add {result['user']}`: it gets that end date)"
-    _print(result, as_json, text)
+    print_result(result, as_json, text)
 
 
 @app.command("list")
@@ -190,7 +177,7 @@ def show(
     """An account: end date, roles, memberships, password age, TOTP on or off (never a hash)."""
     enclave = get_context(ctx)
     with enclave.session() as session:
-        info = accounts.describe_account(session, enclave.paths, name, today=_day(today))
+        info = accounts.describe_account(session, enclave.paths, name, today=parse_today(today))
     if as_json:
         emit_json(info)
         return
@@ -208,7 +195,7 @@ def show(
         lines.append(
             f"  member of {m['project']} as {m['role']} (ends {m['period_end']}, {m['project_state']})"
         )
-    _print(info, False, "\n".join(lines))
+    print_result(info, False, "\n".join(lines))
 
 
 @app.command("remove-member")
@@ -223,7 +210,9 @@ def remove_member(
     """A steward ends a membership at once: the member's next query is refused."""
     with get_context(ctx).session() as session:
         result = accounts.remove_member(session, project, name, actor=user)
-    _print(result, as_json, f"{name} is no longer a member of {project} ({', '.join(result['removed'])})")
+    print_result(
+        result, as_json, f"{name} is no longer a member of {project} ({', '.join(result['removed'])})"
+    )
 
 
 @app.command("expire-check")
@@ -233,7 +222,7 @@ def expire_check(
 ) -> None:
     """List the accounts that ended (past their end date, or every project ended), auditing each once."""
     with get_context(ctx).session() as session:
-        rows = accounts.record_expiries(session, actor=actor_or_default(actor), today=_day(today))
+        rows = accounts.record_expiries(session, actor=actor_or_default(actor), today=parse_today(today))
     if as_json:
         emit_json(rows)
         return
@@ -261,14 +250,7 @@ def role_grant(
     as_json: JsonOption = False,
 ) -> None:
     """Give a platform role; combinations the separation of duties forbids exit 4 (role_conflict)."""
-    enclave = get_context(ctx)
-    with (
-        audit.refusals_recorded(enclave.session, AuditAction.ROLE_GRANT, actor=user, obj=f"user:{name}"),
-        enclave.session() as session,
-    ):
-        roles.grant(session, name, roles.parse_role(role), actor=user)
-        held = sorted(r.value for r in roles.roles_of(session, name))
-    _print({"user": name, "granted": role, "roles": held}, as_json, f"{name}: {', '.join(held)}")
+    _change_role(ctx, name, role, user, as_json, grant=True)
 
 
 @role_app.command("revoke")
@@ -281,14 +263,21 @@ def role_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Take a platform role away, at once."""
+    _change_role(ctx, name, role, user, as_json, grant=False)
+
+
+def _change_role(ctx: typer.Context, name: str, role: str, user: str, as_json: bool, *, grant: bool) -> None:
+    """Grant or revoke ``role``, a refusal audited, and print the roles ``name`` holds afterwards."""
     enclave = get_context(ctx)
+    action = AuditAction.ROLE_GRANT if grant else AuditAction.ROLE_REVOKE
     with (
-        audit.refusals_recorded(enclave.session, AuditAction.ROLE_REVOKE, actor=user, obj=f"user:{name}"),
+        audit.refusals_recorded(enclave.session, action, actor=user, obj=f"user:{name}"),
         enclave.session() as session,
     ):
-        roles.revoke(session, name, roles.parse_role(role), actor=user)
+        (roles.grant if grant else roles.revoke)(session, name, roles.parse_role(role), actor=user)
         held = sorted(r.value for r in roles.roles_of(session, name))
-    _print({"user": name, "revoked": role, "roles": held}, as_json, f"{name}: {', '.join(held) or '-'}")
+    done = "granted" if grant else "revoked"
+    print_result({"user": name, done: role, "roles": held}, as_json, f"{name}: {', '.join(held) or '-'}")
 
 
 @role_app.command("list")

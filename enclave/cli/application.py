@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context
+from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context, print_result
 from enclave.errors import BadInput
 
 NAME = "application"
@@ -20,13 +20,6 @@ app = typer.Typer(
 
 UserOption = Annotated[str, typer.Option("--user", help="Who is acting.")]
 AppArgument = Annotated[str, typer.Argument(help="The application id (app-...).")]
-
-
-def _print(result: dict[str, Any], as_json: bool, text: str) -> None:
-    if as_json:
-        emit_json(result)
-    else:
-        console.print(text, highlight=False, markup=False)
 
 
 def _pair(option: str, value: str) -> tuple[str, str]:
@@ -91,7 +84,7 @@ def file(
         if submit:
             service.submit(session, enclave.paths, application.id, user=user)
         result = _state(application)
-    _print(result, as_json, f"application {result['id']}: {result['state']}")
+    print_result(result, as_json, f"application {result['id']}: {result['state']}")
 
 
 @app.command("update")
@@ -111,7 +104,7 @@ def update(
     parsed = forms.load_form(form)
     with enclave.session() as session:
         result = _state(service.update_application(session, enclave.paths, application, parsed, user=user))
-    _print(result, as_json, f"application {result['id']}: updated ({result['state']})")
+    print_result(result, as_json, f"application {result['id']}: updated ({result['state']})")
 
 
 @app.command("list")
@@ -189,7 +182,7 @@ def attach(
             "sha256": row.sha256,
             "size": row.size,
         }
-    _print(result, as_json, f"attached {result['kind']} {result['filename']} ({result['sha256'][:12]})")
+    print_result(result, as_json, f"attached {result['kind']} {result['filename']} ({result['sha256'][:12]})")
 
 
 @app.command("submit")
@@ -203,7 +196,9 @@ def submit(
     enclave = get_context(ctx)
     with enclave.session() as session:
         result = _state(service.submit(session, enclave.paths, application, user=user))
-    _print(result, as_json, f"application {result['id']}: {result['state']} (digest {result['digest']})")
+    print_result(
+        result, as_json, f"application {result['id']}: {result['state']} (digest {result['digest']})"
+    )
 
 
 @app.command("review")
@@ -252,7 +247,7 @@ def review(
                 comment=comment,
             )
         )
-    _print(result, as_json, f"application {result['id']}: {result['state']}")
+    print_result(result, as_json, f"application {result['id']}: {result['state']}")
 
 
 @app.command("history")
@@ -296,7 +291,7 @@ def withdraw(
     enclave = get_context(ctx)
     with enclave.session() as session:
         result = _state(service.withdraw(session, application, user=user))
-    _print(result, as_json, f"application {result['id']}: {result['state']}")
+    print_result(result, as_json, f"application {result['id']}: {result['state']}")
 
 
 def _voting() -> Any:
@@ -326,7 +321,7 @@ def vote(
     enclave = get_context(ctx)
     with enclave.session() as session:
         result = voting.vote(session, enclave.paths, application, member=user, choice=choice, comment=comment)
-    _print(result, as_json, f"voted {choice} on {application}")
+    print_result(result, as_json, f"voted {choice} on {application}")
 
 
 @app.command("countersign")
@@ -343,4 +338,4 @@ def countersign(
     enclave = get_context(ctx)
     with enclave.session() as session:
         result = voting.countersign(session, enclave.paths, application, member=user, key_file=key)
-    _print(result, as_json, f"countersigned {application}")
+    print_result(result, as_json, f"countersigned {application}")

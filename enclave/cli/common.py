@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -22,7 +23,7 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from enclave import audit, config, db
-from enclave.errors import EnclaveError
+from enclave.errors import BadInput, EnclaveError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,6 +77,24 @@ def emit_json(value: Any) -> None:
     """Print JSON on stdout (no rich markup, so it stays parseable)."""
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_result(result: Any, as_json: bool, text: str) -> None:
+    """``result`` as JSON with ``--json``, else ``text`` as it is (no rich markup or highlighting)."""
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(text, highlight=False, markup=False)
+
+
+def parse_today(today: str | None) -> date | None:
+    """The ``--today`` option (YYYY-MM-DD) as a date; ``None`` when it is not given."""
+    try:
+        return date.fromisoformat(today) if today else None
+    except ValueError:
+        raise BadInput(
+            "date_invalid", f"--today: not a date: {today!r}", f"--today：不是日期：{today!r}"
+        ) from None
 
 
 def _wants_json() -> bool:

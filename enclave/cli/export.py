@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from enclave import db
-from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context
+from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context, print_result
 
 if TYPE_CHECKING:
     from export_review.service import ExportService
@@ -28,13 +28,6 @@ def _service(ctx: typer.Context) -> ExportService:
 
     enclave = get_context(ctx)
     return ExportService(db.connect(enclave.database_url), enclave.paths)
-
-
-def _print(result: dict, as_json: bool, text: str) -> None:
-    if as_json:
-        emit_json(result)
-    else:
-        console.print(text, highlight=False, markup=False)
 
 
 @app.command("submit")
@@ -62,7 +55,7 @@ def submit(
         records=records,
         revises=revises,
     )
-    _print(result, as_json, f"export request {result['request']}: {result['state']}")
+    print_result(result, as_json, f"export request {result['request']}: {result['state']}")
 
 
 @app.command("list")
@@ -137,7 +130,9 @@ def vote(
         override=override,
         private_key=private_key,
     )
-    _print(result, as_json, f"voted {choice} on {', '.join(result['voted'])}; request {result['state']}")
+    print_result(
+        result, as_json, f"voted {choice} on {', '.join(result['voted'])}; request {result['state']}"
+    )
 
 
 @app.command("release")
@@ -145,7 +140,7 @@ def vote(
 def release(ctx: typer.Context, request: str, user: UserOption, as_json: JsonOption = False) -> None:
     """Release an approved request to the outbox (a reviewer or steward, never the requester)."""
     result = _service(ctx).release(request, user=user)
-    _print(result, as_json, f"released {request} to {result['location']}")
+    print_result(result, as_json, f"released {request} to {result['location']}")
 
 
 @app.command("download")
@@ -159,7 +154,7 @@ def download(
 ) -> None:
     """Download a released request (the requester or the PI); every download is audited."""
     result = _service(ctx).download(request, user=user, out_dir=out)
-    _print(result, as_json, f"downloaded {len(result['files'])} file(s) and the manifest to {out}")
+    print_result(result, as_json, f"downloaded {len(result['files'])} file(s) and the manifest to {out}")
 
 
 @app.command("withdraw")
@@ -173,7 +168,7 @@ def withdraw(
 ) -> None:
     """Withdraw your own request before it is released."""
     out = _service(ctx).withdraw(request, user=user, reason=reason)
-    _print(out, as_json, f"export request {request}: {out['state']}")
+    print_result(out, as_json, f"export request {request}: {out['state']}")
 
 
 @key_app.command("generate")
@@ -197,7 +192,7 @@ def key_generate(
         "public_key": public,
         "fingerprint": signing.fingerprint(public),
     }
-    _print(result, as_json, f"public key {public}\nfingerprint {result['fingerprint']}\nwritten: {out}")
+    print_result(result, as_json, f"public key {public}\nfingerprint {result['fingerprint']}\nwritten: {out}")
 
 
 @key_app.command("register")
@@ -224,7 +219,7 @@ def key_register(
     result = _service(ctx).register_key(
         reviewer=reviewer, public_key=signing.parse_public_key(data), user=user
     )
-    _print(result, as_json, f"registered key {result['fingerprint']} for {reviewer}")
+    print_result(result, as_json, f"registered key {result['fingerprint']} for {reviewer}")
 
 
 @app.command("serve")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from enclave.cli.common import (
     emit_json,
     err_console,
     get_context,
+    parse_today,
 )
 from enclave.errors import BadInput, EnclaveError
 from enclave.specs import load_project_spec, load_yaml
@@ -370,12 +370,7 @@ def sweep(
     """Expire projects past their end; destroy them at most 30 days later; record the 5-yearly
     reviews of retained data. With --every, a loop (the hub runs it as the lifecycle-sweep service)."""
     enclave = get_context(ctx)
-    try:
-        day = date.fromisoformat(today) if today else None
-    except ValueError:
-        raise BadInput(
-            "date_invalid", f"--today: not a date: {today!r}", f"--today：不是日期：{today!r}"
-        ) from None
+    day = parse_today(today)
     while True:
         try:
             result = lifecycle.sweep(

@@ -3,7 +3,7 @@ two registered datasets and its staff: PI ``pia`` with analyst ``bob``, Office o
 committee members ``cm1``..``cm3``, steward ``stella``, security auditor ``audrey`` and a stranger
 ``carol``; each has a hub token for the console. Every port is a free port on 127.0.0.1.
 
-The hub launcher and the HTTP helpers are the export review's and the gateway's (imported); the
+The hub launcher is ``tests.hub``'s, the HTTP helpers the export review's and the gateway's; the
 stack runs once on SQLite and once on PostgreSQL. ``advance`` moves an application through the
 domain modules to a given state, so each test starts where it needs to.
 """
@@ -11,11 +11,8 @@ domain modules to a given state, so each test starts where it needs to.
 from __future__ import annotations
 
 import html
-import os
 import re
 import secrets
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,9 +33,10 @@ from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.roles import Role
 from tests.conftest import _fresh_postgres_database
-from tests.export_review.web_ui.conftest import Response, _wait_for_hub, _wait_for_route
+from tests.export_review.web_ui.conftest import Response, _wait_for_route
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, visits_table, write_dataset
-from tests.gateway.conftest import CHP, REPO, RunningService, free_port, http
+from tests.gateway.conftest import RunningService, free_port
+from tests.hub import service_tokens, started_hub
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "console"
@@ -263,72 +261,37 @@ def _stack(root: Path, url: str) -> Iterator[ConsoleStack]:
     audit.use_vault(url, paths)
     seed(paths, url)
 
-    if not CHP.exists():
-        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
-    proxy_port, hub_port, service_port = free_port(), free_port(), free_port()
+    proxy_port, service_port = free_port(), free_port()
     public = f"http://127.0.0.1:{proxy_port}"
     callback = f"{public}{SERVICE_PREFIX}oauth_callback"
-    service_token, admin_token = secrets.token_hex(32), secrets.token_hex(32)
-    hub_env = {
-        **os.environ,
-        "TEST_HUB_PORT": str(hub_port),
-        "TEST_HUB_PROXY_PORT": str(proxy_port),
-        "TEST_HUB_PROXY_API_PORT": str(free_port()),
-        "TEST_HUB_CHP": str(CHP),
-        "TEST_HUB_DIR": str(root),
+    service_token = secrets.token_hex(32)
+    service_env = {
         "TEST_CONSOLE_URL": f"http://127.0.0.1:{service_port}",
         "TEST_CONSOLE_TOKEN": service_token,
         "TEST_CONSOLE_CALLBACK": callback,
-        "TEST_ADMIN_TOKEN": admin_token,
-        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
-    log_path = root / "hub.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
-            cwd=root,
-            env=hub_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    api_url = f"http://127.0.0.1:{hub_port}/hub/api"
-    service = None
     try:
-        _wait_for_hub(api_url, admin_token, process, log_path)
-        service = RunningConsole(
-            ip="127.0.0.1",
-            port=service_port,
-            service_name=SERVICE,
-            base_url=SERVICE_PREFIX,
-            hub_api_url=api_url,
-            api_token=service_token,
-            oauth_client_id="service-console",
-            oauth_redirect_uri=callback,
-            enclave_home=str(paths.home),
-            database_url=url,
-        )
-        stack = ConsoleStack(public, api_url, admin_token, paths, url, service=service)
-        for user in STAFF:
-            status, answer = http("POST", f"{api_url}/users/{user}", admin_token)
-            assert status in (201, 409), answer
-            status, answer = http(
-                "POST",
-                f"{api_url}/users/{user}/tokens",
-                admin_token,
-                {"scopes": [f"access:services!service={SERVICE}"], "note": "console tests"},
+        with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
+            service = RunningConsole(
+                ip="127.0.0.1",
+                port=service_port,
+                service_name=SERVICE,
+                base_url=SERVICE_PREFIX,
+                hub_api_url=hub.api_url,
+                api_token=service_token,
+                oauth_client_id="service-console",
+                oauth_redirect_uri=callback,
+                enclave_home=str(paths.home),
+                database_url=url,
             )
-            assert status == 201, answer
-            stack.tokens[user] = answer["token"]
-        _wait_for_route(f"{stack.service_url}api/me")
-        yield stack
+            try:
+                stack = ConsoleStack(public, hub.api_url, hub.admin_token, paths, url, service=service)
+                stack.tokens.update(service_tokens(hub, STAFF, SERVICE, "console tests"))
+                _wait_for_route(f"{stack.service_url}api/me")
+                yield stack
+            finally:
+                service.stop()
     finally:
-        if service is not None:
-            service.stop()
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
         dispose_all()
 
 

@@ -3,22 +3,15 @@ as a service (OAuth client, API token, proxied URL) and the enclave's own hub ro
 reaches the console with the scopes a deployment grants; any password is accepted (test only)."""
 
 import os
+from pathlib import Path
 
 from hub_config import roles
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821 (provided by JupyterHub)
 env = os.environ
 
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = int(env["TEST_HUB_PROXY_PORT"])
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = int(env["TEST_HUB_PORT"])
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env['TEST_HUB_PROXY_API_PORT']}"
-c.ConfigurableHTTPProxy.command = [env["TEST_HUB_CHP"]]
-c.JupyterHub.db_url = f"sqlite:///{env['TEST_HUB_DIR']}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = f"{env['TEST_HUB_DIR']}/cookie_secret"
-c.JupyterHub.pid_file = f"{env['TEST_HUB_DIR']}/jupyterhub.pid"
-c.JupyterHub.authenticator_class = "dummy"
+# The settings every test hub shares: ports, proxy, state directory, the dummy authenticator.
+load_subconfig(str(Path(__file__).resolve().parents[1] / "hub_base_config.py"))  # noqa: F821
 c.Authenticator.allow_all = True
 c.JupyterHub.services = [
     {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -28,7 +27,7 @@ import pytest
 from enclave import catalog, db, roles, users
 from enclave.config import Paths
 from enclave.roles import Role
-from tests.e2e.conftest import Hub, free_port, launch_hub, remove_test_objects
+from tests.e2e.conftest import Hub, docker_ready, free_port, launch_hub, remove_test_objects  # noqa: F401
 from tests.export_review.web_ui.conftest import _wait_for_route
 from tests.export_review.web_ui.test_browser import browser  # noqa: F401 (the Chromium fixture)
 
@@ -44,7 +43,6 @@ ACCOUNTS: dict[str, tuple[Role, ...]] = {
     "carol": (),  # on no team
 }
 PROJECT = "console-demo"
-IMAGE = "enclave/analyst:latest"
 ETHICS_PDF = b"%PDF-1.4\n% ethics committee approval EC-2026-031\n%%EOF\n"
 DUA_PDF = b"%PDF-1.4\n% data-use agreement signed by pia and the data office\n%%EOF\n"
 SHOTS = Path(os.environ.get("ENCLAVE_TEST_ARTEFACTS", "/tmp")) / "console-screenshots"
@@ -236,7 +234,7 @@ def test_an_application_from_filing_to_a_provisioned_project(story: Story, brows
     assert all(shot.stat().st_size > 0 for shot in story.shots)
 
 
-def test_the_hub_lets_the_analyst_start_the_workspace(story: Story) -> None:
+def test_the_hub_lets_the_analyst_start_the_workspace(story: Story, request: pytest.FixtureRequest) -> None:
     """The hub's spawn policy for the provisioned project; the workspace itself with Docker."""
     from hub_config.errors import WorkspaceRefused
     from hub_config.workspace_policy import check_access
@@ -251,12 +249,7 @@ def test_the_hub_lets_the_analyst_start_the_workspace(story: Story) -> None:
 
     if shutil.which("docker") is None:
         pytest.skip("Docker is not installed: the hub's policy allows pia's workspace; not started")
-    found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False)
-    if found.returncode != 0:
-        pytest.skip(
-            f"the analyst image {IMAGE} is not built (scripts/docker/build-images.sh): the hub's policy "
-            "allows pia's workspace; not started"
-        )
+    request.getfixturevalue("docker_ready")  # builds the images as the e2e tests do (cached layers)
     try:
         container = story.hub.start("pia", PROJECT)
         server = story.hub.server("pia", PROJECT)

@@ -5,10 +5,7 @@ tokens for the service. Every port is a free port on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +21,8 @@ from enclave import db
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from tests.export_review.factories import PROJECT, ExportEnv, make_project
-from tests.gateway.conftest import CHP, REPO, RunningService, free_port, http
+from tests.gateway.conftest import RunningService, free_port
+from tests.hub import service_tokens, started_hub
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "enclave-export"
@@ -136,19 +134,6 @@ class RunningExportService(RunningService):
         super().__init__(ExportReviewApp(**settings), "export-web")
 
 
-def _wait_for_hub(api_url: str, token: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if http("GET", f"{api_url}/", token)[0] == 200:
-                return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("JupyterHub did not start:\n" + log.read_text()[-4000:])
-        time.sleep(0.2)
-
-
 def _wait_for_route(url: str) -> None:
     """The hub answers before the proxy routes to the service: wait for the service's own 401."""
     deadline = time.monotonic() + 30
@@ -167,72 +152,37 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = ExportEnv(db.connect(url), Paths(root / "home"), root / "work")
     make_project(env)
 
-    if not CHP.exists():
-        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
-    proxy_port, hub_port, service_port = free_port(), free_port(), free_port()
+    proxy_port, service_port = free_port(), free_port()
     public = f"http://127.0.0.1:{proxy_port}"
     callback = f"{public}{SERVICE_PREFIX}oauth_callback"
-    service_token, admin_token = secrets.token_hex(32), secrets.token_hex(32)
-    hub_env = {
-        **os.environ,
-        "TEST_HUB_PORT": str(hub_port),
-        "TEST_HUB_PROXY_PORT": str(proxy_port),
-        "TEST_HUB_PROXY_API_PORT": str(free_port()),
-        "TEST_HUB_CHP": str(CHP),
-        "TEST_HUB_DIR": str(root),
+    service_token = secrets.token_hex(32)
+    service_env = {
         "TEST_EXPORT_URL": f"http://127.0.0.1:{service_port}",
         "TEST_EXPORT_TOKEN": service_token,
         "TEST_EXPORT_CALLBACK": callback,
-        "TEST_ADMIN_TOKEN": admin_token,
-        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
-    log_path = root / "hub.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
-            cwd=root,
-            env=hub_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    api_url = f"http://127.0.0.1:{hub_port}/hub/api"
-    service = None
     try:
-        _wait_for_hub(api_url, admin_token, process, log_path)
-        service = RunningExportService(
-            ip="127.0.0.1",
-            port=service_port,
-            service_name=SERVICE,
-            base_url=SERVICE_PREFIX,
-            hub_api_url=api_url,
-            api_token=service_token,
-            oauth_client_id="service-enclave-export",
-            oauth_redirect_uri=callback,
-            enclave_home=str(env.paths.home),
-            database_url=url,
-        )
-        stack = Stack(public, api_url, admin_token, env)
-        stack.direct_url = f"http://127.0.0.1:{service_port}{SERVICE_PREFIX}"
-        stack.service = service
-        for user in USERS:
-            status, answer = http("POST", f"{api_url}/users/{user}", admin_token)
-            assert status in (201, 409), answer
-            status, answer = http(
-                "POST",
-                f"{api_url}/users/{user}/tokens",
-                admin_token,
-                {"scopes": [f"access:services!service={SERVICE}"], "note": "export tests"},
+        with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
+            service = RunningExportService(
+                ip="127.0.0.1",
+                port=service_port,
+                service_name=SERVICE,
+                base_url=SERVICE_PREFIX,
+                hub_api_url=hub.api_url,
+                api_token=service_token,
+                oauth_client_id="service-enclave-export",
+                oauth_redirect_uri=callback,
+                enclave_home=str(env.paths.home),
+                database_url=url,
             )
-            assert status == 201, answer
-            stack.tokens[user] = answer["token"]
-        _wait_for_route(f"{stack.service_url}api/requests")
-        yield stack
+            try:
+                stack = Stack(public, hub.api_url, hub.admin_token, env)
+                stack.direct_url = f"http://127.0.0.1:{service_port}{SERVICE_PREFIX}"
+                stack.service = service
+                stack.tokens.update(service_tokens(hub, USERS, SERVICE, "export tests"))
+                _wait_for_route(f"{stack.service_url}api/requests")
+                yield stack
+            finally:
+                service.stop()
     finally:
-        if service is not None:
-            service.stop()
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
         dispose_all()

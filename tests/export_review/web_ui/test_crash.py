@@ -12,10 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import secrets
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +28,9 @@ from export_review.workflow import ExportState
 from tests.conftest import _fresh_postgres_database
 from tests.crash import ServiceProcess, check_audit_chain, in_background
 from tests.export_review.factories import GOOD_CSV, ExportEnv, make_project, make_request
-from tests.export_review.web_ui.conftest import HUB_CONFIG, SERVICE, SERVICE_PREFIX, _wait_for_hub, call
-from tests.gateway.conftest import CHP, REPO, free_port, http
+from tests.export_review.web_ui.conftest import HUB_CONFIG, SERVICE, SERVICE_PREFIX, call
+from tests.gateway.conftest import free_port
+from tests.hub import service_tokens, started_hub
 
 pytestmark = pytest.mark.slow
 
@@ -51,50 +49,16 @@ class CrashHub:
 def crash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashHub]:
     """A hub that expects the export service on a fixed local port, and a service token per user."""
     root = tmp_path_factory.mktemp("crash-hub")
-    if not CHP.exists():
-        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
-    proxy_port, hub_port, service_port = free_port(), free_port(), free_port()
-    service_token, admin_token = secrets.token_hex(32), secrets.token_hex(32)
-    env = {
-        **os.environ,
-        "TEST_HUB_PORT": str(hub_port),
-        "TEST_HUB_PROXY_PORT": str(proxy_port),
-        "TEST_HUB_PROXY_API_PORT": str(free_port()),
-        "TEST_HUB_CHP": str(CHP),
-        "TEST_HUB_DIR": str(root),
+    proxy_port, service_port = free_port(), free_port()
+    service_token = secrets.token_hex(32)
+    service_env = {
         "TEST_EXPORT_URL": f"http://127.0.0.1:{service_port}",
         "TEST_EXPORT_TOKEN": service_token,
         "TEST_EXPORT_CALLBACK": f"http://127.0.0.1:{proxy_port}{SERVICE_PREFIX}oauth_callback",
-        "TEST_ADMIN_TOKEN": admin_token,
-        "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
-    log_path = root / "hub.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    api_url = f"http://127.0.0.1:{hub_port}/hub/api"
-    try:
-        _wait_for_hub(api_url, admin_token, process, log_path)
-        tokens = {}
-        for user in USERS:
-            status, answer = http("POST", f"{api_url}/users/{user}", admin_token)
-            assert status in (201, 409), answer
-            scopes = {"scopes": [f"access:services!service={SERVICE}"], "note": "crash tests"}
-            status, answer = http("POST", f"{api_url}/users/{user}/tokens", admin_token, scopes)
-            assert status == 201, answer
-            tokens[user] = answer["token"]
-        yield CrashHub(api_url, service_port, service_token, tokens)
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
+        tokens = service_tokens(hub, USERS, SERVICE, "crash tests")
+        yield CrashHub(hub.api_url, service_port, service_token, tokens)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
