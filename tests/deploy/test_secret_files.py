@@ -99,6 +99,24 @@ def test_export_review_reads_its_cookie_secret_from_the_named_file(
     assert refused.value.code == "secret_file_permissions"
 
 
+def test_the_console_reads_its_hub_token_and_cookie_secret_from_the_named_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As an external service (deploy/single-host) the steward console holds no secret in its environment."""
+    from enclave.console.app import ConsoleApp
+
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    monkeypatch.delenv("JUPYTERHUB_COOKIE_SECRET", raising=False)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN_FILE", str(_secret(tmp_path / "console.token", "t0ken" * 8)))
+    monkeypatch.setenv("JUPYTERHUB_COOKIE_SECRET_FILE", str(_secret(tmp_path / "cookie", "c0ffee" * 8)))
+    console = ConsoleApp()
+    assert (console.api_token, console.cookie_secret) == ("t0ken" * 8, "c0ffee" * 8)
+    _secret(tmp_path / "cookie", "c0ffee" * 8, 0o644)
+    with pytest.raises(BadInput) as refused:
+        _ = ConsoleApp().cookie_secret
+    assert refused.value.code == "secret_file_permissions"
+
+
 def test_s3_outbox_credentials_come_from_the_named_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -131,13 +149,14 @@ def _load_hub_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **environm
 def test_hub_production_settings_read_secret_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = tmp_path / "tokens"
     tokens.mkdir()
-    for name in ("gateway", "export-review", "idle-culler"):
+    for name in ("gateway", "export-review", "console", "idle-culler"):
         _secret(tokens / f"{name}.token", f"token-of-{name}")
     hub = _load_hub_config(
         monkeypatch,
         tmp_path,
         ENCLAVE_HUB_SERVICES="none",
-        ENCLAVE_HUB_EXTERNAL_SERVICES="gateway,export-review,idle-culler",
+        ENCLAVE_HUB_EXTERNAL_SERVICES="gateway,export-review,console,idle-culler",
+        ENCLAVE_CONSOLE_PORT="8103",
         ENCLAVE_SERVICE_TOKEN_DIR=str(tokens),
         ENCLAVE_PROXY_API_URL="http://127.0.0.1:8001",
         ENCLAVE_PROXY_AUTH_TOKEN_FILE=str(_secret(tmp_path / "proxy-token", "proxy-token-value")),
@@ -148,13 +167,24 @@ def test_hub_production_settings_read_secret_files(tmp_path: Path, monkeypatch: 
     assert services["gateway"]["api_token"] == "token-of-gateway"
     assert services["export-review"]["url"] == "http://127.0.0.1:8102"
     assert "command" not in services["gateway"]  # external: the hub starts nothing
+    assert services["console"] == {
+        "name": "console",
+        "api_token": "token-of-console",
+        "url": "http://127.0.0.1:8103",
+        "oauth_no_confirm": True,
+    }
     assert set(services["idle-culler"]) == {"name", "api_token"}
     assert hub.ConfigurableHTTPProxy.should_start is False
     assert hub.ConfigurableHTTPProxy.auth_token == "proxy-token-value"
     assert hub.JupyterHub.ssl_cert == "/etc/enclave/proxy/tls.crt"
     roles = {role["name"]: role for role in hub.JupyterHub.load_roles}
     assert roles["enclave-idle-culler"]["services"] == ["idle-culler"]
-    assert set(roles["enclave-service"]["services"]) == {"gateway", "export-review"}
+    assert set(roles["enclave-service"]["services"]) == {"gateway", "export-review", "console"}
+    # Its own token stops a suspended project's servers, and nothing more.
+    assert roles["enclave-console"]["services"] == ["console"]
+    assert set(roles["enclave-console"]["scopes"]) == {"list:users", "read:servers", "delete:servers"}
+    # Browsers (applicants, stewards) may log in to it through the hub.
+    assert "access:services!service=console" in roles["user"]["scopes"]
 
 
 def test_hub_refuses_an_external_token_file_others_can_read(

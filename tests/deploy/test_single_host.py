@@ -35,7 +35,14 @@ TEST_IMAGE = "enclave-test/single-host:latest"
 WHEELS = REPO / "build" / "deploy-test" / "wheels"
 PG_SOCKET_DIR = Path("/var/run/postgresql")
 PORT = 8443
-SERVICES = ("enclave-proxy", "enclave-hub", "enclave-gateway", "enclave-export-review", "enclave-idle-culler")
+SERVICES = (
+    "enclave-proxy",
+    "enclave-hub",
+    "enclave-gateway",
+    "enclave-export-review",
+    "enclave-console",
+    "enclave-idle-culler",
+)
 UNITS = (*(f"{name}.service" for name in SERVICES), "enclave-sweep.service", "enclave-sweep.timer")
 
 
@@ -166,7 +173,9 @@ paths = ["/etc/enclave/secrets", "/etc/enclave/secrets/services", "/etc/enclave/
          "/etc/enclave/hub", "/etc/enclave/hub/cookie-secret", "/etc/enclave/proxy",
          "/etc/enclave/proxy/auth-token", "/etc/enclave/proxy/tls.key", "/etc/enclave/proxy/tls.crt",
          "/var/lib/enclave", "/var/lib/enclave-hub", "/opt/enclave/venv",
-         *(f"/etc/enclave/secrets/services/{n}.token" for n in ("gateway", "export-review", "idle-culler"))]
+         *(f"/etc/enclave/secrets/services/{n}.token"
+           for n in ("gateway", "export-review", "console", "idle-culler")),
+         *(f"/etc/enclave/secrets/services/{n}.cookie-secret" for n in ("export-review", "console"))]
 out = {}
 for p in paths:
     s = os.stat(p)
@@ -183,6 +192,9 @@ print(json.dumps(out))
         ("/etc/enclave/secrets/database-url", "enclave"),
         ("/etc/enclave/secrets/services/gateway.token", "enclave"),
         ("/etc/enclave/secrets/services/export-review.token", "enclave"),
+        ("/etc/enclave/secrets/services/console.token", "enclave"),
+        ("/etc/enclave/secrets/services/export-review.cookie-secret", "enclave"),
+        ("/etc/enclave/secrets/services/console.cookie-secret", "enclave"),
         ("/etc/enclave/secrets/services/idle-culler.token", "enclave"),
         ("/etc/enclave/hub/cookie-secret", "root"),
         ("/etc/enclave/proxy/auth-token", "enclave-proxy"),
@@ -293,22 +305,26 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 context = ssl.create_default_context(cafile="/etc/enclave/proxy/tls.crt")
 opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
-try:
-    opener.open("https://localhost:{PORT}/services/export-review/", timeout=10)
-    status, location = 200, ""
-except urllib.error.HTTPError as error:
-    status, location = error.code, error.headers.get("Location", "")
-print(json.dumps({{"me": me, "status": status, "location": location}}))
+answers = {{}}
+for service in ("export-review", "console"):
+    try:
+        opener.open(f"https://localhost:{PORT}/services/{{service}}/", timeout=10)
+        answers[service] = [200, ""]
+    except urllib.error.HTTPError as error:
+        answers[service] = [error.code, error.headers.get("Location", "")]
+print(json.dumps({{"me": me, "answers": answers}}))
 """,
         )
     )
     # The hub took the service's token from its file: the gateway is a service of the hub.
     assert result["me"]["kind"] == "service" and result["me"]["name"] == "gateway"
-    # The proxy routes /services/export-review/ to the running service, which sends a browser to the
-    # hub's OAuth login.
-    assert result["status"] == 302
-    assert "/hub/api/oauth2/authorize" in result["location"] or "/hub/login" in result["location"]
-    assert "client_id=service-export-review" in result["location"] or "/hub/login" in result["location"]
+    # The proxy routes /services/export-review/ and /services/console/ to the running services, which
+    # send a browser to the hub's OAuth login.
+    for service in ("export-review", "console"):
+        status, location = result["answers"][service]
+        assert status == 302, service
+        assert "/hub/api/oauth2/authorize" in location or "/hub/login" in location, service
+        assert f"client_id=service-{service}" in location or "/hub/login" in location, service
 
 
 def test_no_secret_in_units_environments_or_command_lines(installed: str, database: dict[str, str]) -> None:
@@ -346,6 +362,7 @@ print(json.dumps({"secrets": secrets, "units": units}))
         ("hub", "jupyterhub"),
         ("gateway", "gateway\0serve"),
         ("export review", "export\0serve"),
+        ("console", "console\0serve"),
         ("idle culler", "idle_culler.py"),
     ]:
         assert any(needle in command for command in commands), f"the {service} is not running: {commands}"
