@@ -14,7 +14,7 @@ from traitlets.config import Config
 from enclave import lifecycle
 from tests.conftest import write_yaml
 from tests.factories import NO_APPLICATION_ARGS, project_spec
-from tests.test_cli import assert_error_shape, register_all, run
+from tests.test_cli import app, assert_error_shape, register_all, run, runner
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,6 +53,25 @@ def test_a_future_period_is_created(home: Path, tmp_path: Path) -> None:
         run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare", "--json")["state"]
         == "approved"
     )
+
+
+def test_the_sweep_records_accounts_that_ended(home: Path, tmp_path: Path) -> None:
+    """Accounts end by themselves with their projects (R-APP-17): the sweep audits each one once."""
+    period = {"start": "2026-11-01", "end": "2027-10-31"}
+    spec = write_yaml(tmp_path / "p.yaml", project_spec(period=period))
+    run(home, "project", "create", str(spec), *NO_APPLICATION_ARGS, "--no-prepare")
+    added = runner.invoke(
+        app,
+        ["--home", str(home), "user", "add", "alice", "--no-forced-change"],
+        input="Correct-horse-battery-7\n",
+        env={"ENCLAVE_DATABASE_URL": ""},
+    )
+    assert added.exit_code == 0, added.output
+    assert run(home, "project", "sweep", "--today", "2027-10-31", "--json")["accounts_ended"] == []
+    assert run(home, "project", "sweep", "--today", "2027-11-01", "--json")["accounts_ended"] == ["alice"]
+    assert run(home, "project", "sweep", "--today", "2027-11-02", "--json")["accounts_ended"] == []
+    ended = [e for e in run(home, "audit", "tail", "-n", "50", "--json") if e["action"] == "account.expire"]
+    assert [(e["actor"], e["object"]) for e in ended] == [("sweep", "user:alice")]
 
 
 def test_sweep_destroys_on_day_30_and_shows_the_review(home: Path, tmp_path: Path) -> None:

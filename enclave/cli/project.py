@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from enclave import audit, lifecycle, projects, provisioning
+from enclave import accounts, audit, lifecycle, projects, provisioning
 from enclave.audit import AuditAction
 from enclave.cli.common import (
     ActorOption,
@@ -381,6 +381,10 @@ def sweep(
                 hooks=revocation_hooks(),
                 volume_destroyers=volume_destroyers(enclave),
             )
+            # Accounts end by themselves (R-APP-17): each newly ended one is audited once.
+            with enclave.session() as session:
+                rows = accounts.record_expiries(session, actor="sweep", today=day)
+                ended = [row["user"] for row in rows if row["newly_recorded"]]
         except Exception as error:  # as a service: say so and try again, never die in a restart loop
             if every <= 0:
                 raise
@@ -388,12 +392,13 @@ def sweep(
             time.sleep(every)
             continue
         if as_json:
-            emit_json(result.to_dict())
+            emit_json({**result.to_dict(), "accounts_ended": ended})
         else:
             reviews = [f"{r['project']}@{r['due']}" for r in result.reviews]
             console.print(
                 f"expired: {result.expired or '-'} · destroyed: {result.destroyed or '-'}"
-                f" · reviews due: {reviews or '-'} · failed: {result.failed or '-'}"
+                f" · reviews due: {reviews or '-'} · accounts ended: {ended or '-'}"
+                f" · failed: {result.failed or '-'}"
             )
         if every <= 0:
             if result.failed:
