@@ -305,13 +305,21 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 context = ssl.create_default_context(cafile="/etc/enclave/proxy/tls.crt")
 opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
+import time
 answers = {{}}
 for service in ("export-review", "console"):
-    try:
-        opener.open(f"https://localhost:{PORT}/services/{{service}}/", timeout=10)
-        answers[service] = [200, ""]
-    except urllib.error.HTTPError as error:
-        answers[service] = [error.code, error.headers.get("Location", "")]
+    # The hub listens before it has added the services' routes to the proxy (it reaches the external
+    # services first): until then the proxy's default route sends /services/... to the hub itself.
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            opener.open(f"https://localhost:{PORT}/services/{{service}}/", timeout=10)
+            answers[service] = [200, ""]
+        except urllib.error.HTTPError as error:
+            answers[service] = [error.code, error.headers.get("Location", "")]
+        if not answers[service][1].startswith("/hub/services/") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
 print(json.dumps({{"me": me, "answers": answers}}))
 """,
         )
