@@ -192,17 +192,18 @@ class AttachAction(ConsoleUpload):
 
 
 class AttachmentDownload(ConsolePage):
-    """An attachment, to whoever may see the application (the domain's ``describe`` decides)."""
+    """An attachment, to whoever may see the application (the domain's ``check_visible`` decides)."""
 
     @authenticated
     def get(self, app_id: str, sha256: str) -> None:
         with self.ctx.session() as session:
-            info = service.describe(session, self.ctx.paths, app_id, viewer=self.user)
-        found = next((a for a in info["attachments"] if a["sha256"] == sha256), None)
-        if found is None:
+            app = service.get(session, app_id)
+            service.check_visible(session, app, self.user)
+            filename = next((a.filename for a in app.attachments if a.sha256 == sha256), None)
+        if filename is None:
             raise NotFound("attachment_not_found", "No such attachment", "没有该附件")
         data = service.attachment_path(self.ctx.paths, sha256).read_bytes()
-        self.send_download(found["filename"], data)
+        self.send_download(filename, data)
 
 
 class DuaDownload(ConsolePage):
@@ -211,7 +212,7 @@ class DuaDownload(ConsolePage):
     @authenticated
     def get(self, app_id: str) -> None:
         with self.ctx.session() as session:
-            service.describe(session, self.ctx.paths, app_id, viewer=self.user)  # may the reader see it
+            service.check_visible(session, service.get(session, app_id), self.user)
             dua = agreements.current_dua(session, app_id)
         if dua is None:
             raise NotFound("dua_not_found", "No data-use agreement is recorded yet", "尚未登记数据使用协议")
