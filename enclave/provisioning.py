@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from enclave import agreements, audit, projects, roles
 from enclave.agreements import ApprovedApplication
 from enclave.applications import voting
-from enclave.applications.form import TimeRange as FormTimeRange
 from enclave.config import Paths
 from enclave.db.models import DataUseAgreement, Project
 from enclave.errors import BadInput, Forbidden, Reason
@@ -125,7 +124,7 @@ def _widened(code: str, en: str, zh: str, **details: Any) -> Reason:
     return Reason(code, en, zh, details=details)
 
 
-def _time_range_widened(name: str, approved: FormTimeRange | None, spec: TimeRange | None) -> Reason | None:
+def _time_range_widened(name: str, approved: TimeRange | None, spec: TimeRange | None) -> Reason | None:
     """A dataset's records must stay within its approved time range (R-APP-4): a spec that leaves
     the range out would prepare every record, so a missing range is a widening too."""
     if approved is None or (spec is not None and approved.start <= spec.start and spec.end <= approved.end):

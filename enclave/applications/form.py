@@ -10,7 +10,6 @@ Attachments are rows of their own; ``required_attachments`` says which kinds a f
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from enclave.specs import (
     Level,
     Period,
     ShareType,
+    TimeRange,  # the records wanted (R-APP-4): the same shape the approved project spec carries
     load_yaml,
 )
 
@@ -93,19 +93,6 @@ CONSENT_BASES = frozenset({LegalBasis.CONSENT, LegalBasis.CONSENT_WAIVER})
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
-
-
-class TimeRange(_Strict):
-    """The dates of the records wanted (R-APP-4: the minimal time range)."""
-
-    start: date
-    end: date
-
-    @model_validator(mode="after")
-    def _ordered(self) -> TimeRange:
-        if self.end < self.start:
-            raise ValueError("time_range: end must not be before start")
-        return self
 
 
 class DatasetRequest(_Strict):
