@@ -114,6 +114,15 @@ class AuditAction(StrEnum):
     ACCOUNT_MEMBERSHIP = "account.membership"
     # enclave.audit_search (the security auditor's read-only search: who searched for what)
     AUDIT_SEARCH = "audit.search"
+    # enclave.runs (batch runs with papermill, approved templates, reproducibility reruns; issue 12)
+    RUN_SUBMIT = "run.submit"
+    RUN_START = "run.start"
+    RUN_FINISH = "run.finish"
+    RUN_CANCEL = "run.cancel"
+    RUN_RERUN = "run.rerun"
+    RUN_REPRODUCE = "run.reproduce"
+    RUN_TEMPLATE_ADD = "run.template_add"
+    RUN_TEMPLATE_RETIRE = "run.template_retire"
 
 
 def now_iso() -> str:

@@ -32,7 +32,7 @@ from export_review.lineage import query_lineage
 from export_review.models import ExportFile, ExportRequest
 from export_review.policy import ReviewSettings
 from export_review.repository import lock_project, lock_request, project_k, seated_committee
-from export_review.store import FileStore, StagedFile
+from enclave.filestore import FileStore, StagedFile
 from export_review.workflow import Actor, ExportState, set_state
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._ -]{0,199}$")

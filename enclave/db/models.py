@@ -285,3 +285,94 @@ class AccountApplication(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
     expires_on: Mapped[str | None] = mapped_column(String(10), nullable=True)
+
+
+class Run(Base):
+    """A batch run: a notebook executed with papermill in a fresh workspace container (issue 12).
+
+    The notebook, its parameters, the data version and the image digest are the run's provenance;
+    a ``rerun`` is the export review's repetition of another run, compared with it at the end.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_state_created", "state", "created_at"),
+        Index("ix_runs_project_user", "project_id", "user"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    user: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    rerun_of: Mapped[str | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    export_request_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    template: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    notebook_name: Mapped[str] = mapped_column(String(255))
+    notebook_sha256: Mapped[str] = mapped_column(String(64))
+    parameters_json: Mapped[str] = mapped_column(Text)
+    image: Mapped[str] = mapped_column(String(200))
+    image_digest: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    data_version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    timeout_s: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    ended_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    container_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    executed_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    log_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    progress_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reproduction_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    outputs: Mapped[list[RunOutput]] = relationship(back_populates="run", order_by="RunOutput.name")
+    queries: Mapped[list[RunQuery]] = relationship(back_populates="run", order_by="RunQuery.id")
+
+
+class RunOutput(Base):
+    """One file a run wrote, stored by sha256 in the run store; written once when the run ends."""
+
+    __tablename__ = "run_outputs"
+    __table_args__ = (UniqueConstraint("run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+
+    run: Mapped[Run] = relationship(back_populates="outputs")
+
+
+class RunQuery(Base):
+    """One gateway query a run made, allowed or refused: the queries behind a run's outputs."""
+
+    __tablename__ = "run_queries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    query_id: Mapped[str] = mapped_column(String(64))
+    sql: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(20))
+    audit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[str] = mapped_column(String(40))
+
+    run: Mapped[Run] = relationship(back_populates="queries")
+
+
+class RunTemplate(Base):
+    """A notebook a steward approved for a project; analysts run it with parameters only."""
+
+    __tablename__ = "run_templates"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    notebook_name: Mapped[str] = mapped_column(String(255))
+    notebook_sha256: Mapped[str] = mapped_column(String(64))
+    parameters_json: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[str] = mapped_column(String(100))
+    approved_at: Mapped[str] = mapped_column(String(40))
+    retired_at: Mapped[str | None] = mapped_column(String(40), nullable=True)

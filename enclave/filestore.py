@@ -1,4 +1,5 @@
-"""The content-addressed file store in the vault (R-EXP-3, STYLE §5.10).
+"""The content-addressed file store in the vault (R-EXP-3, STYLE §5.10): export files and batch-run
+notebooks and outputs.
 
 A file is copied from the workspace to a temporary name, hashed while it is copied, checked, and
 then renamed to its sha256. A stored file is made read-only and never written again; the same
