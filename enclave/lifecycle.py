@@ -278,6 +278,7 @@ def destroy(
     """Delete prepared data, twin, volumes, keys and the query guard's differencing ledger; record the
     signed certificate (R-LIFE-2, R-LIFE-4). The ledger rows go in this transaction."""
     from enclave import differencing_ledger
+    from enclave.runs import retention
     from enclave.workspace.destroy import destroy_workspace
 
     project = get(session, project_id)
@@ -288,7 +289,10 @@ def destroy(
         project_id,
         actor=actor,
         volume_destroyers=volume_destroyers,
-        database_destroyers=[lambda pid: differencing_ledger.destroy(session, pid)],
+        database_destroyers=[
+            lambda pid: differencing_ledger.destroy(session, pid),
+            lambda pid: retention.destroy(session, paths, pid),
+        ],
         missing_ok=True,
     )
     summary = certificate.to_dict()

@@ -35,7 +35,8 @@ class RunActor(StrEnum):
 S = RunState
 A = RunActor
 TRANSITIONS: dict[RunState, dict[RunState, RunActor]] = {
-    S.QUEUED: {S.RUNNING: A.WORKER, S.CANCELLED: A.ANALYST},
+    # queued -> failed: the worker found the run could not start (project ended, data gone).
+    S.QUEUED: {S.RUNNING: A.WORKER, S.CANCELLED: A.ANALYST, S.FAILED: A.WORKER},
     S.RUNNING: {S.SUCCEEDED: A.WORKER, S.FAILED: A.WORKER, S.TIMED_OUT: A.WORKER, S.CANCELLED: A.WORKER},
     S.SUCCEEDED: {},
     S.FAILED: {},

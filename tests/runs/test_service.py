@@ -303,3 +303,36 @@ def test_unknown_or_malformed_run_ids_are_not_found(env: ExportEnv) -> None:
         for run_id in ("run-000000000000", "../etc", "run-ABC", ""):
             with pytest.raises(NotFound):
                 service.get_visible(s, run_id, "bob")
+
+
+def test_destruction_deletes_the_projects_run_files_but_not_a_shared_one(env: ExportEnv) -> None:
+    from enclave.runs import retention
+
+    make_project(env, project_id="other-2026")
+    fake_prepared(env.paths, "other-2026")
+    run_id = submit(env)
+    own = notebook_bytes("print('only here')")
+    own_id = submit(env, notebook=own)
+    with env.session() as s:
+        service.submit(
+            s,
+            env.paths,
+            project="other-2026",
+            user="bob",
+            notebook=TABLE_NOTEBOOK,
+            notebook_name="t.ipynb",
+            parameters={},
+            actor="bob",
+        )
+        shared_sha = service.get_run(s, run_id).notebook_sha256
+        own_sha = service.get_run(s, own_id).notebook_sha256
+        service.run_dir(env.paths, own_id).mkdir(parents=True)
+    with env.session() as s:
+        items = retention.destroy(s, env.paths, PROJECT)
+    store = service.run_store(env.paths)
+    assert not store.path_for(own_sha).exists()
+    assert store.path_for(shared_sha).exists()  # the other project's run holds the same bytes
+    assert {i["sha256"] for i in items if i["kind"] == "run_file"} == {own_sha}
+    assert not service.run_dir(env.paths, own_id).exists()
+    with env.session() as s:
+        assert service.get_run(s, own_id).notebook_sha256 == own_sha  # the provenance row stays
