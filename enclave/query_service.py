@@ -16,6 +16,11 @@ killed after it leaves both, and the client may not have the result. A ``query_i
 release: a retry with the same id after a crash runs again if nothing was committed, and is refused
 (``query_id_used``) if a result under that id was already audited as released by this analyst in
 this project within ``QUERY_ID_REUSE_WINDOW_S``, so one id never has two released results.
+
+A batch run (``enclave.runs``) queries with the analyst's identity and its own run token; each of
+its queries, allowed or refused, gets a ``RunQuery`` row in the transaction of its audit record,
+which names the run (``details.run``): the queries behind a run's outputs. A run's query is refused
+(``run_not_running``) once the run is no longer running or its cancel was asked for.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from sqlalchemy.orm import Session
 from enclave import audit, crashpoints, differencing_ledger, lifecycle, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from enclave.db.models import AuditEvent
+from enclave.db.models import AuditEvent, Run, RunQuery
 from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.locks import check_user_not_locked
@@ -55,6 +60,10 @@ Classify = Callable[[EnclaveError], EnclaveError]
 MAX_AUDITED_SQL = 20_000
 QUERY_ID = re.compile(r"[a-z0-9-]{1,64}")
 QUERY_ID_REUSE_WINDOW_S = 86_400.0  # a retried id is looked up among this analyst's last day of queries
+# Refusals that are a failure of running the query, not the guard's or the access rules' refusal.
+FAILED_CODES = frozenset(
+    {"query_timeout", "query_resources", "query_failed", "query_cancelled", "query_invalid"}
+)
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,56 @@ def ledger_for(open_session: OpenSession, project_id: str, *, synthetic: bool) -
     return differencing_ledger.project_ledger(open_session, project_id)
 
 
+def check_run_running(session: Session, run_id: str, project_id: str, user: str) -> None:
+    """A run may query only while it runs, as its own analyst in its own project, and not once its
+    cancel was asked for (the gateway checked its token already; this holds until the query runs)."""
+    from enclave.runs.states import RunState  # here: enclave.runs.service imports this module
+
+    run = session.get(Run, run_id)
+    if (
+        run is None
+        or run.project_id != project_id
+        or run.user != user
+        or run.state != RunState.RUNNING
+        or run.cancel_requested
+    ):
+        raise Forbidden(
+            "run_not_running",
+            f"Run {run_id} is not running: its queries are refused",
+            f"运行 {run_id} 未在运行中：其查询被拒绝",
+        )
+
+
+def run_query_outcome(outcome: str, code: str | None) -> str:
+    """A run's query as ``RunQuery.outcome``: ``allowed``, ``rejected`` (refused) or ``failed``."""
+    if outcome == "success":
+        return "allowed"
+    if outcome == "server_failure" or code in FAILED_CODES:
+        return "failed"
+    return "rejected"
+
+
+def _record_run_query(
+    session: Session, run_id: str, record: AuditEvent, sql: str, details: dict[str, Any]
+) -> None:
+    """The run's ``RunQuery`` row, in the audit record's transaction; none when the run is unknown
+    or not this analyst's in this project (the audit record names the run all the same)."""
+    run = session.get(Run, run_id)
+    if run is None or run.user != record.actor or run.project_id != record.project:
+        return
+    session.add(
+        RunQuery(
+            run_id=run_id,
+            query_id=str(details.get("query_id") or ""),
+            sql=sql,
+            outcome=run_query_outcome(record.outcome, details.get("code")),
+            audit_id=record.seq,
+            at=record.ts,
+        )
+    )
+    session.flush()
+
+
 def _query_record(
     session: Session,
     *,
@@ -140,9 +199,10 @@ def _query_record(
     source: str | None,
     outcome: str,
     details: dict[str, Any],
+    run_id: str | None = None,
 ) -> AuditEvent:
     action = AuditAction.QUERY_RUN if outcome == "success" else AuditAction.QUERY_REFUSE
-    return audit.record(
+    record = audit.record(
         session,
         action,
         actor=user,
@@ -150,8 +210,16 @@ def _query_record(
         project=project_id,
         outcome=outcome,
         source=source,
-        details={"sql": sql[:MAX_AUDITED_SQL], "sql_truncated": len(sql) > MAX_AUDITED_SQL, **details},
+        details={
+            "sql": sql[:MAX_AUDITED_SQL],
+            "sql_truncated": len(sql) > MAX_AUDITED_SQL,
+            **({"run": run_id} if run_id is not None else {}),
+            **details,
+        },
     )
+    if run_id is not None:
+        _record_run_query(session, run_id, record, sql, details)
+    return record
 
 
 def _audit_query(open_session: OpenSession, **fields: Any) -> None:
@@ -230,8 +298,11 @@ def audit_server_failure(
     *,
     source: str | None,
     synthetic: bool,
+    run_id: str | None = None,
+    query_id: str | None = None,
 ) -> None:
     """Record a query the gateway turned away before it ran (``server_busy``), as a server failure."""
+    ids = {"query_id": query_id} if query_id is not None and QUERY_ID.fullmatch(query_id) else {}
     _audit_query(
         open_session,
         user=user,
@@ -239,7 +310,9 @@ def audit_server_failure(
         sql=sql,
         source=source,
         outcome="server_failure",
+        run_id=run_id,
         details={
+            **ids,
             "code": error.code,
             "reasons": [],
             "synthetic": synthetic,
@@ -278,6 +351,7 @@ def run_query(
     query_id: str | None = None,
     on_estimate: EstimateCallback | None = None,
     classify: Classify | None = None,
+    run_id: str | None = None,
 ) -> QueryResult:
     """Check access, run through the guard on the project's views (or its twin), audit the outcome.
 
@@ -288,15 +362,18 @@ def run_query(
     ``on_estimate`` is the guard's (``enclave.guard.run``): the gateway's admission control waits in
     it. ``classify`` may replace an error before it is audited and raised: a failure the server
     caused (``ServerUnavailable``) is audited with ``outcome: server_failure``, which no monitoring
-    rule counts.
+    rule counts. ``run_id`` names the batch run making the query (the gateway's run-token caller):
+    it must be running, and the query is recorded for it (``RunQuery``, module docstring).
     """
     started = time.monotonic()
-    audited = {"user": user, "project_id": project_id, "sql": sql, "source": source}
+    audited = {"user": user, "project_id": project_id, "sql": sql, "source": source, "run_id": run_id}
     ids = {"query_id": query_id} if query_id is not None and QUERY_ID.fullmatch(query_id) else {}
     try:
         _check_query_id(query_id)
         with open_session() as session:
             check_analyst_access(session, project_id, user, today=today)
+            if run_id is not None:
+                check_run_running(session, run_id, project_id, user)
             check_query_id_unused(session, project_id, user, query_id)
             prepared = layout.current_prepared_dir(paths, project_id)
             # The twin's synthetic persons may repeat across rows: it never gets the flag.

@@ -96,7 +96,9 @@ class GatewayApp(HubServiceApp):
             on_lock=self._stop_server_soon,
             admission=Admission(parent=self, memory_limit=self.memory_limit, workers=self.workers),
         )
-        self.authenticator = TokenAuthenticator(self.hub_api_url, self.api_token, self.auth_cache_ttl_s)
+        self.authenticator = TokenAuthenticator(
+            self.hub_api_url, self.api_token, self.auth_cache_ttl_s, open_session=self._session
+        )
         self.metrics = QueryMetrics(self._session)
         args = {
             "runner": self.runner,

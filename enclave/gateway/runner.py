@@ -119,7 +119,9 @@ class QueryRunner:
                     f"A query with id {query_id} is already running",
                     f"ID 为 {query_id} 的查询正在运行",
                 )
-            mine = sum(1 for r in self._running.values() if r.caller == caller)
+            # The analyst's queries from every client (their server and their batch runs) count together.
+            who = (caller.project, caller.user)
+            mine = sum(1 for r in self._running.values() if (r.caller.project, r.caller.user) == who)
             per_user = self.admission.user_max_waiting + 2 * self.admission.user_slots
             if len(self._running) >= self.max_in_flight or mine >= per_user:
                 raise ServerUnavailable(SERVER_BUSY, retry_after_s=self.admission.retry_after_s, waited_s=0.0)
@@ -189,7 +191,7 @@ class QueryRunner:
         try:
             running = self._register(query_id, caller)
         except ServerUnavailable as error:
-            await self.call(self._audit_busy, caller, sql, error, source, synthetic)
+            await self.call(self._audit_busy, caller, sql, error, source, synthetic, query_id)
             raise
         try:
             loop = asyncio.get_running_loop()
@@ -202,10 +204,18 @@ class QueryRunner:
             raise
 
     def _audit_busy(
-        self, caller: Caller, sql: str, error: ServerUnavailable, source: str, synthetic: bool
+        self, caller: Caller, sql: str, error: ServerUnavailable, source: str, synthetic: bool, query_id: str
     ) -> None:
         query_service.audit_server_failure(
-            self.open_session, caller.project, caller.user, sql, error, source=source, synthetic=synthetic
+            self.open_session,
+            caller.project,
+            caller.user,
+            sql,
+            error,
+            source=source,
+            synthetic=synthetic,
+            run_id=caller.run_id,
+            query_id=query_id,
         )
 
     def _run_blocking(self, running: _Running, query_id: str, sql: str, synthetic: bool, source: str) -> Any:
@@ -239,6 +249,7 @@ class QueryRunner:
                         query_id=query_id,
                         on_estimate=admit,
                         classify=lambda error: self._classify(running, error),
+                        run_id=caller.run_id,
                     )
                 except ServerUnavailable as error:
                     if error.retry and not exclusive and not running.cancelled:
