@@ -19,8 +19,10 @@ def request_digest(
     abroad: bool,
     records: int,
     files: list[tuple[str, str, int]],
+    provenance: dict[str, Any] | None = None,
 ) -> str:
-    """sha256 over the request's fixed content: who, why, where to, and each file's name and hash."""
+    """sha256 over the request's fixed content: who, why, where to, each file's name and hash, and
+    for an export from a batch run its provenance (absent otherwise, so older digests still hold)."""
     payload = {
         "request": request_id,
         "version": version,
@@ -32,6 +34,8 @@ def request_digest(
         "records": records,
         "files": [{"name": n, "sha256": s, "size": z} for n, s, z in sorted(files)],
     }
+    if provenance is not None:
+        payload["provenance"] = provenance
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Export-review tables (migrations 0002, 0006). Files, votes and key registrations are written once."""
+"""Export-review tables (migrations 0002, 0006, 0008). Files, votes and key registrations are written
+once."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class ExportRequest(Base):
     lineage_json: Mapped[str] = mapped_column(Text, default="{}")
     decision_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     release_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # An export from a batch run (0008): the run and its provenance (export_review.provenance).
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    provenance_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     lock_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[str] = mapped_column(String(40))
     updated_at: Mapped[str] = mapped_column(String(40))

@@ -39,7 +39,7 @@ from enclave.audit import AuditAction, canonical_json
 from enclave.committee import CommitteeRule
 from enclave.config import Paths
 from enclave.errors import BadInput, NotFound, Refused
-from export_review import permissions
+from export_review import permissions, reproduction
 from export_review.models import ExportRequest, ExportVote
 from export_review.outbox import Outbox
 from export_review.repository import get_request, lock_request
@@ -90,6 +90,29 @@ def _vote_entry(paths: Paths, request: ExportRequest, vote: ExportVote) -> dict[
     }
 
 
+def _reproduction_entry(request: ExportRequest) -> dict[str, Any] | None:
+    """The latest rerun's verdict at release, without the per-cell examples (those stay in the vault)."""
+    session = object_session(request)
+    assert session is not None
+    shown = reproduction.view(session, request)
+    if shown is None:
+        return None
+    result = shown["result"] or {}
+    return {
+        "state": shown["state"],
+        "rerun": shown["rerun"],
+        "summary": result.get("summary"),
+        "summary_zh": result.get("summary_zh"),
+        "reason": result.get("reason"),
+        "files": [
+            {"name": f["name"], "status": f["status"], "reason": f["reason"], "reason_zh": f["reason_zh"]}
+            | ({"nondeterminism": f["nondeterminism"]} if "nondeterminism" in f else {})
+            for f in result.get("files", [])
+        ],
+        "reruns": len(shown["history"]),
+    }
+
+
 def build_manifest(
     paths: Paths, request: ExportRequest, *, released_by: str, released_at: str
 ) -> dict[str, Any]:
@@ -122,6 +145,9 @@ def build_manifest(
         "released_by": released_by,
         "released_at": released_at,
     }
+    if request.provenance_json:  # an export from a batch run: where it came from and whether it reproduced
+        body["provenance"] = json.loads(request.provenance_json)
+        body["reproduction"] = _reproduction_entry(request)
     key = signing.load_or_create_key(keys_dir(paths), signing.ENCLAVE_SIGNER)
     body["signature"] = {
         "signer": signing.ENCLAVE_SIGNER,

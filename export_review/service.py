@@ -19,7 +19,7 @@ from enclave import audit, db
 from enclave.audit import AuditAction
 from enclave.config import Paths
 from export_review import release as releasing
-from export_review import submission, views, voting
+from export_review import reproduction, submission, views, voting
 from export_review.keyspace import prepared_key_space
 from export_review.outbox import Outbox, outbox_for
 from export_review.policy import ReviewSettings, load_settings
@@ -59,11 +59,14 @@ class ExportService:
         user: str,
         project: str,
         justification: str,
-        files: Sequence[Path],
+        files: Sequence[Path] = (),
         abroad: bool = False,
         records: int | None = None,
         revises: str | None = None,
+        run: str | None = None,
+        outputs: Sequence[str] | None = None,
     ) -> dict[str, Any]:
+        """Submit files, or a run's outputs (``run``, ``outputs``: the named ones, else all)."""
         settings = self.settings()
         with (
             self._audited(AuditAction.EXPORT_SUBMIT, user, f"project:{project}", project),
@@ -81,8 +84,13 @@ class ExportService:
                 abroad=abroad,
                 records=records,
                 revises=revises,
+                run_id=run,
+                outputs=outputs,
             )
-            return {"request": request.id, "state": request.state}
+            out: dict[str, Any] = {"request": request.id, "state": request.state}
+            if run is not None:
+                out |= {"run": run, "reproduction": reproduction.PENDING}
+            return out
 
     def describe(self, request_id: str, viewer: str | None) -> dict[str, Any]:
         settings = self.settings()
@@ -175,6 +183,14 @@ class ExportService:
                 out_dir=out_dir,
                 outbox=self.outbox(settings),
                 committee=settings.committee,
+            )
+
+    def rerun(self, request_id: str, *, user: str) -> dict[str, Any]:
+        """Ask for another reproducibility rerun of a request made from a run."""
+        settings = self.settings()
+        with self._audited(AuditAction.RUN_RERUN, user, f"export:{request_id}"), self.session() as session:
+            return reproduction.request_rerun(
+                session, self.paths, request_id, user=user, stewards=settings.stewards
             )
 
     def withdraw(self, request_id: str, *, user: str, reason: str = "") -> dict[str, Any]:

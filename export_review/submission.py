@@ -3,7 +3,9 @@
 Nothing here trusts the workspace: the files are copied into the vault first (``store``), and the
 checks read that copy. A request with a blocking finding (file type, size, active content) is
 refused whole; otherwise it moves draft → submitted → checked → in_review in one transaction,
-with one audit record per step (R-EXP-1..4, R-AUD-6).
+with one audit record per step (R-EXP-1..4, R-AUD-6). A request made from a batch run takes the
+run's outputs from the run store instead of uploads, stores their provenance and queues the
+reproducibility rerun (``provenance``, ``reproduction``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from sqlalchemy.orm import Session
 
 from enclave import audit
 from enclave.config import Paths
+from enclave.db.models import Run
 from enclave.errors import BadInput, Forbidden, Reason, Refused
-from export_review import permissions
+from enclave.filestore import FileStore, StagedFile
+from enclave.runs import service as runs
+from export_review import permissions, provenance
 from export_review.acro import acro_summary
 from export_review.checks import CheckPolicy, Severity, StoredFile, failed, run_checks
 from export_review.crossborder import check_cross_border
@@ -32,7 +37,6 @@ from export_review.lineage import query_lineage
 from export_review.models import ExportFile, ExportRequest
 from export_review.policy import ReviewSettings
 from export_review.repository import lock_project, lock_request, project_k, seated_committee
-from enclave.filestore import FileStore, StagedFile
 from export_review.workflow import Actor, ExportState, set_state
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._ -]{0,199}$")
@@ -47,20 +51,19 @@ def file_store(paths: Paths) -> FileStore:
     return FileStore(paths.exports / "files")
 
 
-def _validate(justification: str, files: Sequence[Path], settings: ReviewSettings) -> list[str]:
+def _validate(justification: str, names: Sequence[str], settings: ReviewSettings) -> list[str]:
     if not justification.strip() or len(justification) > MAX_JUSTIFICATION:
         raise BadInput(
             "export_justification_required",
             f"A justification of 1 to {MAX_JUSTIFICATION} characters is required",
             f"需要填写 1 至 {MAX_JUSTIFICATION} 个字符的理由",
         )
-    if not files or len(files) > settings.checks.max_files:
+    if not names or len(names) > settings.checks.max_files:
         raise BadInput(
             "export_file_count",
             f"A request holds 1 to {settings.checks.max_files} files",
             f"每个申请包含 1 至 {settings.checks.max_files} 个文件",
         )
-    names = [Path(f).name for f in files]
     bad = [n for n in names if not _portable(n)]
     if bad:
         raise BadInput(
@@ -69,6 +72,7 @@ def _validate(justification: str, files: Sequence[Path], settings: ReviewSetting
             f"space, and not be a device name such as CON: {bad}",
             f"文件名只能包含字母、数字、'._- '，不能以点开头、不能以点或空格结尾，"
             f"也不能是 CON 等设备名：{bad}",
+            details={"files": bad},
         )
     # Released files are written side by side: two names one disk would store as one are refused.
     folded = [unicodedata.normalize("NFKC", n).casefold() for n in names]
@@ -78,7 +82,7 @@ def _validate(justification: str, files: Sequence[Path], settings: ReviewSetting
             "Two files have the same name (ignoring case)",
             "有两个文件同名（不区分大小写）",
         )
-    return names
+    return list(names)
 
 
 def _portable(name: str) -> bool:
@@ -153,7 +157,7 @@ def submit(
     project_id: str,
     requester: str,
     justification: str,
-    files: Sequence[Path],
+    files: Sequence[Path] = (),
     settings: ReviewSettings,
     key_space: KeySpaceProvider,
     abroad: bool = False,
@@ -161,12 +165,31 @@ def submit(
     revises: str | None = None,
     source_root: Path | None = None,
     today: date | None = None,
+    run_id: str | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> ExportRequest:
     """Store, check and queue a request (or a revision of one); return it in ``in_review``.
+
+    With ``run_id`` the files are the requester's run's outputs (``outputs``, or all of them),
+    taken from the run store by hash, plus any ``files`` given (compared with the run's output of
+    the same name); the provenance is stored and a reproducibility rerun is queued.
     ``today`` replaces the enclave's date in the project's period check (tests)."""
-    names = _validate(justification, files, settings)
+    if outputs is not None and run_id is None:
+        raise BadInput(
+            "export_outputs_without_run",
+            "Outputs are named only with the run they come from",
+            "只有指定作业时才能指定其输出",
+        )
+    given = [Path(f).name for f in files]
+    run, taken = None, []
+    if run_id is not None:
+        permissions.check_user_can_submit(session, project_id, requester, today)
+        run = provenance.check_run(session, run_id=run_id, project_id=project_id, requester=requester)
+        taken = provenance.chosen_outputs(run, outputs, given)
+    names = _validate(justification, [*given, *taken], settings)
     _check_source_root(files, source_root)
-    permissions.check_user_can_submit(session, project_id, requester, today)
+    if run is None:
+        permissions.check_user_can_submit(session, project_id, requester, today)
     previous = _previous(session, revises, project_id, requester) if revises else None
     seated = seated_committee(session, project_id)
     needed = settings.committee.needed(len(seated))
@@ -179,8 +202,10 @@ def submit(
     store = file_store(paths)
     staged: list[StagedFile] = []
     try:
-        for source, name in zip(files, names, strict=True):
+        for source, name in zip(files, names[: len(given)], strict=True):
             staged.append(store.stage(Path(source), name, settings.checks.max_file_bytes))
+        if run is not None:
+            staged += provenance.stage_outputs(paths, store, run, taken, settings.checks.max_file_bytes)
         total = sum(s.size for s in staged)
         if total > settings.checks.max_request_bytes:
             raise Refused(
@@ -200,7 +225,10 @@ def submit(
             abroad,
             records,
             previous,
+            run,
         )
+        if run is not None:
+            runs.rerun(session, paths, run_id=run.id, actor=requester, export_request_id=request.id)
         for item in staged:
             store.commit(item)
     finally:
@@ -221,6 +249,7 @@ def _create(
     abroad: bool,
     records: int | None,
     previous: ExportRequest | None,
+    run: Run | None = None,
 ) -> ExportRequest:
     k = project_k(session, project_id)
     policy = CheckPolicy(k=k, limits=settings.checks, key_space=key_space(project_id))
@@ -238,6 +267,7 @@ def _create(
         )
     request_id = f"exp-{uuid.uuid4().hex[:16]}"
     version = previous.version + 1 if previous else 1
+    origin = None if run is None else provenance.build(run, [(s.name, s.sha256) for s in staged])
     now = audit.now_iso()
     request = ExportRequest(
         id=request_id,
@@ -259,10 +289,13 @@ def _create(
             abroad=abroad,
             records=counted,
             files=[(s.name, s.sha256, s.size) for s in staged],
+            provenance=origin,
         ),
         k=k,
         acro_json=json.dumps(acro_summary(stored), ensure_ascii=False) if acro_summary(stored) else None,
         lineage_json=json.dumps(query_lineage(session, project_id, requester), ensure_ascii=False),
+        run_id=None if run is None else run.id,
+        provenance_json=None if origin is None else json.dumps(origin, ensure_ascii=False),
         lock_seq=0,
         created_at=now,
         updated_at=now,
@@ -289,6 +322,10 @@ def _create(
         "records_declared": records,
         "revises": previous.id if previous else None,
     }
+    if origin is not None:
+        summary["run"] = origin["run"]
+        summary["edited_after_run"] = [f["name"] for f in origin["files"] if f["edited_after_run"]]
+        summary["not_from_run"] = [f["name"] for f in origin["files"] if not f["from_run"]]
     set_state(session, request, ExportState.SUBMITTED, user=requester, actor=Actor.REQUESTER, details=summary)
     check_summary = {
         name: {"failed": failed(items), "codes": sorted({f["code"] for f in items})}

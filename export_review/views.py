@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from enclave.config import Paths
 from enclave.db.models import ProjectMember
 from enclave.errors import BadInput
-from export_review import permissions
+from export_review import permissions, reproduction
 from export_review.models import ExportRequest
 from export_review.policy import ReviewSettings
 from export_review.repository import get_request
@@ -83,6 +83,8 @@ def describe(
         "acro": json.loads(request.acro_json or "null"),
         "lineage": json.loads(request.lineage_json or "{}"),
         "release": json.loads(request.release_json or "null"),
+        "provenance": json.loads(request.provenance_json) if request.provenance_json else None,
+        "reproduction": reproduction.view(session, request),
     }
     return out
 

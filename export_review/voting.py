@@ -311,6 +311,7 @@ def recomputed_digest(request: ExportRequest) -> str:
         abroad=request.abroad,
         records=request.records,
         files=[(f.name, f.sha256, f.size) for f in request.files],
+        provenance=json.loads(request.provenance_json) if request.provenance_json else None,
     )
 
 

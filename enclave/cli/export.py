@@ -34,7 +34,6 @@ def _service(ctx: typer.Context) -> ExportService:
 @command_errors
 def submit(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Files to export.")],
     project: Annotated[str, typer.Option("--project")],
     user: UserOption,
     justification: Annotated[str, typer.Option("--justification")],
@@ -43,19 +42,32 @@ def submit(
     revises: Annotated[
         str | None, typer.Option("--revises", help="The request with changes requested this revises.")
     ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Export this run's outputs (your own succeeded run): no upload."),
+    ] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option("--output", help="With --run: export only this output (repeatable; default: all)."),
+    ] = None,
+    files: Annotated[list[Path] | None, typer.Argument(help="Files to export.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Copy files into the vault, check them on the server, and queue them for review."""
+    """Copy files (or a run's outputs) into the vault, check them on the server, and queue them for
+    review. A file given with --run is compared with the run's output of the same name."""
     result = _service(ctx).submit(
         user=user,
         project=project,
         justification=justification,
-        files=files,
+        files=files or [],
         abroad=abroad,
         records=records,
         revises=revises,
+        run=run,
+        outputs=output or None,
     )
-    print_result(result, as_json, f"export request {result['request']}: {result['state']}")
+    extra = f" (from {run}; reproduction {result['reproduction']})" if run else ""
+    print_result(result, as_json, f"export request {result['request']}: {result['state']}{extra}")
 
 
 @app.command("list")
@@ -94,6 +106,26 @@ def show(
         console.print(f"  {f['name']}  {f['sha256'][:12]}  {len(f['findings'])} finding(s)", markup=False)
         for finding in f["findings"]:
             console.print(f"    [{finding['severity']}] {finding['message']}", markup=False)
+    if info.get("provenance"):
+        origin = info["provenance"]
+        console.print(
+            f"  from run {origin['run']} (notebook {origin['notebook']['sha256'][:12]}, "
+            f"data v{origin['data_version']}, {len(origin['queries'])} queries)",
+            markup=False,
+        )
+    shown = info.get("reproduction")
+    if shown:
+        summary = (shown["result"] or {}).get("summary", "")
+        console.print(f"  reproduction: {shown['state']}  {summary}", markup=False)
+
+
+@app.command("rerun")
+@command_errors
+def rerun(ctx: typer.Context, request: str, user: UserOption, as_json: JsonOption = False) -> None:
+    """Ask for another reproducibility rerun of a request made from a run (a reviewer, a steward or the
+    requester; one at a time)."""
+    result = _service(ctx).rerun(request, user=user)
+    print_result(result, as_json, f"rerun {result['rerun']} of {request} queued: reproduction pending")
 
 
 @app.command("vote")

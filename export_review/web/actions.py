@@ -10,14 +10,14 @@ import hashlib
 import io
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enclave.errors import BadInput, Forbidden, NotFound
+from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound
 from enclave.projects import roles_of
-from export_review import permissions
+from export_review import permissions, reproduction
 from export_review.repository import get_request
 from export_review.voting import registered_key
 from export_review.web.context import WebContext
@@ -69,8 +69,11 @@ def submit_uploads(
     uploads: Sequence[Upload],
     abroad: bool = False,
     records: int | None = None,
+    run: str | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Write the uploads to a private temporary folder, then submit them as ``user``."""
+    """Write the uploads to a private temporary folder, then submit them as ``user`` (with ``run``:
+    that run's outputs, the named ones or all, plus the uploads compared with them by name)."""
     names = [_safe_upload_name(u.name) for u in uploads]
     with tempfile.TemporaryDirectory(prefix="export-upload-") as tmp:
         files = []
@@ -86,6 +89,8 @@ def submit_uploads(
             files=files,
             abroad=abroad,
             records=records,
+            run=run,
+            outputs=outputs,
         )
 
 
@@ -118,6 +123,10 @@ def vote(
     )
 
 
+def rerun(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
+    return ctx.rerun(request_id, user=user)
+
+
 def release(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
     return _without_location(ctx.release(request_id, user=user)) or {}
 
@@ -144,6 +153,7 @@ class Abilities:
     preview: bool
     voted_files: frozenset[str]
     own_key: bool = False  # the reviewer signs with their own key: only the CLI can cast their vote
+    rerun: bool = False  # may ask for another reproducibility rerun (a request made from a run)
 
 
 def abilities(ctx: WebContext, request_id: str, user: str) -> Abilities:
@@ -162,7 +172,16 @@ def abilities(ctx: WebContext, request_id: str, user: str) -> Abilities:
             preview=reviewer and user != request.requester,
             voted_files=voted,
             own_key=registered_key(ctx.paths, user) is not None,
+            rerun=_can(lambda: reproduction.check_user_can_rerun(session, request, user, settings.stewards)),
         )
+
+
+def _can(check: Callable[[], None]) -> bool:
+    try:
+        check()
+    except EnclaveError:
+        return False
+    return True
 
 
 def check_can_preview(ctx: WebContext, request_id: str, user: str) -> None:

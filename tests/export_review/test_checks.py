@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from enclave.filestore import sha256_of
 from export_review import checks
 from export_review.acro import acro_summary
 from export_review.checks import CheckPolicy, Severity, StoredFile, run_checks
 from export_review.policy import CheckLimits
-from enclave.filestore import sha256_of
 from tests.export_review.factories import PSEUDONYMS
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

@@ -2,10 +2,12 @@
 (``Authorization: token …``) carrying ``access:services!service=<this service>``.
 
 GET  api/requests                      the requests the caller may see (``?state=``, ``?project=``)
-POST api/requests                      multipart: files, justification, project[, abroad, records]
+POST api/requests                      multipart: files, justification, project[, abroad, records,
+                                       run, output (repeatable): a run's outputs, no upload needed]
 GET  api/requests/<id>                 one request as the caller may see it (blind votes applied)
 POST api/requests/<id>/votes           JSON {choice, file?, comment?, override?}
 POST api/requests/<id>/release         release an approved request to the outbox
+POST api/requests/<id>/rerun           another reproducibility rerun of a request made from a run
 GET  api/requests/<id>/download        zip of the released files and the signed manifest (audited)
 POST api/auth-cache/clear              forget cached token answers (a steward's token, the revocation hook)
 GET  metrics                           Prometheus metrics of the queue (a token with `read:metrics`)
@@ -48,6 +50,8 @@ class RequestsApi(UploadHandler, ApiHandler):
             uploads=uploads,
             abroad=self.get_body_argument("abroad", "") in ("yes", "true", "1"),
             records=actions.parse_records(self.get_body_argument("records", None)),
+            run=self.get_body_argument("run", "") or None,
+            outputs=self.get_body_arguments("output") or None,
         )
         self.write_json({"ok": True, **result}, 201)
 
@@ -95,6 +99,11 @@ class ReleaseApi(ApiHandler):
         self.write_json({"ok": True, **actions.release(self.ctx, request_id, user=self.user)})
 
 
+class RerunApi(ApiHandler):
+    def post(self, request_id: str) -> None:
+        self.write_json({"ok": True, **actions.rerun(self.ctx, request_id, user=self.user)}, 201)
+
+
 class DownloadApi(ApiHandler):
     def get(self, request_id: str) -> None:
         name, data = actions.download_zip(self.ctx, request_id, user=self.user)
@@ -140,6 +149,7 @@ def default_handlers(prefix: str) -> list[tuple[str, type]]:
         (rf"{api}requests/{REQUEST_ID}", RequestApi),
         (rf"{api}requests/{REQUEST_ID}/votes", VotesApi),
         (rf"{api}requests/{REQUEST_ID}/release", ReleaseApi),
+        (rf"{api}requests/{REQUEST_ID}/rerun", RerunApi),
         (rf"{api}requests/{REQUEST_ID}/download", DownloadApi),
         (rf"{api}auth-cache/clear", AuthCacheApi),
         (rf"{prefix}metrics", MetricsApi),

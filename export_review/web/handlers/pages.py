@@ -67,6 +67,13 @@ class VoteAction(PageHandler):
         self.redirect(self.href(f"requests/{request_id}"), status=303)
 
 
+class RerunAction(PageHandler):
+    @authenticated
+    def post(self, request_id: str) -> None:
+        actions.rerun(self.ctx, request_id, user=self.user)
+        self.redirect(self.href(f"requests/{request_id}"), status=303)
+
+
 class ReleaseAction(PageHandler):
     @authenticated
     def post(self, request_id: str) -> None:
@@ -116,6 +123,7 @@ def default_handlers(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}requests/{REQUEST_ID}", RequestPage),
         (rf"{prefix}requests/{REQUEST_ID}/vote", VoteAction),
         (rf"{prefix}requests/{REQUEST_ID}/release", ReleaseAction),
+        (rf"{prefix}requests/{REQUEST_ID}/rerun", RerunAction),
         (rf"{prefix}requests/{REQUEST_ID}/download", DownloadAction),
         (rf"{prefix}requests/{REQUEST_ID}/images/([^/]+)", ImagePreview),
     ]

@@ -97,8 +97,16 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     for statement in {"sqlite": SQLITE_TRIGGERS, "postgresql": POSTGRES_TRIGGERS}.get(dialect, []):
         op.execute(statement)
+    # An export from a run: the run and its provenance (export_review.provenance). Not batch mode:
+    # on SQLite that would copy the table.
+    op.add_column("export_requests", sa.Column("run_id", sa.String(40), nullable=True))
+    op.add_column("export_requests", sa.Column("provenance_json", sa.Text, nullable=True))
+    op.create_index("ix_export_requests_run_id", "export_requests", ["run_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_export_requests_run_id", table_name="export_requests")
+    op.drop_column("export_requests", "provenance_json")
+    op.drop_column("export_requests", "run_id")
     for table in ("run_templates", "run_queries", "run_outputs", "runs"):
         op.drop_table(table)
