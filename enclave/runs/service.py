@@ -363,7 +363,15 @@ def cancel(session: Session, run_id: str, *, actor: str) -> Run:
     """Cancel a queued run at once; ask the worker to stop a running one. The run's own analyst or
     a steward may; a finished run cannot be cancelled."""
     run = get_visible(session, run_id, actor)
-    if actor != run.user and not has_role(session, actor, Role.STEWARD):
+    steward = has_role(session, actor, Role.STEWARD)
+    if run.kind == KIND_RERUN and not steward:
+        # A rerun is the export review's check of the analyst's results, not the analyst's to stop.
+        raise Forbidden(
+            "run_rerun_not_cancellable",
+            f"Run {run.id} is the reproducibility rerun of an export: only a steward may cancel it",
+            f"作业 {run.id} 是导出的可复现性重跑：只有数据管理员可以取消",
+        )
+    if actor != run.user and not steward:
         raise Forbidden(
             "run_not_own",
             f"Only {run.user} or a steward may cancel run {run.id}",

@@ -294,6 +294,9 @@ def test_a_rerun_repeats_a_succeeded_run_only(env: ExportEnv) -> None:
             original.data_version,
         )
         assert service.get_visible(s, repeat.id, "rev1").id == repeat.id  # the committee sees reruns
+        with pytest.raises(Forbidden) as refused:
+            service.cancel(s, repeat.id, actor="bob")  # the analyst cannot stop the review's check
+        assert refused.value.code == "run_rerun_not_cancellable"
         with pytest.raises(NotFound):
             service.get_visible(s, run_id, "rev1")  # but not the analyst's own runs
 
