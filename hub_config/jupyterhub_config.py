@@ -12,11 +12,14 @@ tests and a deployment:
   ENCLAVE_GATEWAY_PORT         the query gateway service port, on 127.0.0.1 only (8101)
   ENCLAVE_EXPORT_REVIEW_PORT   the export-review service port, on 127.0.0.1 only (8102)
   ENCLAVE_CONSOLE_PORT         the steward console service port, on 127.0.0.1 only (8103)
+  ENCLAVE_RUNS_PORT            the batch-runs service port, on 127.0.0.1 only (8104); its worker starts
+                               run containers like workspaces (ENCLAVE_ANALYST_IMAGE, ENCLAVE_WORKSPACE_*)
+  ENCLAVE_RUN_HOST_CAP         batch runs executing at once on this host (2)
   ENCLAVE_MONITORING_TOKEN_FILE  file (0600) holding the token of a "monitoring" service allowed only
                                `read:metrics`: /hub/metrics and the services' /metrics (Prometheus)
   ENCLAVE_EXPORT_REVIEW_COMMAND  replaces the export-review service command line (`enclave export serve`)
   ENCLAVE_HUB_SERVICES         "all" (default), or a comma list of: gateway, export-review, console,
-                               culler, sweep; "none" starts no managed service
+                               runs, culler, sweep; "none" starts no managed service
   ENCLAVE_SWEEP_INTERVAL       seconds between two passes of the lifecycle sweep service (3600)
   ENCLAVE_IDLE_TIMEOUT         idle server and kernel timeout in seconds (600, the standard's example)
   ENCLAVE_ANALYST_IMAGE        the workspace image (enclave/analyst:latest)
@@ -72,6 +75,7 @@ hub_api_port = int(env("ENCLAVE_HUB_API_PORT", "8081"))
 gateway_port = int(env("ENCLAVE_GATEWAY_PORT", "8101"))
 export_port = int(env("ENCLAVE_EXPORT_REVIEW_PORT", "8102"))
 console_port = int(env("ENCLAVE_CONSOLE_PORT", "8103"))
+runs_port = int(env("ENCLAVE_RUNS_PORT", "8104"))
 internal_ip = firewall.SERVICE_ADDRESS  # the hub API and the services: see "Bind addresses" above
 
 # ---- the hub and its proxy ----------------------------------------------------------------------
@@ -97,7 +101,7 @@ c.JupyterHub.named_server_limit_per_user = 0  # one per project the user belongs
 c.JupyterHub.default_url = "/hub/home"
 c.EnclaveSpawner.image = env("ENCLAVE_ANALYST_IMAGE", "enclave/analyst:latest")
 c.EnclaveSpawner.hub_port = hub_api_port
-c.EnclaveSpawner.service_ports = {"gateway": gateway_port, "export-review": export_port}
+c.EnclaveSpawner.service_ports = {"gateway": gateway_port, "export-review": export_port, "runs": runs_port}
 c.EnclaveSpawner.mem_limit = env("ENCLAVE_WORKSPACE_MEMORY", "2G")
 c.EnclaveSpawner.cpu_limit = float(env("ENCLAVE_WORKSPACE_CPUS", "1.0"))
 c.EnclaveSpawner.pids_limit = int(env("ENCLAVE_WORKSPACE_PIDS", "256"))
@@ -130,7 +134,7 @@ wanted = env("ENCLAVE_HUB_SERVICES", "all")
 wanted_services = (
     set()
     if wanted == "none"
-    else {"gateway", "export-review", "console", "culler"}
+    else {"gateway", "export-review", "console", "runs", "culler"}
     if wanted == "all"
     else set(wanted.split(","))
 )
@@ -175,7 +179,7 @@ if "console" in wanted_services:
         **service_env,
         "ENCLAVE_SERVICE_URLS": ",".join(
             f"http://{internal_ip}:{port}/services/{name}/"
-            for name, port in (("gateway", gateway_port), ("export-review", export_port))
+            for name, port in (("gateway", gateway_port), ("export-review", export_port), ("runs", runs_port))
             if name in wanted_services
         ),
     }
@@ -193,6 +197,44 @@ if "console" in wanted_services:
                 str(console_port),
             ],
             console_env,
+        )
+    )
+if "runs" in wanted_services:
+    # Batch runs (issue 12): the API for workspaces (forwarded to them as ENCLAVE_RUNS_URL), pages for
+    # browsers, and the worker, which starts run containers as the spawner starts workspaces (Docker and
+    # the host firewall: the hub's user). Its containers get the same image, limits and allowed ports.
+    runs_env = {
+        **service_env,
+        "ENCLAVE_HUB_API_PORT": str(hub_api_port),
+        "ENCLAVE_GATEWAY_PORT": str(gateway_port),
+        "ENCLAVE_EXPORT_REVIEW_PORT": str(export_port),
+        "ENCLAVE_RUNS_PORT": str(runs_port),
+        **{
+            name: env(name, "")
+            for name in (
+                "ENCLAVE_ANALYST_IMAGE",
+                "ENCLAVE_WORKSPACE_MEMORY",
+                "ENCLAVE_WORKSPACE_CPUS",
+                "ENCLAVE_WORKSPACE_PIDS",
+                "ENCLAVE_RUN_HOST_CAP",
+            )
+            if env(name)
+        },
+    }
+    services.append(
+        roles.managed_service(
+            "runs",
+            f"http://{internal_ip}:{runs_port}",
+            [
+                str(Path(sys.executable).parent / "enclave"),
+                "run",
+                "serve",
+                "--ip",
+                internal_ip,
+                "--port",
+                str(runs_port),
+            ],
+            runs_env,
         )
     )
 if "culler" in wanted_services:
@@ -213,7 +255,8 @@ c.JupyterHub.load_roles = roles.load_roles(
 #   ENCLAVE_PROXY_AUTH_TOKEN_FILE   the proxy's API token (0600)
 #   ENCLAVE_HUB_EXTERNAL_SERVICES   comma list of services run outside the hub (their own system
 #                                services, so no token sits in any process environment): gateway,
-#                                export-review, console, idle-culler; leave them out of ENCLAVE_HUB_SERVICES
+#                                export-review, console, runs, idle-culler; leave them out of
+#                                ENCLAVE_HUB_SERVICES
 #   ENCLAVE_SERVICE_TOKEN_DIR    holds <service>.token, each external service's hub token (0600)
 from enclave import config as _enclave_config  # noqa: E402
 
@@ -241,6 +284,7 @@ if _external:
         "gateway": f"http://127.0.0.1:{gateway_port}",
         "export-review": f"http://127.0.0.1:{export_port}",
         "console": f"http://127.0.0.1:{console_port}",
+        "runs": f"http://127.0.0.1:{runs_port}",
     }
     for _name in _external:
         if _name not in {*_urls, roles.IDLE_CULLER}:
@@ -277,7 +321,7 @@ if wanted == "all" or "sweep" in wanted_services:
     _running = {s["name"] for s in services}
     sweep_service_urls = [  # their token caches are cleared after servers are stopped
         f"http://127.0.0.1:{port}/services/{name}/"
-        for name, port in (("gateway", gateway_port), ("export-review", export_port))
+        for name, port in (("gateway", gateway_port), ("export-review", export_port), ("runs", runs_port))
         if name in _running
     ]
     sweep_env = {**service_env, "ENCLAVE_SERVICE_URLS": ",".join(sweep_service_urls)}

@@ -31,6 +31,8 @@ ANALYST_SCOPES = [
     "access:services!service=export-review",
     # Anyone may file a data-use application in the steward console; its pages check the roles.
     "access:services!service=console",
+    # Analysts follow their batch runs on the runs service's pages (the API takes the server token).
+    "access:services!service=runs",
 ]
 STEWARD_SCOPES = [
     "list:users",

@@ -49,6 +49,7 @@ HUB_API_PORT=8081
 GATEWAY_PORT=8101
 EXPORT_PORT=8102
 CONSOLE_PORT=8103
+RUNS_PORT=8104
 IDLE_TIMEOUT=600
 DATABASE_URL_FILE=""
 TLS_CERT="" TLS_KEY="" TLS_NAME=""
@@ -189,11 +190,12 @@ secret() {
 }
 secret "$ETC/hub/cookie-secret" root:root
 secret "$ETC/proxy/auth-token" enclave-proxy:enclave-proxy
-for service in gateway export-review console idle-culler; do
+for service in gateway export-review console runs idle-culler; do
     secret "$ETC/secrets/services/$service.token" enclave:enclave
 done
 secret "$ETC/secrets/services/export-review.cookie-secret" enclave:enclave  # reviewers stay logged in
 secret "$ETC/secrets/services/console.cookie-secret" enclave:enclave  # so do stewards, applicants
+secret "$ETC/secrets/services/runs.cookie-secret" enclave:enclave  # and analysts following runs
 if [ -n "$DATABASE_URL_FILE" ]; then
     install -m 0600 -o enclave -g enclave "$DATABASE_URL_FILE" "$ETC/secrets/database-url"
 elif [ ! -s "$ETC/secrets/database-url" ]; then
@@ -290,7 +292,8 @@ for template in "$HERE"/systemd/*.in; do
         -e "s|@PUBLIC_PORT@|$PUBLIC_PORT|g" -e "s|@SERVICES_IP@|$SERVICES_IP|g" \
         -e "s|@PROXY_API_PORT@|$PROXY_API_PORT|g" -e "s|@HUB_API_PORT@|$HUB_API_PORT|g" \
         -e "s|@GATEWAY_PORT@|$GATEWAY_PORT|g" -e "s|@EXPORT_PORT@|$EXPORT_PORT|g" \
-        -e "s|@CONSOLE_PORT@|$CONSOLE_PORT|g" -e "s|@IDLE_TIMEOUT@|$IDLE_TIMEOUT|g" \
+        -e "s|@CONSOLE_PORT@|$CONSOLE_PORT|g" -e "s|@RUNS_PORT@|$RUNS_PORT|g" \
+        -e "s|@IDLE_TIMEOUT@|$IDLE_TIMEOUT|g" \
         "$template" >"$UNIT_DIR/$unit.tmp"
     chmod 0644 "$UNIT_DIR/$unit.tmp"
     mv "$UNIT_DIR/$unit.tmp" "$UNIT_DIR/$unit"
@@ -302,7 +305,8 @@ setpriv --reuid enclave --regid enclave --init-groups -- env -i PATH=/usr/bin:/b
     ENCLAVE_HOME="$HOME_DIR" ENCLAVE_DATABASE_URL_FILE="$ETC/secrets/database-url" ENCLAVE_ACTOR=install \
     "$PREFIX/venv/bin/enclave" init
 
-services=(enclave-proxy enclave-hub enclave-gateway enclave-export-review enclave-console enclave-idle-culler)
+services=(enclave-proxy enclave-hub enclave-gateway enclave-export-review enclave-console enclave-runs
+    enclave-idle-culler)
 timers=(enclave-sweep.timer enclave-audit-verify.timer)
 if [ "$START" = 1 ] && [ -d /run/systemd/system ]; then
     say "Starting the services"

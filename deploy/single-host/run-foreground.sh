@@ -11,7 +11,8 @@
 set -euo pipefail
 UNIT_DIR=${ENCLAVE_UNIT_DIR:-/etc/systemd/system}
 RUN_DIR=${ENCLAVE_RUN_DIR:-/run/enclave-foreground}
-SERVICES=(enclave-proxy enclave-hub enclave-gateway enclave-export-review enclave-console enclave-idle-culler)
+SERVICES=(enclave-proxy enclave-hub enclave-gateway enclave-export-review enclave-console enclave-runs
+    enclave-idle-culler)
 SYSTEMD_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # The value of KEY= in the [Service] section of a unit (the last one; all of them with --all).

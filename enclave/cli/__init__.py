@@ -26,6 +26,7 @@ GROUP_MODULES = (
     "agreement",
     "account",
     "console",
+    "run",
 )
 TOP_LEVEL_MODULES = ("admin", "query")
 

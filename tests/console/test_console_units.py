@@ -36,6 +36,7 @@ def test_the_hub_runs_the_console_on_loopback_with_oauth(
     assert urls == [
         "http://127.0.0.1:8101/services/gateway/",
         "http://127.0.0.1:8102/services/export-review/",
+        "http://127.0.0.1:8104/services/runs/",
     ]
     by_name = {role["name"]: role for role in c.JupyterHub.load_roles}
     assert by_name["enclave-console"]["services"] == ["console"]

@@ -41,6 +41,7 @@ SERVICES = (
     "enclave-gateway",
     "enclave-export-review",
     "enclave-console",
+    "enclave-runs",
     "enclave-idle-culler",
 )
 UNITS = (*(f"{name}.service" for name in SERVICES), "enclave-sweep.service", "enclave-sweep.timer")
@@ -174,8 +175,8 @@ paths = ["/etc/enclave/secrets", "/etc/enclave/secrets/services", "/etc/enclave/
          "/etc/enclave/proxy/auth-token", "/etc/enclave/proxy/tls.key", "/etc/enclave/proxy/tls.crt",
          "/var/lib/enclave", "/var/lib/enclave-hub", "/opt/enclave/venv",
          *(f"/etc/enclave/secrets/services/{n}.token"
-           for n in ("gateway", "export-review", "console", "idle-culler")),
-         *(f"/etc/enclave/secrets/services/{n}.cookie-secret" for n in ("export-review", "console"))]
+           for n in ("gateway", "export-review", "console", "runs", "idle-culler")),
+         *(f"/etc/enclave/secrets/services/{n}.cookie-secret" for n in ("export-review", "console", "runs"))]
 out = {}
 for p in paths:
     s = os.stat(p)
@@ -195,6 +196,8 @@ print(json.dumps(out))
         ("/etc/enclave/secrets/services/console.token", "enclave"),
         ("/etc/enclave/secrets/services/export-review.cookie-secret", "enclave"),
         ("/etc/enclave/secrets/services/console.cookie-secret", "enclave"),
+        ("/etc/enclave/secrets/services/runs.token", "enclave"),
+        ("/etc/enclave/secrets/services/runs.cookie-secret", "enclave"),
         ("/etc/enclave/secrets/services/idle-culler.token", "enclave"),
         ("/etc/enclave/hub/cookie-secret", "root"),
         ("/etc/enclave/proxy/auth-token", "enclave-proxy"),
@@ -307,7 +310,7 @@ context = ssl.create_default_context(cafile="/etc/enclave/proxy/tls.crt")
 opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=context))
 import time
 answers = {{}}
-for service in ("export-review", "console"):
+for service in ("export-review", "console", "runs"):
     # The hub listens before it has added the services' routes to the proxy (it reaches the external
     # services first): until then the proxy's default route sends /services/... to the hub itself.
     deadline = time.monotonic() + 90
@@ -326,9 +329,9 @@ print(json.dumps({{"me": me, "answers": answers}}))
     )
     # The hub took the service's token from its file: the gateway is a service of the hub.
     assert result["me"]["kind"] == "service" and result["me"]["name"] == "gateway"
-    # The proxy routes /services/export-review/ and /services/console/ to the running services, which
-    # send a browser to the hub's OAuth login.
-    for service in ("export-review", "console"):
+    # The proxy routes /services/export-review/, /services/console/ and /services/runs/ to the running
+    # services, which send a browser to the hub's OAuth login.
+    for service in ("export-review", "console", "runs"):
         status, location = result["answers"][service]
         assert status == 302, service
         assert "/hub/api/oauth2/authorize" in location or "/hub/login" in location, service
@@ -371,6 +374,7 @@ print(json.dumps({"secrets": secrets, "units": units}))
         ("gateway", "gateway\0serve"),
         ("export review", "export\0serve"),
         ("console", "console\0serve"),
+        ("runs service", "run\0serve"),
         ("idle culler", "idle_culler.py"),
     ]:
         assert any(needle in command for command in commands), f"the {service} is not running: {commands}"

@@ -1,6 +1,7 @@
-"""Bind addresses (issue 13, item 2): the hub API, the gateway and the export review listen on
-loopback only, so every other address of the host refuses their ports, while a workspace still
-reaches all three at its project network's gateway, on a network made after the hub started.
+"""Bind addresses (issue 13, item 2): the hub API, the gateway, the export review and the runs
+service listen on loopback only, so every other address of the host refuses their ports, while a
+workspace still reaches all of them at its project network's gateway, on a network made after the
+hub started.
 
 A real hub with its managed services, started from ``hub_config/jupyterhub_config.py`` (the test
 config loads it), and a real workspace container. Only local addresses are contacted.
@@ -37,7 +38,8 @@ def listening(port: int) -> bool:
 def bound(
     docker_ready: None, enclave_home: Paths, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Hub, dict[str, int]]]:
-    """A hub running the gateway and the export review; the name -> port of the three listeners."""
+    """A hub running the gateway, the export review and the runs service; the name -> port of the
+    listeners."""
     period = {
         "start": (date.today() - timedelta(days=1)).isoformat(),
         "end": (date.today() + timedelta(days=60)).isoformat(),
@@ -48,7 +50,12 @@ def bound(
             session, enclave_home, spec, actor="steward", without_application=factories.NO_APPLICATION
         )
     (enclave_home.home / "export-review.yaml").write_text("stewards: [sam]\n")
-    ports = {"hub API": free_port(), "gateway": free_port(), "export review": free_port()}
+    ports = {
+        "hub API": free_port(),
+        "gateway": free_port(),
+        "export review": free_port(),
+        "runs": free_port(),
+    }
     workdir = tmp_path_factory.mktemp("bind-hub")
     with launch_hub(
         enclave_home,
@@ -56,7 +63,8 @@ def bound(
         ENCLAVE_HUB_API_PORT=str(ports["hub API"]),
         ENCLAVE_GATEWAY_PORT=str(ports["gateway"]),
         ENCLAVE_EXPORT_REVIEW_PORT=str(ports["export review"]),
-        ENCLAVE_HUB_SERVICES="gateway,export-review",
+        ENCLAVE_RUNS_PORT=str(ports["runs"]),
+        ENCLAVE_HUB_SERVICES="gateway,export-review,runs",
         ENCLAVE_TEST_PROXY_API_PORT=str(free_port()),
     ) as hub:
         deadline = time.monotonic() + 90

@@ -27,7 +27,7 @@ def test_hub_api_and_services_listen_on_loopback_only(
     c = load(tmp_path, monkeypatch, ENCLAVE_HUB_API_PORT="9081", ENCLAVE_GATEWAY_PORT="9101")
     assert c.JupyterHub.hub_bind_url == "http://127.0.0.1:9081"
     managed = {s["name"]: s for s in c.JupyterHub.services if "command" in s and "url" in s}
-    assert set(managed) == {"gateway", "export-review", "console"}
+    assert set(managed) == {"gateway", "export-review", "console", "runs"}
     assert managed["gateway"]["url"] == "http://127.0.0.1:9101"
     for service in managed.values():
         assert service["url"].startswith("http://127.0.0.1:")

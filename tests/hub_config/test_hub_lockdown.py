@@ -104,8 +104,12 @@ def test_analysts_cannot_make_tokens_or_share() -> None:
     by_name = {r["name"]: r for r in roles.load_roles(["gateway"], culler=True)}
     analyst = by_name["user"]["scopes"]
     assert not any(s.split("!")[0] in {"tokens", "read:tokens", "shares", "admin:users"} for s in analyst)
-    # only their own servers, and no service but the export-review UI and the steward console
-    services = {"access:services!service=export-review", "access:services!service=console"}
+    # only their own servers, and no service but the export-review UI, the steward console and the runs pages
+    services = {
+        "access:services!service=export-review",
+        "access:services!service=console",
+        "access:services!service=runs",
+    }
     assert all(s.endswith("!user") or s in services for s in analyst)
     gateway = by_name["enclave-gateway"]
     assert gateway["services"] == ["gateway"] and set(gateway["scopes"]) == {"read:servers", "delete:servers"}
