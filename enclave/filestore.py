@@ -40,12 +40,27 @@ def sha256_of(path: Path) -> str:
 
 
 class FileStore:
-    def __init__(self, root: Path) -> None:
+    """``owner`` (uid, gid): who every folder and file this store makes belongs to, when a root
+    process writes a store that a service account reads (the batch-run worker on a single host)."""
+
+    def __init__(self, root: Path, owner: tuple[int, int] | None = None) -> None:
         self.root = root
+        self.owner = owner
 
     @property
     def staging(self) -> Path:
         return self.root / ".staging"
+
+    def make_dir(self, path: Path) -> None:
+        """``path`` and its missing parents, 0700, handed to ``owner``."""
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            self._hand_over(folder)
+
+    def _hand_over(self, path: Path) -> None:
+        if self.owner is not None:
+            os.chown(path, *self.owner, follow_symlinks=False)
 
     def path_for(self, sha256: str) -> Path:
         if len(sha256) != 64 or not set(sha256) <= SHA256_HEX:
@@ -73,7 +88,7 @@ class FileStore:
                 f"{source} 不是普通文件",
                 details={"file": name},
             )
-        self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.make_dir(self.staging)
         target = self.staging / uuid.uuid4().hex
         digest = hashlib.sha256()
         size = 0
@@ -101,8 +116,9 @@ class FileStore:
         if final.exists():
             staged.path.unlink(missing_ok=True)
             return final
-        final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.make_dir(final.parent)
         os.chmod(staged.path, 0o440)
+        self._hand_over(staged.path)
         os.replace(staged.path, final)
         return final
 

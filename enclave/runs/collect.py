@@ -102,7 +102,7 @@ def _usable(name: str) -> bool:
 
 def _stage_fd(store: FileStore, fd: int, name: str, cap: int) -> StagedFile:
     """Copy an open file into the store's staging, hashing it; ``_TooLarge`` past ``cap``."""
-    store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store.make_dir(store.staging)
     target = store.staging / uuid.uuid4().hex
     digest = hashlib.sha256()
     size = 0

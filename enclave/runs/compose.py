@@ -21,15 +21,12 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from enclave import db
 from enclave.config import Paths
-from enclave.db.models import Run
 from enclave.errors import BadInput
 from enclave.runs import queue, service
-from enclave.runs.states import RunActor, RunState, move
 
 if TYPE_CHECKING:
     from enclave.runs.worker import OnFinished, Worker
@@ -181,24 +178,7 @@ def make_worker(open_session: OpenSession, paths: Paths, settings: WorkerSetting
 
 
 def claim_run(open_session: OpenSession, run_id: str, *, host_cap: int) -> bool:
-    """Claim this one run (``submit --wait``) under the same caps and lock as ``queue.claim``;
-    whether it is now this caller's to execute (``Worker.execute``)."""
+    """Claim this one run (``submit --wait``) under the queue's caps and lock; whether it is now
+    this caller's to execute (``Worker.execute``)."""
     with open_session() as session:
-        queue.lock(session)
-        run = service.get_run(session, run_id)
-        if run.state != RunState.QUEUED.value or run.cancel_requested:
-            return False
-        if queue.running_count(session) >= host_cap:
-            return False
-        if (run.project_id, run.user) in queue.busy_pairs(session):
-            return False
-        done = session.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.state == RunState.QUEUED.value, Run.cancel_requested.is_(False))
-            .values(state=RunState.RUNNING.value)
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-        move(session, run, RunState.RUNNING, RunActor.WORKER, by=queue.WORKER_ACTOR)
-        return True
+        return queue.claim(session, host_cap=host_cap, run_id=run_id) is not None

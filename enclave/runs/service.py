@@ -11,6 +11,7 @@ exports it reviews), and the queue's per-analyst cap. A run is queued here; ``wo
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -42,8 +43,22 @@ LOG_FILE = "log.txt"
 
 
 def run_store(paths: Paths) -> FileStore:
-    """Notebooks, executed notebooks, outputs and final logs of runs, by sha256, in the vault."""
-    return FileStore(paths.vault / "runs" / "files")
+    """Notebooks, executed notebooks, outputs and final logs of runs, by sha256, in the vault.
+
+    The worker runs as root (it starts containers); on a single host the other services run as the
+    home's owner and must read what it stored, so a root writer hands what it makes to that owner.
+    """
+    return FileStore(paths.vault / "runs" / "files", owner=_home_owner(paths))
+
+
+def _home_owner(paths: Paths) -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        found = paths.home.stat()
+    except FileNotFoundError:
+        return None
+    return None if found.st_uid == 0 else (found.st_uid, found.st_gid)
 
 
 def run_dir(paths: Paths, run_id: str) -> Path:
@@ -60,7 +75,7 @@ def check_run_id(run_id: str) -> str:
 def store_bytes(paths: Paths, data: bytes, name: str) -> str:
     """Store ``data`` in the run store; its sha256."""
     store = run_store(paths)
-    store.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store.make_dir(store.staging)
     source = store.staging / f"in-{uuid.uuid4().hex}"
     try:
         source.write_bytes(data)

@@ -4,6 +4,7 @@ sees and cancels which run, templates, reruns and run tokens (SQLite and Postgre
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -339,3 +340,13 @@ def test_destruction_deletes_the_projects_run_files_but_not_a_shared_one(env: Ex
     assert not service.run_dir(env.paths, own_id).exists()
     with env.session() as s:
         assert service.get_run(s, own_id).notebook_sha256 == own_sha  # the provenance row stays
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand files over")
+def test_a_root_writer_hands_the_run_store_to_the_homes_owner(env: ExportEnv) -> None:
+    os.chown(env.paths.home, 4321, 4321)
+    run_id = submit(env)
+    with env.session() as s:
+        stored = service.run_store(env.paths).path_for(service.get_run(s, run_id).notebook_sha256)
+    for path in (stored, stored.parent, env.paths.vault / "runs", env.paths.vault / "runs" / "files"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321), path
