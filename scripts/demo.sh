@@ -98,6 +98,10 @@ enclave agreement record "$APP" --user "$PI" --esign --start "$START" --end "$EN
 step "The steward provisions the project from the approved application / 按批准的申请创建项目"
 enclave project provision "$APP" --id demo-cardio --user "$STEWARD"
 enclave project show demo-cardio
+
+step "The steward approves a notebook template for batch runs / 批准批处理作业模板"
+enclave run template add examples/templates/patients_by_group.ipynb --project demo-cardio \
+    --name patients-by-group --title "Patients by group" --user "$STEWARD"
 # scripts/demo-hub.sh stops here: the analysts play the rest in their workspaces.
 [ "${DEMO_SETUP_ONLY:-}" = 1 ] && exit 0
 
