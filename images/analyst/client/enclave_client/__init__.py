@@ -15,7 +15,9 @@ while shows its elapsed time; interrupting the kernel cancels it on the gateway.
 
 from __future__ import annotations
 
+from enclave_client import runs
 from enclave_client.connection import Connection, QueryError, connect
+from enclave_client.errors import RunError
 from enclave_client.magic import load_ipython_extension
 
-__all__ = ["Connection", "QueryError", "connect", "load_ipython_extension"]
+__all__ = ["Connection", "QueryError", "RunError", "connect", "load_ipython_extension", "runs"]

@@ -1,4 +1,5 @@
-"""The one exception analysts see: a refusal or failure from the gateway, in both languages."""
+"""The exceptions analysts see: a refusal or failure from the gateway (``QueryError``) or from the
+runs service (``RunError``, a ``QueryError`` too), in both languages."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ class QueryError(Exception):
             lines.append(f"    {message.get('zh', '')}")
         return "\n".join(lines)
 
+    def _title(self) -> str:
+        return "Query refused / 查询被拒绝" if self.refused else "Query failed / 查询失败"
+
     def _repr_html_(self) -> str:
         items = "".join(
             "<li><code>{}</code> {}<br>{}</li>".format(
@@ -49,5 +53,25 @@ class QueryError(Exception):
             )
             for e in self.errors
         )
-        title = "Query refused / 查询被拒绝" if self.refused else "Query failed / 查询失败"
+        title = html.escape(self._title())
         return f'<div class="enclave-error"><strong>{title}</strong><ul>{items}</ul></div>'
+
+
+class RunError(QueryError):
+    """A batch run could not be submitted, found, cancelled or read (``enclave_client.runs``).
+
+    The same shape as ``QueryError`` (so ``except QueryError`` catches both); ``code`` is stable.
+    """
+
+    @property
+    def refused(self) -> bool:
+        """True when a rule of the enclave refused the request (not a fault of the service)."""
+        return self.status in (403, 413, 422)
+
+    def _title(self) -> str:
+        return "Batch run refused / 批处理作业被拒绝" if self.refused else "Batch run failed / 批处理作业失败"
+
+
+def error_entry(code: str, en: str, zh: str) -> dict[str, Any]:
+    """One entry of the services' error shape."""
+    return {"code": code, "message": {"en": en, "zh": zh}}

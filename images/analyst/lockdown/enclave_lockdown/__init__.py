@@ -9,6 +9,10 @@ extension is the server-side half, so hand-written URLs fail too (R-WS download 
 
 Text files and notebooks still open in the editor: what is on the screen is a residual channel
 that the README documents, not one this extension pretends to close.
+
+It also serves ``/enclave/runs`` (``enclave_lockdown.runs``): the server side of JupyterLab's
+"Run as batch job" command, whose labextension (``labextension/``, installed as
+``share/jupyter/labextensions/enclave-runs``) ships in this distribution.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.routing import PathMatches, Rule
 
@@ -83,3 +88,10 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         rule = Rule(PathMatches(f"{base}/{prefix}(/.*)?$"), RefuseDownloadHandler)
         web_app.default_router.rules.insert(0, rule)
     serverapp.log.info("enclave: download paths refused: %s", ", ".join(REFUSED_PREFIXES))
+    # After the refusals, so that nothing here can keep them from being installed.
+    try:
+        from enclave_lockdown.runs import ROUTE, RunsHandler
+
+        web_app.add_handlers(".*$", [(url_path_join(serverapp.base_url, ROUTE), RunsHandler)])
+    except Exception:  # the batch-run command is a convenience; the refusals are the point
+        serverapp.log.exception("enclave: the batch-run routes could not be installed")
