@@ -26,22 +26,13 @@ from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
 from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
-from enclave.gateway.http_errors import error_body, http_error_body, status_for
+from enclave.gateway.http_errors import body_too_large, error_body, http_error_body, status_for
 from enclave.gateway.runner import QueryRunner, check_query_id
 from enclave.query_service import check_analyst_access
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 
 MAX_SQL_CHARS = 100_000
 MAX_BODY_BYTES = 256 * 1024
-
-
-def body_too_large(limit: int) -> BadInput:
-    return BadInput(
-        "body_too_large",
-        f"The request body is larger than {limit} bytes",
-        f"请求体超过 {limit} 字节",
-        details={"max_bytes": limit},
-    )
 
 
 @stream_request_body

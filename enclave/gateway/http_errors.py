@@ -15,6 +15,17 @@ from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused
 from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.auth import Unauthenticated
 
+
+def body_too_large(limit: int) -> BadInput:
+    """The refusal of a request body over ``limit`` bytes (413), the same from every service."""
+    return BadInput(
+        "body_too_large",
+        f"The request body is larger than {limit} bytes",
+        f"请求体超过 {limit} 字节",
+        details={"max_bytes": limit},
+    )
+
+
 STATUS_BY_CODE = {
     "query_cancelled": 409,
     "result_too_large": 413,

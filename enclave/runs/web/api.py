@@ -30,7 +30,7 @@ from tornado.web import stream_request_body
 
 from enclave.errors import BadInput, NotFound
 from enclave.gateway.auth import PROJECT_HEADER, Caller, token_from_header
-from enclave.gateway.http_errors import http_error_body
+from enclave.gateway.http_errors import body_too_large, http_error_body
 from enclave.query_service import check_analyst_access
 from enclave.runs import notebooks, service
 from enclave.runs.states import RunState
@@ -42,15 +42,6 @@ RUN_ID = r"(run-[0-9a-f]{12})"
 # The notebook travels as JSON inside the body: room for its escaping and the other fields.
 MAX_SUBMIT_BYTES = 2 * notebooks.MAX_NOTEBOOK_BYTES
 DOWNLOAD_CHUNK = 256 * 1024
-
-
-def body_too_large(limit: int) -> BadInput:
-    return BadInput(
-        "body_too_large",
-        f"The request body is larger than {limit} bytes",
-        f"请求体超过 {limit} 字节",
-        details={"max_bytes": limit},
-    )
 
 
 def run_not_found(run_id: str) -> NotFound:
