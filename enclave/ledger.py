@@ -20,10 +20,9 @@ from typing import Any
 
 import duckdb
 
-from enclave.audit import now_iso
 from enclave.config import Paths
 from enclave.deid.pseudonym import hmac_hex_sql, key_params
-from enclave.deid.sql import quote_ident, quote_literal
+from enclave.deid.sql import quote_literal
 from enclave.errors import BadInput
 from enclave.workspace.files import (
     check_project_id,
@@ -114,46 +113,6 @@ def commit_stage(paths: Paths, stage_dir: Path, project_id: str, version: int) -
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
-
-
-def record_subjects(
-    paths: Paths,
-    project_id: str,
-    version: int,
-    dataset: str,
-    con: duckdb.DuckDBPyConnection,
-    relation: str,
-    person_key: str,
-    *,
-    prepared_at: str | None = None,
-) -> int:
-    """Record one dataset's subjects for a project version directly (stage and commit in one go).
-
-    Other datasets already recorded for that version are kept.
-    """
-    project_dir = private_dir(ledger_root(paths) / check_project_id(project_id))
-    version_dir = private_dir(project_dir / f"v{int(version)}")
-    stage = project_dir / f".stage-{secrets.token_hex(4)}"
-    try:
-        column = quote_ident(person_key)
-        count = stage_subjects(
-            con,
-            stage,
-            project_id=project_id,
-            version=version,
-            dataset=dataset,
-            subjects_sql=f"SELECT {subject_sql('s')} AS subject FROM (SELECT DISTINCT {column} AS s "
-            f"FROM {relation} WHERE {column} IS NOT NULL)",
-            params=subject_params(ledger_key(paths)),
-            prepared_at=prepared_at or now_iso(),
-        )
-        staged = stage / f"{dataset}.parquet"
-        fsync_path(staged)
-        os.replace(staged, version_dir / f"{dataset}.parquet")
-        fsync_path(version_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return count
 
 
 def projects_for_subject(paths: Paths, source_id: str) -> list[dict[str, Any]]:

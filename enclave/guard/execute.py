@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from enclave.errors import BadInput, Refused
 from enclave.guard.check import Verdict, check
@@ -47,12 +46,6 @@ class QueryResult:
             "suppressed_groups": self.suppressed_groups,
             "notices": list(self.notices),
         }
-
-    def to_pandas(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.rows, columns=self.columns)
-        frame.attrs["suppressed_groups"] = self.suppressed_groups
-        frame.attrs["notices"] = list(self.notices)
-        return frame
 
 
 def run(

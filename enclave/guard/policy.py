@@ -8,7 +8,7 @@ group (R-QRY-7, R-PREP-13).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from enclave.errors import BadInput
 from enclave.specs import MIN_K, AccessMode, ColumnRole, DatasetSpec, ProjectSpec
@@ -47,7 +47,6 @@ class GuardPolicy:
     max_estimated_rows: int = 200_000_000  # DuckDB's estimated cardinality of any plan step (rule 6)
     max_sql_chars: int = 20_000
     max_nodes: int = 4_000
-    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []

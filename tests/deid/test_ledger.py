@@ -55,13 +55,3 @@ def test_ledger_outlives_destruction(paths, source_files):
     prepare_workspace(paths, project_spec(), source_files, version=1)
     destroy_workspace(paths, "cardio-2026", actor="steward")
     assert {h["dataset"] for h in ledger.projects_for_subject(paths, "1")} == {"patients", "visits"}
-
-
-def test_record_subjects_directly_keeps_other_datasets(paths, source_files):
-    con = duckdb.connect()
-    for name in ("patients", "visits"):
-        relation = f"read_parquet('{source_files[name][1]}')"
-        assert ledger.record_subjects(paths, "gamma-1", 3, name, con, relation, "pid") == PERSONS
-    hits = ledger.projects_for_subject(paths, "60")
-    assert sorted((h["dataset"], h["version"]) for h in hits) == [("patients", 3), ("visits", 3)]
-    assert not list((paths.vault / "ledger" / "gamma-1").glob(".stage-*"))

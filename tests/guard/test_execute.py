@@ -109,10 +109,6 @@ def test_verdict_and_result_match_the_cli_contracts(policy, locked):
     payload = result.to_dict()
     assert list(payload) == ["columns", "rows", "suppressed_groups", "notices"]
     json.dumps(payload)
-    frame = result.to_pandas()
-    assert (
-        list(frame.columns) == result.columns and frame.attrs["suppressed_groups"] == result.suppressed_groups
-    )
 
 
 def test_dates_and_odd_floats_are_json_safe(policy, locked):
