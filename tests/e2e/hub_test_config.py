@@ -16,6 +16,15 @@ c.EnclaveSpawner.poll_jitter = 0
 c.JupyterHub.last_activity_interval = 5
 if os.environ.get("ENCLAVE_TEST_PROXY_API_PORT"):  # each test hub has its own proxy API port
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ['ENCLAVE_TEST_PROXY_API_PORT']}"
+# The runs service's worker finds the project networks by the spawner's test prefix and names its
+# containers enclave-test-run-*, so the e2e clean-up finds them too.
+for _service in c.JupyterHub.services:
+    if _service.get("name") == "runs":
+        _service["environment"] = {
+            **_service.get("environment", {}),
+            "ENCLAVE_RUN_NETWORK_PREFIX": "enclave-test-net-",
+            "ENCLAVE_RUN_CONTAINER_PREFIX": "enclave-test-run-",
+        }
 c.JupyterHub.services = [
     *c.JupyterHub.services,
     {"name": "enclave-test-admin", "api_token": os.environ["ENCLAVE_TEST_ADMIN_TOKEN"]},
