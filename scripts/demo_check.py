@@ -44,6 +44,8 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "examples" / "table1.ipynb"
 OUTPUT = "outputs/table1.csv"
 JUSTIFICATION = "Table 1: patients and mean cost by department"
+TEMPLATE = "patients-by-group"  # the approved template scripts/demo.sh adds
+RESULT_MARKER = "\nbatch-run-result: "
 
 
 class CheckFailed(Exception):
@@ -445,9 +447,43 @@ def run_story(story: Story) -> dict:
         if not inside or table_rows(archive.read(inside[0])) != rows:
             raise CheckFailed(f"the downloaded zip does not hold the submitted table: {names}")
     step(f"[ok] {story.analyst} downloads {len(got.body)} bytes: {', '.join(names)}")
+    batch = run_template(story)
+    step(
+        f"[ok] the approved template {TEMPLATE} ran as batch job {batch['id']}: {batch['state']}, "
+        f"outputs {', '.join(o['name'] for o in batch['outputs'])}"
+    )
     verified = verify_audit(story)
     step(f"[ok] audit: {verified.splitlines()[-1] if verified else 'verified'}")
-    return {"request": request_id, "rows": rows, "files": names, "governance": governance}
+    return {"request": request_id, "rows": rows, "files": names, "governance": governance, "batch": batch}
+
+
+def run_template(story: Story, timeout: float = 300) -> dict:
+    """From a kernel in the analyst's workspace, run the project's approved template as a batch job
+    (``enclave_client.runs``) and wait for it: it runs in a fresh locked-down container of its own."""
+    token = story.token_of(story.analyst)
+    kernel = expect(
+        http("POST", f"{story.server_url}/api/kernels", token, body=json.dumps({"name": "python3"}).encode()),
+        201,
+        what="start a kernel",
+    ).json()
+    code = (
+        "import json\nfrom enclave_client import runs\n"
+        f"run = runs.submit(None, {{'group': 'sex'}}, template={TEMPLATE!r}, wait=True)\n"
+        f"print({RESULT_MARKER!r} + json.dumps(runs.status(run.id).data))"
+    )
+    ws_url = story.server_url.replace("http", "ws", 1) + f"/api/kernels/{kernel['id']}/channels"
+    try:
+        [printed] = asyncio.run(_run_cells(ws_url, token, [code], timeout))
+    finally:
+        http("DELETE", f"{story.server_url}/api/kernels/{kernel['id']}", token)
+    # The kernel's stdout and stderr (the progress line) arrive together: the result follows a marker.
+    marker = printed.rfind(RESULT_MARKER)
+    if marker < 0:
+        raise CheckFailed(f"the batch run printed no result: {printed[-500:]!r}")
+    batch = json.loads(printed[marker + len(RESULT_MARKER) :].splitlines()[0])
+    if batch.get("state") != "succeeded" or not batch.get("outputs"):
+        raise CheckFailed(f"the batch run of {TEMPLATE} ended {batch.get('state')}: {batch.get('error')}")
+    return batch
 
 
 def _hub_running(state: Path) -> bool:

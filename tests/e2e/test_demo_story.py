@@ -46,9 +46,10 @@ def story_hub(
     with launch_hub(
         demo_home,
         tmp_path_factory.mktemp("story-hub"),
-        ENCLAVE_HUB_SERVICES="gateway,export-review",
+        ENCLAVE_HUB_SERVICES="gateway,export-review,runs",
         ENCLAVE_GATEWAY_PORT=str(free_port()),
         ENCLAVE_EXPORT_REVIEW_PORT=str(free_port()),
+        ENCLAVE_RUNS_PORT=str(free_port()),
     ) as hub:
         yield hub
 
@@ -76,6 +77,9 @@ def test_the_demo_story_through_the_hub(story_hub: Hub, demo_home: Paths) -> Non
     assert header == ["department", "patients", "mean_cost"]
     assert rows and all(int(float(row[1])) >= 5 for row in rows)
     assert sorted(result["files"]) == ["files/table1.csv", "manifest.json"]
+    # The steward's approved template ran as a batch job from the workspace (issue 12).
+    assert [o["name"] for o in result["batch"]["outputs"]] == ["patients_by_sex.csv"]
+    assert result["batch"]["template"] == "patients-by-group" and result["batch"]["queries"]
     # The workspace is the one the spawner locked down, found by its labels.
     assert story_hub.server("bob", "demo-cardio")["ready"]
 
