@@ -18,23 +18,21 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from enclave import catalog, db, projects  # noqa: E402
+from bench.common import make_home, print_load, summary  # noqa: E402
+from enclave import db  # noqa: E402
 from enclave.config import Paths  # noqa: E402
 from enclave.runs import service  # noqa: E402
 from enclave.runs.worker import Worker  # noqa: E402
-from enclave.specs import parse_project_spec  # noqa: E402
-from tests import factories  # noqa: E402
+from tests.docker_objects import remove_named, sh  # noqa: E402
 from tests.runs.factories import notebook_bytes  # noqa: E402
 
 PROJECT = "bench-runs"
@@ -48,55 +46,6 @@ NOTEBOOK = notebook_bytes(
     parameters="n = 10",
 )
 PARAMETERS = {"n": 1000}
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=900)
-
-
-def remove_bench_objects() -> None:
-    """Every container and network (and its firewall chain) named enclave-bench-run-*."""
-    from hub_config import firewall, network
-
-    ids = sh("docker", "ps", "-aq", "--filter", f"name={PREFIX}", check=False).stdout.split()
-    if ids:
-        sh("docker", "rm", "-f", *ids, check=False)
-    for name in sh("docker", "network", "ls", "--format", "{{.Name}}", check=False).stdout.split():
-        if name.startswith(PREFIX):
-            for _ in range(20):  # a container removed a moment ago may still hold an endpoint
-                if sh("docker", "network", "rm", name, check=False).returncode == 0:
-                    break
-                time.sleep(0.5)
-            firewall.remove(network.bridge_name(name))
-
-
-def make_home(root: Path) -> Paths:
-    """An enclave with one provisioned (prepared) project whose analyst is alice."""
-    paths = Paths(root / "home")
-    paths.home.mkdir(parents=True)
-    url = f"sqlite:///{paths.state_db}"
-    db.migrate(url)
-    sessions = db.connect(url)
-    with db.session_scope(sessions) as session:
-        catalog.register(
-            session,
-            paths,
-            factories.write_dataset(
-                root / "src", "patients", factories.patients_table(60), factories.PATIENT_COLUMNS
-            ),
-            actor="s",
-        )
-    period = {
-        "start": (date.today() - timedelta(days=1)).isoformat(),
-        "end": (date.today() + timedelta(days=30)).isoformat(),
-    }
-    spec = factories.project_spec(id=PROJECT, pi=USER, analysts=[USER], period=period)
-    spec["datasets"] = {"patients": spec["datasets"]["patients"]}
-    with db.session_scope(sessions) as session:
-        projects.create_project(
-            session, paths, parse_project_spec(spec), actor="steward", without_application="benchmark"
-        )
-    return paths
 
 
 class TimedExecutor:
@@ -156,12 +105,6 @@ def time_host_papermill(work: Path) -> float:
     return time.perf_counter() - began
 
 
-def summary(times: list[float]) -> tuple[float, float]:
-    ordered = sorted(times)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p95
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,12 +117,12 @@ def main() -> None:
 
     sh("bash", str(REPO / "scripts/docker/start-dockerd.sh"))
     sh("bash", str(REPO / "scripts/docker/build-images.sh"))
-    remove_bench_objects()
+    remove_named(PREFIX)
     results: dict[str, list[float]] = {"worker + container": [], "papermill on the host": []}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp:
             root = Path(tmp)
-            paths = make_home(root)
+            paths = make_home(root, PROJECT, USER, datasets=("patients",))
             settings = BatchSettings(image=IMAGE, network_prefix=PREFIX + "net-", name_prefix=PREFIX)
             executor = TimedExecutor(DockerRunExecutor(paths, settings))
             sessions = db.connect(f"sqlite:///{paths.state_db}")
@@ -197,8 +140,8 @@ def main() -> None:
                         results[label].append(time_host_papermill(root / "host"))
             starts = list(executor.starts)
     finally:
-        remove_bench_objects()
-    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        remove_named(PREFIX)
+    print_load()
     for label, times in results.items():
         median, p95 = summary(times)
         rounded = [round(t, 2) for t in times]

@@ -23,17 +23,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from enclave import catalog, db, projects  # noqa: E402
+from bench.common import make_home, print_load, summary  # noqa: E402
 from enclave.config import Paths  # noqa: E402
-from enclave.specs import parse_project_spec  # noqa: E402
-from tests import factories  # noqa: E402
-from tests.e2e.conftest import Hub, _proxy_command, free_port, sh  # noqa: E402
+from tests.docker_objects import remove_named, sh  # noqa: E402
+from tests.e2e.conftest import Hub, _proxy_command, free_port  # noqa: E402
 
 PROJECT = "bench-spawn"
 USER = "alice"
@@ -75,25 +73,6 @@ def docker0_address() -> str:
     raise SystemExit("docker0 has no IPv4 address")
 
 
-def remove_bench_objects() -> None:
-    """Every container, network (and its firewall chain) and volume named enclave-bench-*."""
-    from hub_config import firewall, network
-
-    ids = sh("docker", "ps", "-aq", "--filter", f"name={PREFIX}", check=False).stdout.split()
-    if ids:
-        sh("docker", "rm", "-f", *ids, check=False)
-    for name in sh("docker", "network", "ls", "--format", "{{.Name}}", check=False).stdout.split():
-        if name.startswith(PREFIX):
-            for _ in range(20):  # a container removed a moment ago may still hold an endpoint
-                if sh("docker", "network", "rm", name, check=False).returncode == 0:
-                    break
-                time.sleep(0.5)
-            firewall.remove(network.bridge_name(name))
-    for name in sh("docker", "volume", "ls", "--format", "{{.Name}}", check=False).stdout.split():
-        if name.startswith(PREFIX):
-            sh("docker", "volume", "rm", "-f", name, check=False)
-
-
 def log_tail(log: Path) -> str:
     """The end of a hub log without the bench's own polling requests."""
     lines = [
@@ -118,34 +97,6 @@ def step_medians(log: Path, skip: int) -> dict[str, float]:
             name, _, value = part.rpartition(" ")
             steps.setdefault(name, []).append(float(value))
     return {name: statistics.median(values) for name, values in steps.items() if values}
-
-
-def make_home(root: Path) -> Paths:
-    paths = Paths(root / "home")
-    paths.home.mkdir(parents=True)
-    os.chmod(root, 0o755)
-    os.chmod(paths.home, 0o755)
-    url = f"sqlite:///{paths.state_db}"
-    db.migrate(url)
-    sessions = db.connect(url)
-    with db.session_scope(sessions) as session:
-        for name, table, columns in (
-            ("patients", factories.patients_table(60), factories.PATIENT_COLUMNS),
-            ("visits", factories.visits_table(60), factories.VISIT_COLUMNS),
-        ):
-            catalog.register(
-                session, paths, factories.write_dataset(root / "src", name, table, columns), actor="s"
-            )
-    period = {
-        "start": (date.today() - timedelta(days=1)).isoformat(),
-        "end": (date.today() + timedelta(days=30)).isoformat(),
-    }
-    spec = parse_project_spec(factories.project_spec(id=PROJECT, pi=USER, analysts=[USER], period=period))
-    with db.session_scope(sessions) as session:
-        projects.create_project(
-            session, paths, spec, actor="steward", without_application="benchmark fixture"
-        )
-    return paths
 
 
 def start_hub(paths: Paths, config: Path, workdir: Path) -> Hub:
@@ -202,12 +153,6 @@ def time_spawns(hub: Hub, runs: int) -> list[float]:
     return times
 
 
-def summary(times: list[float]) -> tuple[float, float]:
-    ordered = sorted(times)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return statistics.median(ordered), p95
-
-
 def time_firewall(runs: int) -> None:
     """The firewall step alone, on a bench network: installing every rule with one iptables call
     each (``firewall.apply``, what every spawn did before) against the spawn-time check
@@ -254,18 +199,20 @@ def main() -> None:
         raise SystemExit("run as root: the spawner manages Docker networks and the host firewall")
     sh("bash", str(REPO / "scripts/docker/start-dockerd.sh"))
     if args.firewall:
-        print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print_load()
         time_firewall(max(runs, 20))
         return
     sh("bash", str(REPO / "scripts/docker/build-images.sh"))
-    remove_bench_objects()
+    remove_named(PREFIX, volumes=True)
     results: dict[str, list[float]] = {}
     hub_times: dict[str, list[float]] = {}
     steps: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-spawn-") as tmp:
             root = Path(tmp)
-            paths = make_home(root)
+            paths = make_home(root, PROJECT, USER)
+            os.chmod(root, 0o755)
+            os.chmod(paths.home, 0o755)
             configs = {
                 "EnclaveSpawner": (root / "enclave_config.py", ENCLAVE_CONFIG.format(repo=str(REPO))),
                 "DockerSpawner": (
@@ -298,8 +245,8 @@ def main() -> None:
                     hub.process.terminate()
                     hub.process.wait(30)
     finally:
-        remove_bench_objects()
-    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        remove_named(PREFIX, volumes=True)
+    print_load()
     for label, times in results.items():
         median, p95 = summary(times)
         rounded = [round(t, 2) for t in times]

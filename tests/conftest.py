@@ -56,19 +56,24 @@ def _fresh_postgres_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def state_database(request: pytest.FixtureRequest, sqlite_path: Path) -> Iterator[str]:
+    """The URL of a fresh state database for a fixture parametrised ``sqlite``/``postgresql``: SQLite at
+    ``sqlite_path``, or a new PostgreSQL database. When the generator ends, the engines are disposed
+    of and the PostgreSQL database is dropped."""
+    if request.param == "sqlite":
+        try:
+            yield f"sqlite:///{sqlite_path}"
+        finally:
+            dispose_all()
+        return
+    yield from _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated state database: SQLite in a temp dir, or a new PostgreSQL database. Its
     audit chain is keyed by the vault of the ``paths`` fixture's home."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-        db.migrate(url)
-        audit.use_vault(url, Paths(tmp_path / "home"))
-        yield url
-        dispose_all()
-        return
-    admin_url = request.getfixturevalue("postgres_admin_url")
-    for url in _fresh_postgres_database(admin_url):
+    for url in state_database(request, tmp_path / "state.db"):
         db.migrate(url)
         audit.use_vault(url, Paths(tmp_path / "home"))
         yield url

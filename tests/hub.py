@@ -1,8 +1,10 @@
-"""A real JupyterHub for the tests of a hub service (the export service, the console): started from a
-test hub config on free local ports, with an admin service token, and stopped on exit.
+"""A real JupyterHub for the tests of a hub service (the export service, the console, the runs
+service): started from a test hub config on free local ports, with an admin service token, and
+stopped on exit.
 
 The config reads its settings from the ``TEST_HUB_*`` variables set here (``hub_base_config.py``)
-and the service's own ones, which the caller passes.
+and the service's own ones: ``hub_with_service`` sets the ``TEST_SERVICE_*`` ones that
+``hub_base_config.services_under_test`` registers, ``started_hub``'s caller passes any others.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from tests.gateway.conftest import CHP, REPO, free_port, http
 
@@ -81,14 +86,117 @@ def started_hub(
             process.kill()
 
 
-def service_tokens(hub: StartedHub, users: Iterable[str], service: str, note: str) -> dict[str, str]:
-    """Each user created on the hub, with a token that may reach ``service``."""
-    tokens = {}
-    for user in users:
-        status, answer = http("POST", f"{hub.api_url}/users/{user}", hub.admin_token)
-        assert status in (201, 409), answer
-        scopes = {"scopes": [f"access:services!service={service}"], "note": note}
-        status, answer = http("POST", f"{hub.api_url}/users/{user}/tokens", hub.admin_token, scopes)
-        assert status == 201, answer
-        tokens[user] = answer["token"]
-    return tokens
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+@dataclass
+class ServiceHub:
+    """A started hub whose proxy routes ``/services/<name>/`` to the service under test on
+    ``service_port`` (OAuth client ``service-<name>``, API token ``service_token``)."""
+
+    api_url: str
+    admin_token: str
+    name: str
+    public_url: str  # the proxy: what a browser opens
+    service_port: int
+    service_token: str
+
+    @property
+    def prefix(self) -> str:
+        return f"/services/{self.name}/"
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.public_url}{self.prefix}"
+
+    @property
+    def callback(self) -> str:
+        return f"{self.service_url}oauth_callback"
+
+    @property
+    def direct_url(self) -> str:
+        """The service itself, not behind the proxy."""
+        return f"http://127.0.0.1:{self.service_port}{self.prefix}"
+
+    def service_settings(self, enclave_home: Path, database_url: str, **settings: Any) -> dict[str, Any]:
+        """The service app's settings (``enclave.services.hub.HubServiceApp``) for this hub, and
+        ``settings``."""
+        return {
+            "ip": "127.0.0.1",
+            "port": self.service_port,
+            "service_name": self.name,
+            "base_url": self.prefix,
+            "hub_api_url": self.api_url,
+            "api_token": self.service_token,
+            "oauth_client_id": f"service-{self.name}",
+            "oauth_redirect_uri": self.callback,
+            "enclave_home": str(enclave_home),
+            "database_url": database_url,
+            **settings,
+        }
+
+    @contextmanager
+    def serving(
+        self,
+        start: Callable[..., S],
+        enclave_home: Path,
+        database_url: str,
+        ready_path: str,
+        **settings: Any,
+    ) -> Iterator[S]:
+        """The service started in this process with ``start(**service_settings(...))``, stopped on
+        exit; the proxy routes to it (``ready_path`` answers 401 without a token) before this yields."""
+        service = start(**self.service_settings(enclave_home, database_url, **settings))
+        try:
+            wait_for_route(f"{self.service_url}{ready_path}")
+            yield service
+        finally:
+            service.stop()
+
+    def user_tokens(self, users: Iterable[str], note: str) -> dict[str, str]:
+        """Each user created on the hub, with a token that may reach the service."""
+        tokens = {}
+        for user in users:
+            status, answer = http("POST", f"{self.api_url}/users/{user}", self.admin_token)
+            assert status in (201, 409), answer
+            scopes = {"scopes": [f"access:services!service={self.name}"], "note": note}
+            status, answer = http("POST", f"{self.api_url}/users/{user}/tokens", self.admin_token, scopes)
+            assert status == 201, answer
+            tokens[user] = answer["token"]
+        return tokens
+
+
+@contextmanager
+def hub_with_service(root: Path, config: Path, name: str) -> Iterator[ServiceHub]:
+    """``started_hub`` with the hub service ``name`` registered (``TEST_SERVICE_*``, read by
+    ``hub_base_config.services_under_test``), expected on a free local port."""
+    proxy_port, service_port = free_port(), free_port()
+    public_url, service_token = f"http://127.0.0.1:{proxy_port}", secrets.token_hex(32)
+    service_env = {
+        "TEST_SERVICE_NAME": name,
+        "TEST_SERVICE_URL": f"http://127.0.0.1:{service_port}",
+        "TEST_SERVICE_TOKEN": service_token,
+        "TEST_SERVICE_CALLBACK": f"{public_url}/services/{name}/oauth_callback",
+    }
+    with started_hub(root, config, proxy_port, service_env) as hub:
+        yield ServiceHub(hub.api_url, hub.admin_token, name, public_url, service_port, service_token)
+
+
+def wait_for_route(url: str) -> None:
+    """The hub answers before the proxy routes to a service: wait for the service's own 401."""
+    deadline = time.monotonic() + 30
+    while _status(url) != 401:
+        assert time.monotonic() < deadline, f"the proxy never routed to {url}"
+        time.sleep(0.2)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url), timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import re
-import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,13 +29,12 @@ from sqlalchemy.orm import Session
 
 from enclave import catalog, db, roles
 from enclave.config import Paths
-from enclave.db.session import dispose_all
 from enclave.roles import Role
-from tests.conftest import _fresh_postgres_database
-from tests.export_review.web_ui.conftest import Response, _wait_for_route
+from tests.conftest import state_database
+from tests.export_review.web_ui.conftest import Response
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, visits_table, write_dataset
-from tests.gateway.conftest import RunningService, free_port
-from tests.hub import service_tokens, started_hub
+from tests.gateway.conftest import RunningService
+from tests.hub import hub_with_service
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "console"
@@ -238,17 +236,10 @@ def seed(paths: Paths, database_url: str) -> None:
                 roles.grant(session, user, role, actor="test")
 
 
-def _database(request: pytest.FixtureRequest, root: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{root / 'state.db'}"
-        return
-    yield from _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
     root = tmp_path_factory.mktemp("console")
-    for url in _database(request, root):
+    for url in state_database(request, root / "state.db"):
         yield from _stack(root, url)
 
 
@@ -261,38 +252,13 @@ def _stack(root: Path, url: str) -> Iterator[ConsoleStack]:
     audit.use_vault(url, paths)
     seed(paths, url)
 
-    proxy_port, service_port = free_port(), free_port()
-    public = f"http://127.0.0.1:{proxy_port}"
-    callback = f"{public}{SERVICE_PREFIX}oauth_callback"
-    service_token = secrets.token_hex(32)
-    service_env = {
-        "TEST_CONSOLE_URL": f"http://127.0.0.1:{service_port}",
-        "TEST_CONSOLE_TOKEN": service_token,
-        "TEST_CONSOLE_CALLBACK": callback,
-    }
-    try:
-        with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
-            service = RunningConsole(
-                ip="127.0.0.1",
-                port=service_port,
-                service_name=SERVICE,
-                base_url=SERVICE_PREFIX,
-                hub_api_url=hub.api_url,
-                api_token=service_token,
-                oauth_client_id="service-console",
-                oauth_redirect_uri=callback,
-                enclave_home=str(paths.home),
-                database_url=url,
-            )
-            try:
-                stack = ConsoleStack(public, hub.api_url, hub.admin_token, paths, url, service=service)
-                stack.tokens.update(service_tokens(hub, STAFF, SERVICE, "console tests"))
-                _wait_for_route(f"{stack.service_url}api/me")
-                yield stack
-            finally:
-                service.stop()
-    finally:
-        dispose_all()
+    with (
+        hub_with_service(root, HUB_CONFIG, SERVICE) as hub,
+        hub.serving(RunningConsole, paths.home, url, "api/me") as service,
+    ):
+        stack = ConsoleStack(hub.public_url, hub.api_url, hub.admin_token, paths, url, service=service)
+        stack.tokens.update(hub.user_tokens(STAFF, "console tests"))
+        yield stack
 
 
 # ---- moving an application through the domain, to the state a test starts from ---------------------

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from enclave.console import forms
 from enclave.console.i18n import CHOICES, LABELS, ConsoleTranslator
-from tests.hub_config.test_bind_config import load
+from tests.hub_config.test_bind_config import load, managed_service
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "enclave" / "console" / "templates"
 
@@ -23,14 +23,7 @@ def test_the_hub_runs_the_console_on_loopback_with_oauth(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = load(tmp_path, monkeypatch, ENCLAVE_CONSOLE_PORT="9103", ENCLAVE_HOME=str(tmp_path / "home"))
-    (console,) = [s for s in c.JupyterHub.services if s["name"] == "console"]
-    assert console["url"] == "http://127.0.0.1:9103" and console["oauth_no_confirm"] is True
-    command = console["command"]
-    assert command[0].endswith("/enclave") and command[1:3] == ["console", "serve"]
-    assert (
-        command[command.index("--ip") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "9103"
-    )
-    assert console["environment"]["ENCLAVE_HOME"] == str(tmp_path / "home")
+    console = managed_service(c, "console", "9103", tmp_path / "home", "console")
     # After stopping a project's servers it clears the other services' token caches.
     urls = console["environment"]["ENCLAVE_SERVICE_URLS"].split(",")
     assert urls == [

@@ -30,6 +30,7 @@ from enclave import catalog, db, projects
 from enclave.config import Paths
 from enclave.specs import parse_project_spec
 from tests import factories
+from tests.docker_objects import remove_named, sh
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "enclave-test-"
@@ -43,10 +44,6 @@ if os.geteuid() != 0:
     )
 
 
-def sh(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,18 +52,7 @@ def free_port() -> int:
 
 def remove_test_objects() -> None:
     """Every container, network, volume and firewall chain named enclave-test-*."""
-    from hub_config import firewall, network
-
-    ids = sh("docker", "ps", "-aq", "--filter", f"name={PREFIX}", check=False).stdout.split()
-    if ids:
-        sh("docker", "rm", "-f", *ids, check=False)
-    for name in sh("docker", "network", "ls", "--format", "{{.Name}}", check=False).stdout.split():
-        if name.startswith(PREFIX):
-            sh("docker", "network", "rm", name, check=False)
-            firewall.remove(network.bridge_name(name))
-    for name in sh("docker", "volume", "ls", "--format", "{{.Name}}", check=False).stdout.split():
-        if name.startswith(PREFIX):
-            sh("docker", "volume", "rm", "-f", name, check=False)
+    remove_named(PREFIX, volumes=True)
 
 
 @pytest.fixture(scope="session")

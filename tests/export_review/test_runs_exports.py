@@ -432,18 +432,23 @@ def test_a_plain_request_has_no_provenance(env: ExportEnv) -> None:
 # ---- the release manifest ----------------------------------------------------------------------
 
 
-def test_the_manifest_carries_the_provenance_and_the_reproduction(env: ExportEnv, tmp_path: Path) -> None:
-    request_id = submit(env, make_run(env))
-    (rerun,) = reruns(env, request_id)
-    finish_rerun(env, rerun.id, {"table.csv": TABLE, "summary.csv": SUMMARY})
+def released_manifest(env: ExportEnv, request_id: str, out_dir: Path) -> dict[str, Any]:
+    """The manifest bob downloads to ``out_dir`` once the three reviewers approved and it was released."""
     for reviewer in ("rev1", "rev2", "rev3"):
         cast(env, request_id, reviewer, override="read by hand")
     release_request(env, request_id)
     with env.session() as s:
         downloaded = releasing.download(
-            s, env.paths, request_id, user="bob", out_dir=tmp_path / "out", outbox=env.box()
+            s, env.paths, request_id, user="bob", out_dir=out_dir, outbox=env.box()
         )
-    manifest = json.loads(Path(downloaded["manifest"]).read_text())
+    return json.loads(Path(downloaded["manifest"]).read_text())
+
+
+def test_the_manifest_carries_the_provenance_and_the_reproduction(env: ExportEnv, tmp_path: Path) -> None:
+    request_id = submit(env, make_run(env))
+    (rerun,) = reruns(env, request_id)
+    finish_rerun(env, rerun.id, {"table.csv": TABLE, "summary.csv": SUMMARY})
+    manifest = released_manifest(env, request_id, tmp_path / "out")
     assert manifest["provenance"] == show(env, request_id)["provenance"]
     assert manifest["provenance"]["run"] == show(env, request_id)["provenance"]["run"]
     assert manifest["reproduction"]["state"] == "reproduced"
@@ -454,15 +459,7 @@ def test_the_manifest_carries_the_provenance_and_the_reproduction(env: ExportEnv
 
 
 def test_a_plain_manifest_has_no_provenance(env: ExportEnv, tmp_path: Path) -> None:
-    request_id = submission_of_files(env)
-    for reviewer in ("rev1", "rev2", "rev3"):
-        cast(env, request_id, reviewer, override="read by hand")
-    release_request(env, request_id)
-    with env.session() as s:
-        downloaded = releasing.download(
-            s, env.paths, request_id, user="bob", out_dir=tmp_path / "o", outbox=env.box()
-        )
-    manifest = json.loads(Path(downloaded["manifest"]).read_text())
+    manifest = released_manifest(env, submission_of_files(env), tmp_path / "o")
     assert "provenance" not in manifest and "reproduction" not in manifest
 
 

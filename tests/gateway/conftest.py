@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from enclave import catalog, db, lifecycle, projects
+from enclave import audit, catalog, db, lifecycle, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
@@ -205,6 +205,28 @@ def _create_project(session: Session, paths: Paths, today: date | None = None, *
     projects.create_project(
         session, paths, spec, actor="steward", today=today, without_application=NO_APPLICATION
     )
+
+
+def prepared_enclave(root: Path, url: str, members: Iterable[tuple[str, str, list[str]]]) -> Enclave:
+    """A home in ``root / "home"`` on the state database ``url`` (migrated, its audit chain keyed by
+    the home's vault), with the patients and visits datasets and a prepared project for each
+    (id, PI, analysts) in ``members``."""
+    home = root / "home"
+    home.mkdir()
+    db.migrate(url)
+    audit.use_vault(url, Paths(home))
+    setup = Enclave(home, url)
+    with setup.session() as session:
+        for name, table, columns in (
+            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
+            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
+        ):
+            source = write_dataset(root / "sources", name, table, columns)
+            catalog.register(session, setup.paths, source, actor="steward")
+    for project_id, pi, analysts in members:
+        with setup.session() as session:
+            _create_project(session, setup.paths, id=project_id, pi=pi, analysts=analysts)
+    return setup
 
 
 @pytest.fixture(scope="module")

@@ -17,24 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from enclave import audit, catalog, db, projects
 from enclave.audit import AuditAction
-from enclave.config import Paths
 from enclave.db.models import AuditEvent, GuardLedgerEntry
-from enclave.db.session import dispose_all
-from enclave.specs import parse_project_spec
-from tests.conftest import _fresh_postgres_database
+from tests.conftest import state_database
 from tests.crash import ServiceProcess, check_audit_chain, in_background
-from tests.factories import (
-    NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
-    project_spec,
-    visits_table,
-    write_dataset,
-)
-from tests.gateway.conftest import N_PATIENTS, PROJECT, Enclave, Hub, free_port, http
+from tests.gateway.conftest import N_PATIENTS, PROJECT, Enclave, Hub, free_port, http, prepared_enclave
 
 pytestmark = pytest.mark.slow
 
@@ -45,31 +32,8 @@ AGGREGATE = "SELECT sex, count(*) AS n FROM patients GROUP BY sex ORDER BY sex"
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Enclave]:
     """A fresh home with one prepared project, its state on SQLite or on a new PostgreSQL database."""
-    home = tmp_path / "home"
-    home.mkdir()
-    databases: Iterator[str] = iter([f"sqlite:///{home / 'state.db'}"])
-    if request.param == "postgresql":
-        databases = _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
-    url = next(databases)
-    db.migrate(url)
-    audit.use_vault(url, Paths(home))
-    setup = Enclave(home, url)
-    with setup.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
-            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
-        ):
-            source = write_dataset(tmp_path / "sources", name, table, columns)
-            catalog.register(session, setup.paths, source, actor="steward")
-    with setup.session() as session:
-        spec = parse_project_spec(project_spec(id=PROJECT, pi="alice", analysts=["alice", "bob"]))
-        projects.create_project(
-            session, setup.paths, spec, actor="steward", without_application=NO_APPLICATION
-        )
-    yield setup
-    dispose_all()
-    for _ in databases:  # drops the PostgreSQL database
-        pass
+    for url in state_database(request, tmp_path / "home" / "state.db"):
+        yield prepared_enclave(tmp_path, url, [(PROJECT, "alice", ["alice", "bob"])])
 
 
 @pytest.fixture

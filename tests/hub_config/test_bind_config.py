@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
@@ -19,6 +20,18 @@ def load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> object:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return PyFileConfigLoader(CONFIG.name, str(CONFIG.parent)).load_config()
+
+
+def managed_service(c: Any, name: str, port: str, home: Path, command: str) -> dict[str, Any]:
+    """The hub service ``name`` as the loaded config ``c`` registers it, checked: the hub starts it with
+    ``enclave <command> serve`` on 127.0.0.1:``port`` in the enclave ``home``, with no consent page."""
+    (service,) = [s for s in c.JupyterHub.services if s["name"] == name]
+    assert service["url"] == f"http://127.0.0.1:{port}" and service["oauth_no_confirm"] is True
+    argv = service["command"]
+    assert argv[0].endswith("/enclave") and argv[1:3] == [command, "serve"]
+    assert argv[argv.index("--ip") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == port
+    assert service["environment"]["ENCLAVE_HOME"] == str(home)
+    return service
 
 
 def test_hub_api_and_services_listen_on_loopback_only(

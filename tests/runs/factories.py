@@ -1,10 +1,15 @@
-"""Notebooks and prepared-looking projects for the batch-run tests."""
+"""Notebooks, prepared-looking projects and an analyst's Ctrl-C for the batch-run tests."""
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
+import threading
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from enclave.config import Paths
 from enclave.workspace import layout
@@ -56,3 +61,15 @@ TABLE_NOTEBOOK = notebook_bytes(
     "with open('table.csv', 'w', newline='') as f:\n    csv.writer(f).writerows(rows)",
     parameters="scale = 1",
 )
+
+
+def interrupted(after_s: float, call: Callable[[], object]) -> None:
+    """``call`` interrupted as by Ctrl-C (a ``KeyboardInterrupt`` in the main thread) after ``after_s``
+    seconds; fails if it returns first."""
+    timer = threading.Timer(after_s, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+    finally:
+        timer.cancel()  # never let the interrupt land in a later test

@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 import secrets
-import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,17 +24,16 @@ from tornado.web import StaticFileHandler
 from enclave import db
 from enclave.config import Paths
 from enclave.db.models import RunOutput
-from enclave.db.session import dispose_all
 from enclave.roles import Role, grant
 from enclave.runs import service
 from enclave.runs.states import RunActor, RunState, move
-from tests.conftest import _fresh_postgres_database
+from tests.conftest import state_database
 from tests.console.conftest import Browser, xsrf_of
 from tests.export_review.factories import ExportEnv, make_project
-from tests.export_review.web_ui.conftest import Response, call
-from tests.gateway.conftest import RunningService, free_port, http
-from tests.hub import service_tokens, started_hub
-from tests.hub_config.test_bind_config import load
+from tests.export_review.web_ui.conftest import Response
+from tests.gateway.conftest import RunningService, http
+from tests.hub import hub_with_service
+from tests.hub_config.test_bind_config import load, managed_service
 from tests.runs.factories import TABLE_NOTEBOOK, fake_prepared, notebook, notebook_bytes
 from tests.test_routes_default_deny import methods, routes, sample_path
 
@@ -127,17 +125,10 @@ def _send(method: str, url: str, token: str | None, data: bytes | None, headers:
         return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
 
 
-def _database(param: str, root: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    if param == "sqlite":
-        yield f"sqlite:///{root / 'state.db'}"
-        return
-    yield from _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunsStack]:
     root = tmp_path_factory.mktemp("runs-service")
-    for url in _database(request.param, root, request):
+    for url in state_database(request, root / "state.db"):
         yield from _stack(root, url)
 
 
@@ -157,44 +148,18 @@ def _stack(root: Path, url: str) -> Iterator[RunsStack]:
     with env.session() as session:
         grant(session, "stella", Role.STEWARD, actor="test")
 
-    proxy_port, service_port = free_port(), free_port()
-    public = f"http://127.0.0.1:{proxy_port}"
-    callback = f"{public}{SERVICE_PREFIX}oauth_callback"
-    service_token = secrets.token_hex(32)
-    service_env = {
-        "TEST_RUNS_URL": f"http://127.0.0.1:{service_port}",
-        "TEST_RUNS_TOKEN": service_token,
-        "TEST_RUNS_CALLBACK": callback,
+    settings = {
+        "run_worker": False,  # queued runs stay queued: Docker execution is the worker's tests'
+        "auth_cache_ttl_s": 0,
+        "max_timeout_s": 7200,
     }
-    try:
-        with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
-            running = RunningRuns(
-                ip="127.0.0.1",
-                port=service_port,
-                service_name=SERVICE,
-                base_url=SERVICE_PREFIX,
-                hub_api_url=hub.api_url,
-                api_token=service_token,
-                oauth_client_id="service-runs",
-                oauth_redirect_uri=callback,
-                enclave_home=str(paths.home),
-                database_url=url,
-                run_worker=False,  # queued runs stay queued: Docker execution is the worker's tests'
-                auth_cache_ttl_s=0,
-                max_timeout_s=7200,
-            )
-            try:
-                stack = RunsStack(public, hub.api_url, hub.admin_token, env, running)
-                stack.page_tokens.update(service_tokens(hub, USERS, SERVICE, "runs tests"))
-                deadline = time.monotonic() + 30
-                while call("GET", f"{stack.service_url}api/runs").status != 401:
-                    assert time.monotonic() < deadline, "the proxy never routed to the runs service"
-                    time.sleep(0.2)
-                yield stack
-            finally:
-                running.stop()
-    finally:
-        dispose_all()
+    with (
+        hub_with_service(root, HUB_CONFIG, SERVICE) as hub,
+        hub.serving(RunningRuns, paths.home, url, "api/runs", **settings) as running,
+    ):
+        stack = RunsStack(hub.public_url, hub.api_url, hub.admin_token, env, running)
+        stack.page_tokens.update(hub.user_tokens(USERS, "runs tests"))
+        yield stack
 
 
 def codes(response: Response) -> list[str]:
@@ -223,6 +188,22 @@ def submit(stack: RunsStack, user: str = "bob", **fields: Any) -> dict[str, Any]
     answer = stack.as_(user, "POST", "runs", body)
     assert answer.status == 201, answer.body
     return answer.json()
+
+
+def add_regional_template(stack: RunsStack) -> None:
+    """The steward's template ``regional`` (parameter ``region``) in the project, once per stack."""
+    with stack.session() as session:
+        if not service.list_templates(session, PROJECT):
+            service.add_template(
+                session,
+                stack.env.paths,
+                project=PROJECT,
+                name="regional",
+                title="Regional counts",
+                notebook=TEMPLATE,
+                notebook_name="regional.ipynb",
+                actor="stella",
+            )
 
 
 def state_of(stack: RunsStack, run_id: str) -> str:
@@ -407,18 +388,7 @@ def test_outputs_and_the_executed_notebook_download(stack: RunsStack) -> None:
 
 
 def test_templates_take_only_their_declared_parameters(stack: RunsStack) -> None:
-    with stack.session() as session:
-        if not service.list_templates(session, PROJECT):
-            service.add_template(
-                session,
-                stack.env.paths,
-                project=PROJECT,
-                name="regional",
-                title="Regional counts",
-                notebook=TEMPLATE,
-                notebook_name="regional.ipynb",
-                actor="stella",
-            )
+    add_regional_template(stack)
     listed = stack.as_("bob", "GET", "templates").json()["templates"]
     assert [(t["name"], t["parameters"]) for t in listed] == [("regional", {"region": "west"})]
     assert stack.as_("bob", "GET", "templates", project=OTHER).json()["templates"] == []
@@ -562,14 +532,7 @@ def test_the_hub_registers_the_runs_service_and_forwards_it_to_workspaces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = load(tmp_path, monkeypatch, ENCLAVE_RUNS_PORT="9104", ENCLAVE_HOME=str(tmp_path / "home"))
-    (runs,) = [s for s in c.JupyterHub.services if s["name"] == "runs"]
-    assert runs["url"] == "http://127.0.0.1:9104" and runs["oauth_no_confirm"] is True
-    command = runs["command"]
-    assert command[0].endswith("/enclave") and command[1:3] == ["run", "serve"]
-    assert (
-        command[command.index("--ip") + 1] == "127.0.0.1" and command[command.index("--port") + 1] == "9104"
-    )
-    assert runs["environment"]["ENCLAVE_HOME"] == str(tmp_path / "home")
+    runs = managed_service(c, "runs", "9104", tmp_path / "home", "run")
     assert runs["environment"]["ENCLAVE_HUB_API_PORT"] == "8081"
     assert (
         c.EnclaveSpawner.service_ports["runs"] == 9104

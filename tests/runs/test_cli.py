@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from enclave.roles import Role, grant
 from enclave.runs import compose, service
 from enclave.runs.notebooks import MAX_NOTEBOOK_BYTES
 from enclave.runs.states import RunActor, RunState, move
+from tests.docker_objects import docker_usable, remove_named
 from tests.export_review.factories import ExportEnv, make_project
 from tests.runs.factories import TABLE_NOTEBOOK, fake_prepared, notebook_bytes
 
@@ -411,28 +411,19 @@ def test_worker_once_with_nothing_queued_exits_at_once(cli, env: ExportEnv) -> N
 # ---- submit --wait with real Docker ------------------------------------------------------------------
 
 
-def _docker_usable() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.mark.slow
 def test_submit_wait_executes_the_run_and_shows_progress(
     env: ExportEnv, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    if os.geteuid() != 0 or not _docker_usable():
+    if os.geteuid() != 0 or not docker_usable():
         pytest.skip("executing a run needs root (networks, firewall) and Docker")
     if "postgresql" in database_url:
         pytest.skip("one database is enough to execute a run")
-    from tests.runs.test_worker_docker import remove_test_objects
-
     monkeypatch.setenv("ENCLAVE_DATABASE_URL", database_url)
     monkeypatch.setenv("ENCLAVE_RUN_NETWORK_PREFIX", "enclave-test-runs-net-")
     monkeypatch.setenv("ENCLAVE_RUN_CONTAINER_PREFIX", "enclave-test-runs-cli-")
     notebook = write(env, "table.ipynb", TABLE_NOTEBOOK)
-    remove_test_objects()
+    remove_named("enclave-test-runs-")
     try:
         result = CliRunner().invoke(
             app,
@@ -440,7 +431,7 @@ def test_submit_wait_executes_the_run_and_shows_progress(
              "-p", "scale", "3", "--wait", "--json"],
         )  # fmt: skip
     finally:
-        remove_test_objects()
+        remove_named("enclave-test-runs-")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
     assert info["state"] == "succeeded", info

@@ -5,7 +5,6 @@ bilingual ``RunError``s; on SQLite and PostgreSQL (the stack of tests/runs/test_
 
 from __future__ import annotations
 
-import _thread
 import hashlib
 import threading
 from pathlib import Path
@@ -13,9 +12,8 @@ from pathlib import Path
 import pytest
 from enclave_client import QueryError, RunError, runs
 
-from enclave.runs import service
-from tests.runs.factories import TABLE_NOTEBOOK
-from tests.runs.test_app import OTHER, PROJECT, TEMPLATE, RunsStack, finish, stack, state_of
+from tests.runs.factories import TABLE_NOTEBOOK, interrupted
+from tests.runs.test_app import OTHER, PROJECT, RunsStack, add_regional_template, finish, stack, state_of
 
 __all__ = ["stack"]  # the hub and the runs service, as test_app.py starts them
 
@@ -117,31 +115,14 @@ def test_wait_returns_when_the_worker_finishes(bob: RunsStack) -> None:
 def test_interrupting_the_wait_cancels_the_run_on_the_service(
     bob: RunsStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    timer = threading.Timer(1.0, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            runs.submit("table.ipynb", wait=True)
-    finally:
-        timer.cancel()
+    interrupted(1.0, lambda: runs.submit("table.ipynb", wait=True))
     run_id = capsys.readouterr().err.split(": cancel requested")[0].rsplit(None, 1)[-1]
     assert run_id.startswith("run-")
     assert runs.status(run_id).state == "cancelled" and state_of(bob, run_id) == "cancelled"
 
 
 def test_templates_by_name(bob: RunsStack) -> None:
-    with bob.session() as session:
-        if not service.list_templates(session, PROJECT):
-            service.add_template(
-                session,
-                bob.env.paths,
-                project=PROJECT,
-                name="regional",
-                title="Regional counts",
-                notebook=TEMPLATE,
-                notebook_name="regional.ipynb",
-                actor="stella",
-            )
+    add_regional_template(bob)
     assert [t["name"] for t in runs.templates()] == ["regional"]
     run = runs.submit(None, {"region": "east"}, template="regional")
     assert run.data["template"] == "regional" and run.data["parameters"] == {"region": "east"}

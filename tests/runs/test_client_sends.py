@@ -9,16 +9,15 @@ decides is tested against it in tests/runs/test_client_runs.py.
 
 from __future__ import annotations
 
-import _thread
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from enclave_client import QueryError, RunError, runs
 
+from tests.runs.factories import interrupted
 from tests.runs.recording_service import Recorded, RecordingService, describe, recording_service
 
 TOKEN = "server-token-of-alice"
@@ -379,13 +378,7 @@ def test_interrupting_the_wait_cancels_the_run(
 ) -> None:
     monkeypatch.setattr(runs, "POLL_S", 0.05)
     service.script = _states("queued", "running")  # never ends by itself
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            runs.submit("table1.ipynb", wait=True)
-    finally:
-        timer.cancel()
+    interrupted(0.5, lambda: runs.submit("table1.ipynb", wait=True))
     assert service.requests[-1].method == "DELETE"
     assert service.requests[-1].path == "/services/runs/api/runs/run-0123456789ab"
 

@@ -20,28 +20,24 @@ import pytest
 from enclave_client import Connection, QueryError
 from sqlalchemy import select
 
-from enclave import audit, catalog, db, projects, query_service
+from enclave import audit, query_service
 from enclave.audit import AuditAction
-from enclave.config import Paths
 from enclave.db.models import AuditEvent, Run, RunQuery
-from enclave.db.session import dispose_all
 from enclave.errors import Forbidden
 from enclave.gateway.admission import SERVER_BUSY, ServerUnavailable
 from enclave.gateway.auth import Caller, TokenAuthenticator, Unauthenticated
 from enclave.runs import tokens
 from enclave.runs.states import RunState
-from enclave.specs import parse_project_spec
-from tests.conftest import _fresh_postgres_database
-from tests.factories import (
-    NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
-    project_spec,
-    visits_table,
-    write_dataset,
+from tests.conftest import state_database
+from tests.gateway.conftest import (
+    N_PATIENTS,
+    OTHER_PROJECT,
+    PROJECT,
+    Enclave,
+    RunningGateway,
+    free_port,
+    prepared_enclave,
 )
-from tests.gateway.conftest import N_PATIENTS, OTHER_PROJECT, PROJECT, Enclave, RunningGateway, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -55,35 +51,9 @@ NO_HUB = f"http://127.0.0.1:{free_port()}/hub/api"  # nothing listens: run token
 def state(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     """A home with two prepared projects; bob is an analyst of both."""
     root = tmp_path_factory.mktemp("run-tokens")
-    home = root / "home"
-    home.mkdir()
-    databases: Iterator[str] = iter([f"sqlite:///{home / 'state.db'}"])
-    if request.param == "postgresql":
-        databases = _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
-    url = next(databases)
-    db.migrate(url)
-    audit.use_vault(url, Paths(home))
-    setup = Enclave(home, url)
-    with setup.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
-            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
-        ):
-            source = write_dataset(root / "sources", name, table, columns)
-            catalog.register(session, setup.paths, source, actor="steward")
-    for project_id, pi, analysts in (
-        (PROJECT, "alice", ["alice", "bob"]),
-        (OTHER_PROJECT, "dan", ["dan", "bob"]),
-    ):
-        with setup.session() as session:
-            spec = parse_project_spec(project_spec(id=project_id, pi=pi, analysts=analysts))
-            projects.create_project(
-                session, setup.paths, spec, actor="steward", without_application=NO_APPLICATION
-            )
-    yield setup
-    dispose_all()
-    for _ in databases:  # drops the PostgreSQL database
-        pass
+    members = [(PROJECT, "alice", ["alice", "bob"]), (OTHER_PROJECT, "dan", ["dan", "bob"])]
+    for url in state_database(request, root / "home" / "state.db"):
+        yield prepared_enclave(root, url, members)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from enclave.db.models import AuditEvent
 from enclave.db.session import dispose_all
 from enclave.runs import queue, service
 from enclave.runs.worker import Worker
+from tests.crash import wait_until
+from tests.docker_objects import docker_usable, remove_named, sh
 from tests.export_review.factories import ExportEnv, make_project
 from tests.runs.factories import fake_prepared, notebook_bytes
 
@@ -41,35 +42,8 @@ OTHER = "onco-2026"
 pytestmark = pytest.mark.slow
 
 
-def sh(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
-
-
-def docker_usable() -> bool:
-    try:
-        return sh("docker", "info", check=False, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 if os.geteuid() != 0 or not docker_usable():
     pytest.skip("the run worker's Docker tests need root and Docker", allow_module_level=True)
-
-
-def remove_test_objects() -> None:
-    """Containers and networks (with their firewall chains) named enclave-test-runs-*, only."""
-    from hub_config import firewall, network
-
-    ids = sh("docker", "ps", "-aq", "--filter", f"name={PREFIX}", check=False).stdout.split()
-    if ids:
-        sh("docker", "rm", "-f", *ids, check=False)
-    for name in sh("docker", "network", "ls", "--format", "{{.Name}}", check=False).stdout.split():
-        if name.startswith(PREFIX):
-            for _ in range(20):
-                if sh("docker", "network", "rm", name, check=False).returncode == 0:
-                    break
-                time.sleep(0.5)
-            firewall.remove(network.bridge_name(name))
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +54,9 @@ def image_ready() -> Iterator[None]:
     if has_papermill.returncode != 0:
         built = sh("bash", str(REPO / "scripts/docker/build-images.sh"), check=False)
         assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
-    remove_test_objects()
+    remove_named(PREFIX)
     yield
-    remove_test_objects()
+    remove_named(PREFIX)
 
 
 class Listener:
@@ -299,21 +273,18 @@ def test_a_run_that_passes_its_time_limit(image_ready: None, env: ExportEnv, all
     assert container_gone(run_id)
 
 
-def wait_for(predicate, timeout: float = 90, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+def running_in_background(worker: Worker, env: ExportEnv, run_id: str) -> threading.Thread:
+    """The worker running the queued run ``run_id`` in a thread, once the run's first cell has run."""
+    thread = threading.Thread(target=worker.run_once, daemon=True)
+    thread.start()
+    wait_until(lambda: described(env, run_id)["progress"]["cells_done"] >= 1, "the first cell", 90)
+    return thread
 
 
 def test_a_running_run_is_cancelled(image_ready: None, env: ExportEnv, allowed: Listener) -> None:
     worker, finished = make_worker(env, allowed)
     run_id = submit(env, notebook_bytes("x = 1", "import time\ntime.sleep(300)"))
-    thread = threading.Thread(target=worker.run_once, daemon=True)
-    thread.start()
-    wait_for(lambda: described(env, run_id)["progress"]["cells_done"] >= 1, what="the first cell")
+    thread = running_in_background(worker, env, run_id)
     with env.session() as s:
         service.cancel(s, run_id, actor="bob")
     thread.join(timeout=60)
@@ -404,8 +375,8 @@ def test_a_stopped_worker_leaves_its_run_and_the_next_one_adopts_it(
     stop = threading.Event()
     serving = threading.Thread(target=worker.serve, args=(stop,), daemon=True)
     serving.start()
-    wait_for(
-        lambda: described(env, run_id)["state"] == "running" and not container_gone(run_id), what="start"
+    wait_until(
+        lambda: described(env, run_id)["state"] == "running" and not container_gone(run_id), "start", 90
     )
     stop.set()
     serving.join(timeout=60)
@@ -502,9 +473,7 @@ def test_a_running_run_stops_when_its_project_is_suspended(
 ) -> None:
     worker, finished = make_worker(env, allowed)
     run_id = submit(env, notebook_bytes("x = 1", "import time\ntime.sleep(300)"))
-    thread = threading.Thread(target=worker.run_once, daemon=True)
-    thread.start()
-    wait_for(lambda: described(env, run_id)["progress"]["cells_done"] >= 1, what="the first cell")
+    thread = running_in_background(worker, env, run_id)
     with env.session() as s:
         from enclave.db.models import Project
 

@@ -5,8 +5,6 @@ tokens for the service. Every port is a free port on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import secrets
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,8 +19,8 @@ from enclave import db
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from tests.export_review.factories import PROJECT, ExportEnv, make_project
-from tests.gateway.conftest import RunningService, free_port
-from tests.hub import service_tokens, started_hub
+from tests.gateway.conftest import RunningService
+from tests.hub import hub_with_service
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "enclave-export"
@@ -134,14 +132,6 @@ class RunningExportService(RunningService):
         super().__init__(ExportReviewApp(**settings), "export-web")
 
 
-def _wait_for_route(url: str) -> None:
-    """The hub answers before the proxy routes to the service: wait for the service's own 401."""
-    deadline = time.monotonic() + 30
-    while call("GET", url).status != 401:
-        assert time.monotonic() < deadline, "the proxy never routed to the export service"
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("export-web")
@@ -151,38 +141,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     (root / "work").mkdir()
     env = ExportEnv(db.connect(url), Paths(root / "home"), root / "work")
     make_project(env)
-
-    proxy_port, service_port = free_port(), free_port()
-    public = f"http://127.0.0.1:{proxy_port}"
-    callback = f"{public}{SERVICE_PREFIX}oauth_callback"
-    service_token = secrets.token_hex(32)
-    service_env = {
-        "TEST_EXPORT_URL": f"http://127.0.0.1:{service_port}",
-        "TEST_EXPORT_TOKEN": service_token,
-        "TEST_EXPORT_CALLBACK": callback,
-    }
     try:
-        with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
-            service = RunningExportService(
-                ip="127.0.0.1",
-                port=service_port,
-                service_name=SERVICE,
-                base_url=SERVICE_PREFIX,
-                hub_api_url=hub.api_url,
-                api_token=service_token,
-                oauth_client_id="service-enclave-export",
-                oauth_redirect_uri=callback,
-                enclave_home=str(env.paths.home),
-                database_url=url,
-            )
-            try:
-                stack = Stack(public, hub.api_url, hub.admin_token, env)
-                stack.direct_url = f"http://127.0.0.1:{service_port}{SERVICE_PREFIX}"
-                stack.service = service
-                stack.tokens.update(service_tokens(hub, USERS, SERVICE, "export tests"))
-                _wait_for_route(f"{stack.service_url}api/requests")
-                yield stack
-            finally:
-                service.stop()
+        with (
+            hub_with_service(root, HUB_CONFIG, SERVICE) as hub,
+            hub.serving(RunningExportService, env.paths.home, url, "api/requests") as service,
+        ):
+            stack = Stack(hub.public_url, hub.api_url, hub.admin_token, env)
+            stack.direct_url = hub.direct_url
+            stack.service = service
+            stack.tokens.update(hub.user_tokens(USERS, "export tests"))
+            yield stack
     finally:
         dispose_all()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import secrets
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,15 +21,13 @@ import pytest
 
 from enclave import audit, db
 from enclave.config import Paths
-from enclave.db.session import dispose_all
 from export_review import release as releasing
 from export_review.workflow import ExportState
-from tests.conftest import _fresh_postgres_database
+from tests.conftest import state_database
 from tests.crash import ServiceProcess, check_audit_chain, in_background
 from tests.export_review.factories import GOOD_CSV, ExportEnv, make_project, make_request
 from tests.export_review.web_ui.conftest import HUB_CONFIG, SERVICE, SERVICE_PREFIX, call
-from tests.gateway.conftest import free_port
-from tests.hub import service_tokens, started_hub
+from tests.hub import ServiceHub, hub_with_service
 
 pytestmark = pytest.mark.slow
 
@@ -39,26 +36,15 @@ USERS = ("alice", "bob", "rev1")
 
 @dataclass
 class CrashHub:
-    api_url: str
-    service_port: int
-    service_token: str
+    hub: ServiceHub
     tokens: dict[str, str]
 
 
 @pytest.fixture(scope="module")
 def crash_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrashHub]:
     """A hub that expects the export service on a fixed local port, and a service token per user."""
-    root = tmp_path_factory.mktemp("crash-hub")
-    proxy_port, service_port = free_port(), free_port()
-    service_token = secrets.token_hex(32)
-    service_env = {
-        "TEST_EXPORT_URL": f"http://127.0.0.1:{service_port}",
-        "TEST_EXPORT_TOKEN": service_token,
-        "TEST_EXPORT_CALLBACK": f"http://127.0.0.1:{proxy_port}{SERVICE_PREFIX}oauth_callback",
-    }
-    with started_hub(root, HUB_CONFIG, proxy_port, service_env) as hub:
-        tokens = service_tokens(hub, USERS, SERVICE, "crash tests")
-        yield CrashHub(hub.api_url, service_port, service_token, tokens)
+    with hub_with_service(tmp_path_factory.mktemp("crash-hub"), HUB_CONFIG, SERVICE) as hub:
+        yield CrashHub(hub, hub.user_tokens(USERS, "crash tests"))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -67,18 +53,12 @@ def export_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "work").mkdir()
-    databases: Iterator[str] = iter([f"sqlite:///{home / 'state.db'}"])
-    if request.param == "postgresql":
-        databases = _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"))
-    url = next(databases)
-    db.migrate(url)
-    audit.use_vault(url, Paths(home))
-    env = ExportEnv(db.connect(url), Paths(home), tmp_path / "work")
-    make_project(env)
-    yield env, url
-    dispose_all()
-    for _ in databases:  # drops the PostgreSQL database
-        pass
+    for url in state_database(request, home / "state.db"):
+        db.migrate(url)
+        audit.use_vault(url, Paths(home))
+        env = ExportEnv(db.connect(url), Paths(home), tmp_path / "work")
+        make_project(env)
+        yield env, url
 
 
 @pytest.fixture
@@ -87,13 +67,13 @@ def service(
 ) -> Iterator[ServiceProcess]:
     env, url = export_env
     settings = {
-        "JUPYTERHUB_API_TOKEN": crash_hub.service_token,
-        "JUPYTERHUB_API_URL": crash_hub.api_url,
+        "JUPYTERHUB_API_TOKEN": crash_hub.hub.service_token,
+        "JUPYTERHUB_API_URL": crash_hub.hub.api_url,
         "JUPYTERHUB_SERVICE_PREFIX": SERVICE_PREFIX,
         "JUPYTERHUB_SERVICE_NAME": SERVICE,
         "ENCLAVE_DATABASE_URL": url,
     }
-    args = ["export", "serve", "--ip", "127.0.0.1", "--port", str(crash_hub.service_port)]
+    args = ["export", "serve", "--ip", "127.0.0.1", "--port", str(crash_hub.hub.service_port)]
     process = ServiceProcess(env.paths.home, args, settings, tmp_path / "export.log")
     try:
         yield process
@@ -115,7 +95,7 @@ def test_kill_9_in_the_middle_of_a_release(
     crash_hub: CrashHub, export_env: tuple[ExportEnv, str], service: ServiceProcess, point: str
 ) -> None:
     env, url = export_env
-    api = f"http://127.0.0.1:{crash_hub.service_port}{SERVICE_PREFIX}api/"
+    api = f"{crash_hub.hub.direct_url}api/"
     files = {"a.csv": GOOD_CSV, "b.csv": GOOD_CSV + "X,50\n"}
     request_id = make_request(env, ExportState.APPROVED, files=files)
     folder = env.paths.outbox / releasing.prefix_of(env.request(request_id))
