@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from enclave.config import Paths
 from enclave.db.models import Run, RunOutput, RunTemplate
 from enclave.runs.service import run_dir, run_store
+from enclave.runs.worker import unmount_out
 
 
 def _hashes(session: Session, project: str | None, *, other_than: str | None = None) -> set[str]:
@@ -50,6 +51,7 @@ def destroy(session: Session, paths: Paths, project: str) -> list[dict[str, Any]
     for run_id in session.scalars(select(Run.id).where(Run.project_id == project)):
         folder = run_dir(paths, run_id)
         if folder.exists():
+            unmount_out(folder / "out")  # a run folder left by a crashed worker may still hold one
             shutil.rmtree(folder)
             items.append({"kind": "directory", "name": str(folder.relative_to(paths.home))})
     return items

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -253,6 +254,7 @@ class Worker:
     def _make_run_dir(self, run: Run, notebook: bytes) -> Path:
         folder = service.run_dir(self.paths, run.id)
         folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        unmount_out(folder / "out")
         shutil.rmtree(folder, ignore_errors=True)
         (folder / "in").mkdir(parents=True, mode=0o755)
         (folder / "in" / "notebook.ipynb").write_bytes(notebook)
@@ -266,6 +268,8 @@ class Worker:
             os.chown(out, self.uid, self.uid)  # the container's user, and nobody else
         except PermissionError:  # a worker that is not root: the folder above is still 0700
             os.chmod(out, 0o777)
+        else:
+            mount_out(out, self.uid)
         (folder / service.LOG_FILE).touch(mode=0o600)
         return folder
 
@@ -378,6 +382,7 @@ class Worker:
                 self.executor.remove(container_id)
             except Exception:
                 log.exception("could not remove the container of run %s", run_id)
+        unmount_out(folder / "out")
         shutil.rmtree(folder, ignore_errors=True)
         self._call_hooks(run_id)
 
@@ -455,6 +460,31 @@ class _Progress:
     def merged(self, recorded: dict[str, int]) -> dict[str, int]:
         total = recorded.get("cells_total", sum(self.cells))
         return {**recorded, "cells_done": min(self.saved, total), "cells_total": total}
+
+
+def mount_out(out: Path, uid: int, size: int | None = None) -> bool:
+    """Put a size-capped tmpfs on ``out/`` (as root): the container's only writable host folder then
+    cannot fill the vault host's disk, whatever it writes between two polls; a full one gives the
+    notebook "No space left on device". Its pages count against the container's memory limit."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    options = f"size={size or OUT_WATCH_BYTES},mode=0700,uid={uid},gid={uid},nosuid,nodev,noexec"
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "enclave-run-out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        log.warning("could not cap %s with a tmpfs (%s); the out/ watch applies", out, done.stderr.strip())
+        return False
+    return True
+
+
+def unmount_out(out: Path) -> None:
+    """Take the tmpfs off ``out/`` (after its files were collected), if one is there."""
+    if os.path.ismount(out):
+        subprocess.run(["umount", "-l", str(out)], capture_output=True, check=False)
 
 
 def _notes(ending: Ending, collected: collect.Collected) -> bytes:

@@ -482,3 +482,26 @@ def test_a_running_run_stops_when_its_project_is_suspended(
     run = described(env, run_id)
     assert run["state"] == "failed" and run["error"]["code"] == "project_not_active", run
     assert finished == [(run_id, "failed")] and container_gone(run_id)
+
+
+def test_a_run_cannot_fill_the_hosts_disk(
+    image_ready: None, env: ExportEnv, allowed: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """out/ is the container's only writable host folder: a tmpfs of a fixed size caps it, so a
+    notebook writing without end gets "No space left on device" instead of filling the vault host."""
+    from enclave.runs import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "OUT_WATCH_BYTES", 16 * 1024 * 1024)
+    worker, _ = make_worker(env, allowed)
+    run_id = submit(
+        env,
+        notebook_bytes(
+            "with open('big.bin', 'wb') as f:\n    for _ in range(64):\n        f.write(b'x' * 1024 * 1024)"
+        ),
+    )
+    worker.run_once()
+    run = described(env, run_id)
+    assert run["state"] == "failed", run
+    assert "No space left on device" in run["error"]["message"], run["error"]
+    assert container_gone(run_id)
+    assert not service.run_dir(env.paths, run_id).exists()
