@@ -123,6 +123,7 @@ class AuditAction(StrEnum):
     RUN_REPRODUCE = "run.reproduce"
     RUN_TEMPLATE_ADD = "run.template_add"
     RUN_TEMPLATE_RETIRE = "run.template_retire"
+    RUN_OUTPUTS_COPY = "run.outputs_copy"  # a run's outputs written to a folder of the vault host
 
 
 def now_iso() -> str:

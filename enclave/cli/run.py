@@ -500,6 +500,8 @@ def outputs(
     """Write a run's stored outputs (checked against their recorded sha256) into a folder."""
     import shutil
 
+    from enclave import audit
+    from enclave.audit import AuditAction
     from enclave.errors import NotFound
     from enclave.runs import service
 
@@ -516,6 +518,8 @@ def outputs(
                 )
         chosen = [name for name in names if not only or name in only]
         sources = {name: service.output_path(enclave.paths, found, name) for name in chosen}
+        hashes = {o.name: o.sha256 for o in found.outputs}
+        project_of_run = found.project_id
     written = []
     for name, source in sources.items():
         target = _target(out, name)
@@ -531,6 +535,15 @@ def outputs(
                 details={"file": str(target)},
             ) from None
         written.append({"name": name, "path": str(target), "size": target.stat().st_size})
+    with enclave.session() as session:  # outputs leaving the vault store are audited, like downloads
+        audit.record(
+            session,
+            AuditAction.RUN_OUTPUTS_COPY,
+            actor=user,
+            obj=f"run:{run}",
+            project=project_of_run,
+            details={"run": run, "files": [{**f, "sha256": hashes[f["name"]]} for f in written]},
+        )
     result = {"run": run, "files": written}
     print_result(result, as_json, f"wrote {len(written)} output(s) of {run} to {out}")
 

@@ -248,6 +248,12 @@ def test_outputs_are_written_once_and_checked_against_their_hash(cli, env: Expor
     out = tmp_path / "out"
     written = cli("outputs", run_id, "--user", "bob", "--out", str(out), "--json")
     assert {f["name"] for f in written["files"]} == {"table.csv", "figs/plot.txt"}
+    with env.session() as session:  # outputs leaving the vault store are audited, with their hashes
+        [copied] = [e for e in audit.tail(session, limit=100) if e.action == "run.outputs_copy"]
+        assert copied.actor == "bob" and copied.project == PROJECT
+        assert {f["name"]: f["sha256"] for f in json.loads(copied.details_json)["files"]} == {
+            o.name: o.sha256 for o in service.get_run(session, run_id).outputs
+        }
     assert (out / "table.csv").read_bytes() == b"group,n\na,10\n" and (
         out / "figs" / "plot.txt"
     ).read_bytes() == b"plot"
