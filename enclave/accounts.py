@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from enclave import audit, lifecycle, projects, roles, users
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from enclave.db.models import AccountApplication, AuditEvent, Project, ProjectMember
+from enclave.db.models import AccountApplication, AuditEvent, LocalUser, Project, ProjectMember
 from enclave.errors import BadInput, Forbidden, NotFound, Reason
 from enclave.roles import ProjectRole, Role
 from enclave.workspace.files import private_dir, write_private
@@ -394,7 +394,7 @@ def account_expiry(session: Session, username: str) -> date | None:
 
 def _update_expiry(session: Session, username: str, actor: str) -> None:
     """Give an existing account the end date its approvals make; nothing while it does not exist."""
-    user = session.get(users.LocalUser, username)
+    user = session.get(LocalUser, username)
     expiry = account_expiry(session, username)
     if user is None or expiry is None or user.expires_on == expiry.isoformat():
         return
@@ -476,7 +476,7 @@ def describe_account(
     session: Session, paths: Paths, username: str, *, now: datetime | None = None, today: date | None = None
 ) -> dict[str, Any]:
     """``enclave account show``: end date, roles, memberships, password age, TOTP on or off. No secret."""
-    user = session.get(users.LocalUser, username)
+    user = session.get(LocalUser, username)
     applications = list_applications(session, username=username)
     members = session.execute(
         select(ProjectMember.project_id, ProjectMember.role, Project.period_end, Project.state)
@@ -529,7 +529,7 @@ def expired_accounts(session: Session, *, today: date | None = None) -> list[dic
     """Accounts that log in no more because they ended: past ``expires_on`` or all projects ended."""
     day = today or lifecycle.enclave_today()
     out = []
-    for user in session.scalars(select(users.LocalUser).order_by(users.LocalUser.name)):
+    for user in session.scalars(select(LocalUser).order_by(LocalUser.name)):
         reason = users.ended_reason(session, user.name, today=day)
         if reason is not None:
             out.append({"user": user.name, "reason": reason, "expires_on": user.expires_on})

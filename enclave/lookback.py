@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from enclave import audit, ledger
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from export_review.models import ExportRequest
+from enclave.db.models import ExportRequest
 from export_review.workflow import ExportState
 
 

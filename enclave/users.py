@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Boolean, ColumnElement, Integer, String, Text, case, null, or_, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ColumnElement, case, null, or_, select, update
+from sqlalchemy.orm import Session
 
 from enclave import audit, passwords, totp
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from enclave.db.models import Base, Project, ProjectMember, StaffRole
+from enclave.db.models import LocalUser, Project, ProjectMember, StaffRole
 from enclave.errors import BadInput, Forbidden, NotFound
 from enclave.workspace.files import private_dir, write_private
 
@@ -41,25 +41,6 @@ DEFAULT_PASSWORD_MAX_AGE_DAYS = 90  # R-SEC-1 periodic change; governance.yaml m
 # Reasons for which the credentials are right but the password must be changed first.
 CHANGE_REASONS = frozenset({"password_change_required", "password_expired"})
 ENDED_PROJECT_STATES = frozenset({"expired", "destroyed"})
-
-
-class LocalUser(Base):
-    """One local account. ``disabled`` is a steward's lock; ``locked_until`` the automatic one."""
-
-    __tablename__ = "local_users"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[str] = mapped_column(String(40))
-    password_changed_at: Mapped[str] = mapped_column(String(40))
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
-    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no code is used twice
-    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The account ends by itself on this day (R-APP-17): the earlier of the project and DUA ends.
-    expires_on: Mapped[str | None] = mapped_column(String(10), nullable=True)
-    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)  # first login (R-SEC-1)
 
 
 @dataclass(frozen=True)

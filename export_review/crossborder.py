@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from enclave.db.models import ExportRequest
 from enclave.errors import BadInput, Refused
-from export_review.models import ExportRequest
 from export_review.repository import project_spec_data
 from export_review.workflow import COUNTING_STATES
 

@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from export_review.models import ExportRequest
+from enclave.db.models import ExportRequest
 from export_review.workflow import ExportState
 
 # States in which a request waits for someone (checks, the committee, the requester, a releaser).

@@ -15,10 +15,9 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from enclave import lifecycle
-from enclave.db.models import Project
+from enclave.db.models import ExportRequest, Project
 from enclave.errors import EnclaveError, Forbidden
 from enclave.projects import ProjectState, get, roles_of
-from export_review.models import ExportRequest
 from export_review.workflow import ExportState
 
 REQUESTER_ROLES = frozenset({"analyst", "pi"})

@@ -38,9 +38,9 @@ from enclave import audit, crashpoints, signing
 from enclave.audit import AuditAction, canonical_json
 from enclave.committee import CommitteeRule
 from enclave.config import Paths
+from enclave.db.models import ExportRequest, ExportVote
 from enclave.errors import BadInput, NotFound, Refused
 from export_review import permissions, reproduction
-from export_review.models import ExportRequest, ExportVote
 from export_review.outbox import Outbox
 from export_review.repository import get_request, lock_request
 from export_review.submission import file_store

@@ -7,11 +7,10 @@ import json
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from enclave.db.models import Project, ProjectMember
+from enclave.db.models import ExportRequest, Project, ProjectMember
 from enclave.errors import NotFound
 from enclave.projects import current_spec_row
 from enclave.specs import MIN_K
-from export_review.models import ExportRequest
 
 
 def _not_found(request_id: str) -> NotFound:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from enclave import audit
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from enclave.db.models import Run
+from enclave.db.models import ExportRequest, Run
 from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.projects import get as get_project
 from enclave.projects import roles_of
@@ -34,7 +34,6 @@ from enclave.runs import service as runs
 from enclave.runs.states import RunState, is_terminal
 from enclave.workspace import layout
 from export_review import permissions
-from export_review.models import ExportRequest
 from export_review.repository import lock_request
 from export_review.submission import file_store
 from export_review.workflow import ExportState

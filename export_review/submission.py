@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from enclave import audit
 from enclave.config import Paths
-from enclave.db.models import Run
+from enclave.db.models import ExportFile, ExportRequest, Run
 from enclave.errors import BadInput, Forbidden, Reason, Refused
 from enclave.filestore import FileStore, StagedFile
 from enclave.runs import service as runs
@@ -34,7 +34,6 @@ from export_review.crossborder import check_cross_border
 from export_review.digest import request_digest
 from export_review.keyspace import KeySpaceProvider
 from export_review.lineage import query_lineage
-from export_review.models import ExportFile, ExportRequest
 from export_review.policy import ReviewSettings
 from export_review.repository import lock_project, lock_request, project_k, seated_committee
 from export_review.workflow import Actor, ExportState, set_state

@@ -9,10 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from enclave.config import Paths
-from enclave.db.models import ProjectMember
+from enclave.db.models import ExportRequest, ProjectMember
 from enclave.errors import BadInput
 from export_review import permissions, reproduction
-from export_review.models import ExportRequest
 from export_review.policy import ReviewSettings
 from export_review.repository import get_request
 from export_review.voting import signature_valid, tallies

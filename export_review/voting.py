@@ -30,10 +30,10 @@ from enclave import audit, signing
 from enclave.audit import AuditAction, canonical_json
 from enclave.committee import CommitteeRule, Tally, stricter, tally
 from enclave.config import Paths
+from enclave.db.models import ExportFile, ExportRequest, ExportVote, ReviewerKey
 from enclave.errors import BadInput, Forbidden, NotFound, Reason, Refused
 from export_review import permissions
 from export_review.digest import request_digest, vote_message
-from export_review.models import ExportFile, ExportRequest, ExportVote, ReviewerKey
 from export_review.policy import ReviewSettings
 from export_review.repository import lock_request, seated_committee
 from export_review.workflow import Actor, ExportState, Vote, decide, set_state

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from enclave import audit, committee, workflow
 from enclave.audit import AuditAction
 from enclave.committee import Tally
-from export_review.models import ExportRequest
+from enclave.db.models import ExportRequest
 
 
 class ExportState(StrEnum):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from enclave import db, totp, users
 from enclave.cli import app
 from enclave.config import Paths
-from enclave.db.models import AuditEvent
+from enclave.db.models import AuditEvent, LocalUser
 from enclave.errors import BadInput, Forbidden
 
 GOOD = "Correct-Horse-9-Battery"
@@ -42,7 +42,7 @@ def change(sessions: sessionmaker[Session], name: str, old: str, new: str, **kw:
         users.change_password(session, name, old, new, **kw)
 
 
-def row(sessions: sessionmaker[Session], name: str = "alice") -> users.LocalUser:
+def row(sessions: sessionmaker[Session], name: str = "alice") -> LocalUser:
     with sessions() as session:
         found = users.get_user(session, name)
         session.expunge(found)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from enclave import audit, passwords, totp, users
 from enclave.cli import app
 from enclave.config import Paths
-from enclave.db.models import AuditEvent
+from enclave.db.models import AuditEvent, LocalUser
 from enclave.errors import BadInput, NotFound
 
 GOOD = "Correct-Horse-9-Battery"
@@ -149,7 +149,7 @@ def login(sessions: sessionmaker[Session], home: Paths, *args: Any, **kwargs: An
 def test_add_stores_only_a_hash_and_audits(sessions: sessionmaker[Session]) -> None:
     add(sessions)
     with sessions() as session:
-        row = session.get(users.LocalUser, "alice")
+        row = session.get(LocalUser, "alice")
         assert row is not None and GOOD not in row.password_hash
         assert [e.object for e in events(session, "user.add")] == ["user:alice"]
         assert audit.verify(session).ok
@@ -196,7 +196,7 @@ def test_five_failures_lock_for_fifteen_minutes_even_with_the_right_password(
     assert login(sessions, home, "alice", GOOD, now=T0 + timedelta(minutes=14)).reason == "account_locked"
     assert login(sessions, home, "alice", GOOD, now=T0 + timedelta(minutes=15, seconds=1)).ok
     with sessions() as session:
-        row = session.get(users.LocalUser, "alice")
+        row = session.get(LocalUser, "alice")
         assert row is not None and row.failed_logins == 0 and row.locked_until is None
 
 
@@ -239,7 +239,7 @@ def test_totp_required_once_enabled_and_codes_cannot_be_replayed(
         secret_b32, _ = users.enable_totp(session, home, "alice", actor="steward")
     secret = totp.from_base32(secret_b32)
     with sessions() as session:
-        stored = session.get(users.LocalUser, "alice")
+        stored = session.get(LocalUser, "alice")
         assert stored is not None and secret_b32 not in (stored.totp_secret or "")
     key = home.vault / "keys" / users.TOTP_KEY_FILE
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -397,14 +397,14 @@ def test_a_locked_account_stays_locked_under_parallel_attempts(
     for i in range(users.DEFAULT_MAX_FAILURES):
         login(sessions, home, "alice", f"Wrong-Password-{i}", now=T0)
     with sessions() as session:
-        before = session.get(users.LocalUser, "alice")
+        before = session.get(LocalUser, "alice")
         assert before is not None and before.locked_until is not None
     reasons = parallel(
         8, lambda i: login(sessions, home, "alice", GOOD if i % 2 else "Wrong-Password-x", now=T0).reason
     )
     assert reasons == ["account_locked"] * 8
     with sessions() as session:
-        after = session.get(users.LocalUser, "alice")
+        after = session.get(LocalUser, "alice")
         assert after is not None and after.locked_until == before.locked_until  # not extended, not lifted
 
 
@@ -438,7 +438,7 @@ def test_a_success_cannot_lift_a_lock_set_while_it_was_checked(
         paused.release.set()
         assert right.result(30).reason == "account_locked"
     with sessions() as session:
-        row = session.get(users.LocalUser, "alice")
+        row = session.get(LocalUser, "alice")
         assert row is not None and row.locked_until is not None  # the lock was not erased
 
 
@@ -543,7 +543,7 @@ def test_lock_expiry_does_not_depend_on_the_database_collation(
         session.execute(
             text('ALTER TABLE local_users ALTER COLUMN locked_until TYPE varchar(40) COLLATE "und-x-icu"')
         )
-        row = session.get(users.LocalUser, "alice")
+        row = session.get(LocalUser, "alice")
         assert row is not None
         row.locked_until = "2026-12-01T09:15:00+00:00"  # the layout older versions stored
     assert login(sessions, home, "alice", GOOD, now=datetime(2026, 12, 1, 9, 14, 59, 500000, UTC)).reason == (

@@ -19,10 +19,9 @@ from enclave import audit, roles
 from enclave.applications import service
 from enclave.applications.workflow import ApplicationActor, ApplicationState, check_transition, set_state
 from enclave.config import Paths
-from enclave.db.models import Application, ApplicationReview, Project, ProjectSpecVersion
+from enclave.db.models import Application, ApplicationReview, ExportRequest, Project, ProjectSpecVersion
 from enclave.errors import BadInput, Forbidden, Reason
 from enclave.roles import Role
-from export_review.models import ExportRequest
 
 # R-APP-8: what the review covers (合法性、正当性、必要性、目的、内容、使用方), the applicant's
 # data-security capability, and their willingness to sign the data-use agreement.

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from enclave import accounts, audit, roles, users
+from enclave import accounts, audit, roles
 from enclave.audit import AuditAction
 from enclave.cli.common import (
     ActorOption,
@@ -28,6 +28,7 @@ from enclave.cli.common import (
     parse_today,
     print_result,
 )
+from enclave.db.models import LocalUser
 from enclave.errors import BadInput
 
 NAME = "account"
@@ -125,7 +126,7 @@ def decide(
             today=parse_today(today),
         )
         result = accounts.application_to_dict(application)
-        result["account_exists"] = session.get(users.LocalUser, application.username) is not None
+        result["account_exists"] = session.get(LocalUser, application.username) is not None
     text = f"account application {application_id}: {result['state']}"
     if result["state"] == "approved":
         text += f"; the account ends on {result['expires_on']}"

@@ -1,8 +1,9 @@
-"""The state database: SQLAlchemy 2 models. Every change to a table here needs an Alembic migration."""
+"""The state database: every SQLAlchemy 2 model, on one metadata (issue 15). Every change to a table here
+needs an Alembic migration; ``tests/test_migration_drift.py`` fails when models and migrations differ."""
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -96,7 +97,10 @@ class ProjectMember(Base):
     """Who holds which role in a project: ``pi``, ``analyst`` or ``committee``."""
 
     __tablename__ = "project_members"
-    __table_args__ = (UniqueConstraint("project_id", "username", "role"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "username", "role"),
+        Index("ix_project_members_username", "username"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
@@ -110,6 +114,11 @@ class AuditEvent(Base):
     """One record of the append-only, hash-chained audit log (R-AUD-5, R-AUD-7)."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_project", "project"),
+        Index("ix_audit_events_action", "action"),
+        Index("ix_audit_events_actor_ts", "actor", "ts"),
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     ts: Mapped[str] = mapped_column(String(40))
@@ -173,6 +182,7 @@ class Application(Base):
     ``digest`` is the sha256 the committee countersigns, fixed when the application is submitted."""
 
     __tablename__ = "applications"
+    __table_args__ = (Index("ix_applications_applicant", "applicant"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -272,6 +282,7 @@ class AccountApplication(Base):
     """
 
     __tablename__ = "account_applications"
+    __table_args__ = (Index("ix_account_applications_user", "username", "project_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -376,3 +387,144 @@ class RunTemplate(Base):
     approved_by: Mapped[str] = mapped_column(String(100))
     approved_at: Mapped[str] = mapped_column(String(40))
     retired_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+# ---- local accounts (enclave.users) -------------------------------------------------------------
+
+
+class LocalUser(Base):
+    """One local account. ``disabled`` is a steward's lock; ``locked_until`` the automatic one."""
+
+    __tablename__ = "local_users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[str] = mapped_column(String(40))
+    password_changed_at: Mapped[str] = mapped_column(String(40))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    totp_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # Fernet token
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # no code is used twice
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The account ends by itself on this day (R-APP-17): the earlier of the project and DUA ends.
+    expires_on: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)  # first login (R-SEC-1)
+
+
+# ---- monitoring locks (enclave.gateway.locks) -----------------------------------------------------
+
+
+class UserLock(Base):
+    """A user's access to one project, locked after monitoring alerts (R-QRY-5).
+
+    A lock is active while ``unlocked_at`` is empty; unlocking keeps the row as history.
+    """
+
+    __tablename__ = "user_locks"
+    __table_args__ = (Index("ix_user_locks_project_user", "project_id", "username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(100))
+    locked_at: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    unlocked_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    unlocked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+# ---- export review (export_review; migrations 0002, 0006, 0008) ----------------------------------
+
+
+class ExportRequest(Base):
+    """One version of an export request. A revision after ``changes_requested`` is a new row."""
+
+    __tablename__ = "export_requests"
+    __table_args__ = (Index("ix_export_requests_project_state", "project_id", "state"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    requester: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer)
+    previous_id: Mapped[str | None] = mapped_column(
+        ForeignKey("export_requests.id"), unique=True, nullable=True
+    )
+    justification: Mapped[str] = mapped_column(Text)
+    abroad: Mapped[bool] = mapped_column(Boolean, default=False)
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    digest: Mapped[str] = mapped_column(String(64))
+    k: Mapped[int] = mapped_column(Integer)
+    acro_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lineage_json: Mapped[str] = mapped_column(Text, default="{}")
+    decision_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    release_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # An export from a batch run (0008): the run and its provenance (export_review.provenance).
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    provenance_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lock_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[str] = mapped_column(String(40))
+    updated_at: Mapped[str] = mapped_column(String(40))
+
+    files: Mapped[list[ExportFile]] = relationship(back_populates="request", order_by="ExportFile.name")
+    votes: Mapped[list[ExportVote]] = relationship(back_populates="request", order_by="ExportVote.id")
+
+
+class ExportFile(Base):
+    """A file of a request, stored in the vault under its sha256, with the server's findings."""
+
+    __tablename__ = "export_files"
+    __table_args__ = (UniqueConstraint("request_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("export_requests.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    findings_json: Mapped[str] = mapped_column(Text)
+    failed: Mapped[bool] = mapped_column(Boolean)
+
+    request: Mapped[ExportRequest] = relationship(back_populates="files")
+
+
+class ExportVote(Base):
+    """One reviewer's signed vote on one file. One vote per reviewer and file, never changed."""
+
+    __tablename__ = "export_votes"
+    __table_args__ = (UniqueConstraint("file_id", "reviewer"), Index("ix_export_votes_request", "request_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("export_requests.id"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("export_files.id"))
+    reviewer: Mapped[str] = mapped_column(String(100))
+    choice: Mapped[str] = mapped_column(String(10))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    override_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[str] = mapped_column(String(40))
+    # The signing key's fingerprint (0006); NULL on votes cast before reviewer-held keys existed.
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    request: Mapped[ExportRequest] = relationship(back_populates="votes")
+    file: Mapped[ExportFile] = relationship()
+
+
+class ReviewerKey(Base):
+    """A reviewer's own Ed25519 public key, in force from ``registered_at`` until the next one.
+
+    Registering a new key is a new row, so the history of which key was valid when stays intact.
+    ``signature`` is the enclave key's countersignature over the registration, so a row written
+    straight into the database is not trusted.
+    """
+
+    __tablename__ = "export_reviewer_keys"
+    __table_args__ = (Index("ix_export_reviewer_keys_reviewer", "reviewer", "registered_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reviewer: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[str] = mapped_column(String(40))
+    registered_by: Mapped[str] = mapped_column(String(100))
+    signature: Mapped[str] = mapped_column(String(128))

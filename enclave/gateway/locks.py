@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from enclave import audit, projects
 from enclave.audit import AuditAction
+from enclave.db.models import UserLock
 from enclave.errors import Forbidden, NotFound
-from enclave.gateway.models import UserLock
 
 
 def active_lock(session: Session, project_id: str, username: str) -> UserLock | None:

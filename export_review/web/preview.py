@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from enclave.config import Paths
+from enclave.db.models import ExportFile
 from export_review.checks import StoredFile
-from export_review.models import ExportFile
 from export_review.submission import file_store
 
 PREVIEW_ROWS = 20

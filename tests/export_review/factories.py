@@ -14,10 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from enclave import audit
 from enclave.config import Paths
 from enclave.db import session_scope
-from enclave.db.models import Project, ProjectMember, ProjectSpecVersion
+from enclave.db.models import ExportRequest, Project, ProjectMember, ProjectSpecVersion
 from export_review import release as releasing
 from export_review import submission, voting
-from export_review.models import ExportRequest
 from export_review.outbox import LocalOutbox, Outbox
 from export_review.policy import ReviewSettings
 from export_review.workflow import ExportState

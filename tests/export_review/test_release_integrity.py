@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, text
 
 from enclave import signing
+from enclave.db.models import ExportVote
 from enclave.errors import BadInput, EnclaveError, Refused
 from export_review import release as releasing
-from export_review.models import ExportVote
 from export_review.service import ExportService
 from export_review.voting import keys_dir
 from export_review.workflow import ExportState

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from enclave import audit, signing
 from enclave.cli import export
+from enclave.db.models import ExportVote, ReviewerKey
 from enclave.errors import EnclaveError, Forbidden, Refused
 from export_review import voting
-from export_review.models import ExportVote, ReviewerKey
 from export_review.service import ExportService
 from export_review.web import actions
 from tests.export_review.factories import GOOD_CSV, ExportEnv, cast, make_project, release, submit

@@ -20,14 +20,13 @@ from typer.testing import CliRunner
 from enclave import audit
 from enclave.cli import export as export_cli
 from enclave.config import Paths
-from enclave.db.models import Run, RunOutput
+from enclave.db.models import ExportRequest, Run, RunOutput
 from enclave.errors import BadInput, Forbidden, NotFound, Refused
 from enclave.runs import service as runs
 from enclave.runs.states import RunActor, RunState, move
 from export_review import release as releasing
 from export_review import reproduction, submission, views
 from export_review.digest import request_digest
-from export_review.models import ExportRequest
 from export_review.submission import file_store
 from tests.export_review.factories import (
     PROJECT,

@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DatabaseError
 
-from enclave.db.models import Project
+from enclave.db.models import ExportFile, ExportRequest, Project
 from enclave.errors import BadInput, Forbidden, Refused
 from enclave.filestore import FileStore
-from export_review.models import ExportFile, ExportRequest
 from export_review.submission import file_store
 from export_review.workflow import ExportState
 from tests.export_review.factories import ExportEnv, cast, make_project, make_request, submit

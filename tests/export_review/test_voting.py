@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from enclave.db.models import ExportFile, ExportVote
 from enclave.errors import BadInput, Forbidden, NotFound, Refused
 from export_review import views
-from export_review.models import ExportFile, ExportVote
 from export_review.workflow import ExportState
 from tests.export_review.factories import GOOD_CSV, ExportEnv, cast, make_project, make_request, submit
 

@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from enclave.committee import CommitteeRule, tally
+from enclave.db.models import ExportRequest
 from enclave.errors import Forbidden
 from export_review import workflow
-from export_review.models import ExportRequest
 from export_review.workflow import (
     STATE_AUDIT_ACTION,
     STATE_OWNER,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from enclave import db, totp, users
 from enclave.config import Paths
-from enclave.db.models import AuditEvent
+from enclave.db.models import AuditEvent, LocalUser
 from enclave.db.session import dispose_all
 from hub_config.auth import LOGIN_REFUSED
 from tests.e2e.conftest import Hub, launch_hub
@@ -47,7 +47,7 @@ def hub(home: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         yield running
 
 
-def account(home: Paths, name: str) -> users.LocalUser:
+def account(home: Paths, name: str) -> LocalUser:
     with db.session_scope(db.connect(f"sqlite:///{home.state_db}")) as session:
         found = users.get_user(session, name)
         session.expunge(found)
