@@ -89,3 +89,10 @@ class Forbidden(EnclaveError):
     """Not allowed for this user: not a member, self-review, wrong role, wrong state."""
 
     exit_code = EXIT_FORBIDDEN
+
+
+class Unavailable(EnclaveError):
+    """The server, not the caller, could not do it now: HTTP 503 with ``Retry-After`` (a subclass
+    sets ``retry_after_s``)."""
+
+    retry_after_s: int = 1

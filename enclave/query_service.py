@@ -45,12 +45,12 @@ from enclave.config import Paths
 from enclave.db.models import AuditEvent, Run, RunQuery
 from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.gateway.admission import ServerUnavailable
-from enclave.gateway.locks import check_user_not_locked
 from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
 from enclave.guard.ledger import Ledger, MemoryLedger
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
 from enclave.projects import ProjectState
+from enclave.user_locks import check_user_not_locked
 from enclave.workspace import layout, storage
 
 OpenSession = Callable[[], AbstractContextManager[Session]]

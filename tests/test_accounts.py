@@ -477,9 +477,9 @@ def test_expire_check_lists_ended_accounts_and_audits_each_once(env: Env) -> Non
 def test_removing_a_member_refuses_the_next_gateway_query_at_once(env: Env) -> None:
     """The gateway checks the membership in the database for every query (its token cache holds who
     the caller is, never what they may do)."""
-    from enclave.gateway.auth import Caller
     from enclave.gateway.monitor import QueryMonitor
     from enclave.gateway.runner import QueryLimits, QueryRunner
+    from enclave.services.auth import Caller
 
     make_project(env, "live-2026", {"start": "2026-01-01", "end": "2099-12-31"}, prepare=True)
     decide(env, apply(env, project="live-2026"))

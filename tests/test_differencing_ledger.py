@@ -34,11 +34,11 @@ from enclave.config import Paths
 from enclave.db.models import AuditEvent, GuardLedgerEntry
 from enclave.db.session import dispose_all
 from enclave.errors import BadInput, Forbidden
-from enclave.gateway.auth import Caller
 from enclave.gateway.monitor import MONITOR_ACTOR, QueryMonitor
 from enclave.gateway.runner import QueryLimits, QueryRunner
 from enclave.guard import QueryResult
 from enclave.guard.ledger import Sketch
+from enclave.services.auth import Caller
 from enclave.specs import parse_project_spec
 from tests.factories import (
     NO_APPLICATION,

@@ -54,13 +54,13 @@ def locks_(
     as_json: JsonOption = False,
 ) -> None:
     """List users locked out of projects by monitoring (R-QRY-5)."""
-    from enclave.gateway import locks
+    from enclave import user_locks
 
     enclave = get_context(ctx)
     with enclave.session() as session:
         rows = [
-            locks.lock_to_dict(lock)
-            for lock in locks.list_locks(session, project, include_lifted=include_lifted)
+            user_locks.lock_to_dict(lock)
+            for lock in user_locks.list_locks(session, project, include_lifted=include_lifted)
         ]
     if as_json:
         emit_json(rows)
@@ -91,12 +91,12 @@ def unlock(
     as_json: JsonOption = False,
 ) -> None:
     """A steward lifts a user's lock on a project (audited)."""
-    from enclave.gateway import locks
+    from enclave import user_locks
 
     enclave = get_context(ctx)
     with enclave.session() as session:
-        lock = locks.unlock_user(session, project, user, actor=actor_or_default(actor), reason=reason)
-        row = locks.lock_to_dict(lock)
+        lock = user_locks.unlock_user(session, project, user, actor=actor_or_default(actor), reason=reason)
+        row = user_locks.lock_to_dict(lock)
     if as_json:
         emit_json(row)
     else:

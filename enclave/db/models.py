@@ -411,7 +411,7 @@ class LocalUser(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)  # first login (R-SEC-1)
 
 
-# ---- monitoring locks (enclave.gateway.locks) -----------------------------------------------------
+# ---- monitoring locks (enclave.user_locks) -----------------------------------------------------
 
 
 class UserLock(Base):

@@ -35,7 +35,7 @@ from typing import Any
 from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
-from enclave.errors import BadInput, EnclaveError
+from enclave.errors import BadInput, EnclaveError, Unavailable
 
 # Codes of failures caused by the server; none of them counts toward a user's refusal alerts.
 SERVER_BUSY = "server_busy"  # the queue is full, or the query waited longer than `queue_timeout_s`
@@ -67,7 +67,7 @@ _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4
 _UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
 
-class ServerUnavailable(EnclaveError):
+class ServerUnavailable(Unavailable):
     """The server, not the analyst, could not run the query now (HTTP 503 + ``Retry-After``).
 
     ``retry`` marks a failure the runner answers by running the query once more, alone.

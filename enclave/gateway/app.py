@@ -2,7 +2,7 @@
 
 JupyterHub runs it as a managed service; the hub sets ``JUPYTERHUB_API_TOKEN``,
 ``JUPYTERHUB_API_URL`` and ``JUPYTERHUB_SERVICE_PREFIX``, which are the defaults here. Callers are
-identified with their own token (``enclave.gateway.auth``); the service's own token is used only to
+identified with their own token (``enclave.services.auth``); the service's own token is used only to
 stop a locked user's server, so it needs the ``delete:servers`` scope (the ``enclave-gateway`` role
 in ``hub_config/roles.py``).
 """
@@ -22,11 +22,11 @@ from traitlets import Float, Integer, Unicode, default
 from enclave import config, db
 from enclave.gateway import hub
 from enclave.gateway.admission import Admission
-from enclave.gateway.auth import Caller, TokenAuthenticator
 from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
 from enclave.gateway.runner import QueryLimits, QueryRunner
 from enclave.metrics import QueryMetrics
+from enclave.services.auth import Caller, TokenAuthenticator
 from enclave.services.hub import AUTH_CACHE_MAX_TTL_S, HubServiceApp
 
 

@@ -25,10 +25,10 @@ from enclave import metrics
 from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
 from enclave.gateway.admission import ServerUnavailable
-from enclave.gateway.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
-from enclave.gateway.http_errors import body_too_large, error_body, http_error_body, status_for
 from enclave.gateway.runner import QueryRunner, check_query_id
 from enclave.query_service import check_analyst_access
+from enclave.services.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
+from enclave.services.http_errors import body_too_large, error_body, http_error_body, status_for
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 
 MAX_SQL_CHARS = 100_000

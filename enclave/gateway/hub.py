@@ -9,9 +9,9 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from enclave import audit
 from enclave.audit import AuditAction
-from enclave.gateway.auth import Caller
 from enclave.gateway.monitor import MONITOR_ACTOR
 from enclave.query_service import OpenSession
+from enclave.services.auth import Caller
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,9 @@ from sqlalchemy.orm import Session
 from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
-from enclave import audit
+from enclave import audit, user_locks
 from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent
-from enclave.gateway import locks
 from enclave.gateway.admission import SERVER_FAILURE_CODES
 
 MONITOR_ACTOR = "enclave-gateway"
@@ -270,10 +269,10 @@ class QueryMonitor(LoggingConfigurable):
             return outcome
         since = _iso(now - timedelta(seconds=self.lock_window_s))
         outcome.alerts_in_lock_window = len(self._recent_alerts(session, project_id, user, since))
-        if outcome.alerts_in_lock_window >= self.alerts_to_lock and not locks.user_is_locked(
+        if outcome.alerts_in_lock_window >= self.alerts_to_lock and not user_locks.user_is_locked(
             session, project_id, user
         ):
-            locks.lock_user(
+            user_locks.lock_user(
                 session,
                 project_id,
                 user,

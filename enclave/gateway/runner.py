@@ -36,9 +36,9 @@ from enclave.gateway.admission import (
     ServerUnavailable,
     Ticket,
 )
-from enclave.gateway.auth import Caller
 from enclave.gateway.monitor import MonitorOutcome, QueryMonitor
 from enclave.query_service import OpenSession
+from enclave.services.auth import Caller
 
 QUERY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 CANCEL_PATIENCE_S = 60.0

@@ -4,7 +4,7 @@ browsers (HubOAuth, English and Chinese, no script), and the worker that execute
 The hub runs it as the service ``runs`` (``hub_config/jupyterhub_config.py``; ``enclave run
 serve``) on 127.0.0.1; workspaces reach it through their firewall as ``$ENCLAVE_RUNS_URL``. The API
 knows a caller by the workspace's server token, exactly as the gateway does
-(``enclave.gateway.auth.TokenAuthenticator``); the pages by the hub login.
+(``enclave.services.auth.TokenAuthenticator``); the pages by the hub login.
 
 The worker (``enclave.runs.compose``) runs in a thread of this process, started with the service
 and stopped with it: runs still going when it stops are left running, and the next worker start
@@ -26,10 +26,10 @@ from traitlets import Bool, Dict, Float, Integer, Unicode, default, validate
 
 from enclave import config, db
 from enclave.config import Paths
-from enclave.gateway.auth import TokenAuthenticator
 from enclave.runs import compose, service
 from enclave.runs.web import api, pages
 from enclave.runs.web.context import RunsContext
+from enclave.services.auth import TokenAuthenticator
 from enclave.services.handlers import MAX_FORM_BYTES, UploadSlots
 from enclave.services.hub import AUTH_CACHE_MAX_TTL_S
 from enclave.services.oauth import OAuthServiceApp

@@ -5,5 +5,5 @@ listening address, the token-cache and metrics checks); ``oauth`` adds the hub l
 the tornado application of a service with pages; ``handlers`` the base handlers (security headers,
 streamed uploads, the one mapping of ``EnclaveError`` to HTTP); ``i18n`` the English and Chinese
 label lookup. The JSON error shape and the hub token parsing are still the gateway's
-(``enclave.gateway.http_errors``, ``enclave.gateway.auth``), which the handlers here use.
+(``enclave.services.http_errors``, ``enclave.services.auth``), which the handlers here use.
 """

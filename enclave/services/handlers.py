@@ -1,7 +1,7 @@
 """The handlers every browser-facing hub service shares (export review, the steward console): hub login
 (HubOAuth cookie for pages, ``Authorization: token`` for the API), the reader's language, security
 headers, streamed uploads, and the one mapping of ``EnclaveError`` to HTTP
-(``enclave.gateway.http_errors``: Forbidden 403, NotFound 404, Refused 422, BadInput 400, no login 401).
+(``enclave.services.http_errors``: Forbidden 403, NotFound 404, Refused 422, BadInput 400, no login 401).
 
 A handler is initialised with ``ctx`` (what the service's operations need) and ``hub_auth``.
 """
@@ -18,8 +18,8 @@ from tornado.httputil import parse_body_arguments
 from tornado.web import RequestHandler, stream_request_body
 
 from enclave.errors import BadInput, EnclaveError
-from enclave.gateway.auth import Unauthenticated
-from enclave.gateway.http_errors import error_body, http_error_body, status_for
+from enclave.services.auth import Unauthenticated
+from enclave.services.http_errors import error_body, http_error_body, status_for
 from enclave.services.i18n import Translator, pick_language
 
 # Pages load nothing from elsewhere and run no script; images only from the service itself.

@@ -30,7 +30,7 @@ from traitlets.config import Application
 
 from enclave import audit, config
 from enclave.errors import Forbidden
-from enclave.gateway.auth import Unauthenticated
+from enclave.services.auth import Unauthenticated
 
 AUTH_CACHE_MAX_TTL_S = 5
 # Scopes that may stop any user's server: whoever holds one may also make the services forget tokens.

@@ -443,9 +443,8 @@ def test_the_project_lifecycle_from_the_console(stack: ConsoleStack) -> None:
 
 
 def test_monitoring_shows_alerts_and_locks_and_a_steward_unlocks(stack: ConsoleStack) -> None:
-    from enclave import audit
+    from enclave import audit, user_locks
     from enclave.audit import AuditAction
-    from enclave.gateway import locks
 
     app_id = advance(stack, "dua")
     assert stack.post(f"steward/{app_id}/provision", "stella", [("project_id", "watch-1")]).status == 303
@@ -459,12 +458,12 @@ def test_monitoring_shows_alerts_and_locks_and_a_steward_unlocks(stack: ConsoleS
             outcome="alert",
             details={"rule": "query_rate", "observed": 99, "threshold": 60, "user": "bob"},
         )
-        locks.lock_user(session, "watch-1", "bob", reason="3 monitoring alerts", actor="monitor")
+        user_locks.lock_user(session, "watch-1", "bob", reason="3 monitoring alerts", actor="monitor")
     page = stack.get("monitoring", "stella").body.decode()
     assert "query_rate" in page and "3 monitoring alerts" in page
     assert stack.post("monitoring/unlock", "stella", [("project", "watch-1"), ("user", "bob")]).status == 303
     with stack.session() as session:
-        assert not locks.user_is_locked(session, "watch-1", "bob")
+        assert not user_locks.user_is_locked(session, "watch-1", "bob")
     again = stack.post("monitoring/unlock", "stella", [("project", "watch-1"), ("user", "bob")])
     assert again.status == 404 and codes(again) == ["lock_not_found"]
 

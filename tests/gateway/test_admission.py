@@ -20,9 +20,8 @@ from enclave_client import Connection, QueryError
 from enclave_client.connection import progress_line
 from traitlets.config import Config
 
-from enclave import db
+from enclave import db, user_locks
 from enclave.audit import AuditAction
-from enclave.gateway import locks
 from enclave.gateway.admission import Admission, ServerUnavailable
 from enclave.gateway.monitor import QueryMonitor
 from tests.gateway.conftest import PROJECT, Enclave, Hub, RunningGateway, http, start_gateway
@@ -231,7 +230,7 @@ def test_full_queue_is_a_server_failure_not_a_refusal(
         assert all(e["code"] == "server_busy" and e["server_failure"] for e in events)
         assert not _alerts_for(enclave, "mallory")
         with enclave.session() as session:
-            assert not locks.user_is_locked(session, PROJECT, "mallory")
+            assert not user_locks.user_is_locked(session, PROJECT, "mallory")
 
         # Real refusals are still counted: the sixth one passes `refused_per_hour` and locks.
         for _ in range(6):
@@ -240,12 +239,12 @@ def test_full_queue_is_a_server_failure_not_a_refusal(
             assert caught.value.code != "server_busy"
         assert "refused_per_hour" in _alerts_for(enclave, "mallory")
         with enclave.session() as session:
-            assert locks.user_is_locked(session, PROJECT, "mallory")
+            assert user_locks.user_is_locked(session, PROJECT, "mallory")
     finally:
         gateway.stop()
         with enclave.session() as session:
-            if locks.user_is_locked(session, PROJECT, "mallory"):
-                locks.unlock_user(session, PROJECT, "mallory", actor="steward", reason="test")
+            if user_locks.user_is_locked(session, PROJECT, "mallory"):
+                user_locks.unlock_user(session, PROJECT, "mallory", actor="steward", reason="test")
 
 
 def _alerts_for(enclave: Enclave, user: str) -> list[str]:
@@ -254,7 +253,7 @@ def _alerts_for(enclave: Enclave, user: str) -> list[str]:
 
 
 def test_server_unavailable_is_a_503_with_retry_after() -> None:
-    from enclave.gateway.http_errors import error_body, status_for
+    from enclave.services.http_errors import error_body, status_for
 
     error = ServerUnavailable("server_resources", retry_after_s=12, retry=True)
     assert status_for(error) == 503
@@ -336,7 +335,7 @@ def test_hundred_server_failures_raise_no_alert_but_refusals_do(sessions: Any) -
         assert evaluate(sessions, monitor).alerts == []
     assert alerts(sessions) == []
     with db.session_scope(sessions) as session:
-        assert not locks.user_is_locked(session, PROJECT, "bob")
+        assert not user_locks.user_is_locked(session, PROJECT, "bob")
     for _ in range(51):
         audited_query(sessions, "bob", refused=True, code="query_rejected", reasons=["QRY_ROW_LEVEL"])
     outcome = evaluate(sessions, monitor)

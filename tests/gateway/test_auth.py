@@ -8,7 +8,7 @@ import time
 import pytest
 
 from enclave.errors import Forbidden
-from enclave.gateway.auth import Caller, TokenAuthenticator, Unauthenticated, project_from_scopes
+from enclave.services.auth import Caller, TokenAuthenticator, Unauthenticated, project_from_scopes
 from tests.gateway.conftest import PROJECT, Hub
 
 

@@ -14,9 +14,9 @@ from enclave_client import Connection, QueryError
 from sqlalchemy import select
 from traitlets.config import Config
 
+from enclave import user_locks
 from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent
-from enclave.gateway import locks
 from tests.gateway.conftest import (
     EXPIRED_PROJECT,
     OTHER_PROJECT,
@@ -234,7 +234,7 @@ def test_monitoring_alerts_then_locks_and_stops_the_server(hub: Hub, enclave: En
             check_analyst_access(session, PROJECT, "mallory")
         assert getattr(cli_error.value, "code", None) == "user_access_locked"
         with enclave.session() as session:
-            locks.unlock_user(session, PROJECT, "mallory", actor="steward", reason="reviewed")
+            user_locks.unlock_user(session, PROJECT, "mallory", actor="steward", reason="reviewed")
         assert int(db.sql(AGGREGATE, progress=None)["n"].sum()) == 400
     finally:
         strict.stop()

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from enclave import audit, db
+from enclave import audit, db, user_locks
 from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent
 from enclave.db.session import dispose_all
 from enclave.errors import Forbidden, NotFound
-from enclave.gateway import locks
 from enclave.gateway.monitor import QueryMonitor
 
 PROJECT = "cardio-2026"
@@ -125,10 +124,10 @@ def test_third_alert_locks_the_user_until_a_steward_unlocks(sessions: sessionmak
     assert outcomes[-1].locked and outcomes[-1].alerts_in_lock_window == 3
     with db.session_scope(sessions) as session:
         with pytest.raises(Forbidden) as caught:
-            locks.check_user_not_locked(session, PROJECT, "bob")
+            user_locks.check_user_not_locked(session, PROJECT, "bob")
         assert caught.value.code == "user_access_locked"
-        locks.check_user_not_locked(session, PROJECT, "alice")  # others are not affected
-        locks.check_user_not_locked(session, "diab-2026", "bob")  # nor bob's other projects
+        user_locks.check_user_not_locked(session, PROJECT, "alice")  # others are not affected
+        user_locks.check_user_not_locked(session, "diab-2026", "bob")  # nor bob's other projects
         [event] = audit.tail(session, 1, action=AuditAction.PROJECT_LOCK.value)
         assert json.loads(event.details_json)["user"] == "bob"
 
@@ -203,7 +202,7 @@ def test_differencing_and_timeout_alerts_lock_like_any_other(sessions: sessionma
     outcome = evaluate(sessions, monitor)
     assert outcome.locked and outcome.alerts_in_lock_window == 3
     with db.session_scope(sessions) as session, pytest.raises(Forbidden):
-        locks.check_user_not_locked(session, PROJECT, "bob")
+        user_locks.check_user_not_locked(session, PROJECT, "bob")
 
 
 def test_users_are_counted_separately(sessions: sessionmaker[Session]) -> None:
@@ -238,13 +237,13 @@ def test_unlock(sessions: sessionmaker[Session], tmp_path: Any) -> None:
         )
     with db.session_scope(sessions) as session:
         with pytest.raises(NotFound):
-            locks.unlock_user(session, PROJECT, "bob", actor="steward", reason="x")
-        first = locks.lock_user(session, PROJECT, "bob", reason="test", actor="monitor")
-        assert locks.lock_user(session, PROJECT, "bob", reason="again", actor="monitor").id == first.id
+            user_locks.unlock_user(session, PROJECT, "bob", actor="steward", reason="x")
+        first = user_locks.lock_user(session, PROJECT, "bob", reason="test", actor="monitor")
+        assert user_locks.lock_user(session, PROJECT, "bob", reason="again", actor="monitor").id == first.id
     with db.session_scope(sessions) as session:
-        locks.unlock_user(session, PROJECT, "bob", actor="steward", reason="talked to bob")
-        locks.check_user_not_locked(session, PROJECT, "bob")
-        [lifted] = locks.list_locks(session, PROJECT, include_lifted=True)
-        assert lifted.unlocked_by == "steward" and locks.list_locks(session, PROJECT) == []
+        user_locks.unlock_user(session, PROJECT, "bob", actor="steward", reason="talked to bob")
+        user_locks.check_user_not_locked(session, PROJECT, "bob")
+        [lifted] = user_locks.list_locks(session, PROJECT, include_lifted=True)
+        assert lifted.unlocked_by == "steward" and user_locks.list_locks(session, PROJECT) == []
         [event] = audit.tail(session, 1, action=AuditAction.PROJECT_UNLOCK.value)
         assert event.actor == "steward"

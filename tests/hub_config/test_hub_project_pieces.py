@@ -14,11 +14,10 @@ import duckdb
 import pytest
 from tornado import web
 
-from enclave import catalog, db, lifecycle, projects, totp, users
+from enclave import catalog, db, lifecycle, projects, totp, user_locks, users
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.errors import BadInput
-from enclave.gateway import locks
 from enclave.specs import parse_project_spec
 from hub_config import destruction, publish
 from hub_config.access import check_workspace_access
@@ -104,19 +103,19 @@ def test_access_refusals_carry_the_query_services_codes(enclave: Enclave) -> Non
 
 def test_a_user_locked_by_monitoring_gets_no_workspace(enclave: Enclave) -> None:
     with enclave.session() as session:
-        locks.lock_user(session, "agg-1", "bob", reason="alerts", actor="monitor")
+        user_locks.lock_user(session, "agg-1", "bob", reason="alerts", actor="monitor")
     try:
         code = refused_code(enclave, "agg-1", "bob")
         with enclave.session() as session:
             try:
-                locks.check_user_not_locked(session, "agg-1", "bob")
+                user_locks.check_user_not_locked(session, "agg-1", "bob")
             except Exception as error:  # the gateway's own code for the same lock
                 assert getattr(error, "code", None) == code
             else:
                 pytest.fail("the lock did not hold")
     finally:
         with enclave.session() as session:
-            locks.unlock_user(session, "agg-1", "bob", actor="steward", reason="cleared")
+            user_locks.unlock_user(session, "agg-1", "bob", actor="steward", reason="cleared")
     with enclave.session() as session:
         assert check_workspace_access(session, "agg-1", "bob") == "aggregate"
 

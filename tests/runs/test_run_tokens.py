@@ -25,9 +25,9 @@ from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent, Run, RunQuery
 from enclave.errors import Forbidden
 from enclave.gateway.admission import SERVER_BUSY, ServerUnavailable
-from enclave.gateway.auth import Caller, TokenAuthenticator, Unauthenticated
 from enclave.runs import tokens
 from enclave.runs.states import RunState
+from enclave.services.auth import Caller, TokenAuthenticator, Unauthenticated
 from tests.conftest import state_database
 from tests.gateway.conftest import (
     N_PATIENTS,

@@ -6,8 +6,8 @@ GET api/me      the caller, their platform roles and the pages they may open
 from __future__ import annotations
 
 from enclave.console.handlers.base import nav_for
-from enclave.gateway.http_errors import http_error_body
 from enclave.services.handlers import ApiHandler
+from enclave.services.http_errors import http_error_body
 
 
 class MeApi(ApiHandler):

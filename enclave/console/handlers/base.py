@@ -12,10 +12,10 @@ from enclave import roles
 from enclave.console.context import ConsoleContext
 from enclave.console.i18n import ConsoleTranslator
 from enclave.errors import EnclaveError
-from enclave.gateway.http_errors import error_body, status_for
 from enclave.roles import Role
 from enclave.services import handlers
 from enclave.services.handlers import UploadHandler
+from enclave.services.http_errors import error_body, status_for
 
 # As export review's, with the styles from the console's own stylesheet only (no inline style).
 CSP = (
@@ -44,7 +44,7 @@ def nav_for(held: set[Role]) -> list[tuple[str, str, str]]:
 
 
 def page_errors(error: EnclaveError) -> tuple[int, list[dict[str, Any]]]:
-    """The HTTP status (the one mapping, ``enclave.gateway.http_errors``) and what the page lists:
+    """The HTTP status (the one mapping, ``enclave.services.http_errors``) and what the page lists:
     the error itself, then each reason it gives, every one in both languages."""
     status = status_for(error)
     top = {"code": error.code, "message": {"en": error.message, "zh": error.message_zh}}

@@ -15,13 +15,12 @@ from typing import Any
 
 from tornado.web import authenticated
 
-from enclave import agreements, audit, lifecycle, projects, provisioning
+from enclave import agreements, audit, lifecycle, projects, provisioning, user_locks
 from enclave.applications.workflow import ApplicationState
 from enclave.audit import AuditAction
 from enclave.console import forms, views
 from enclave.console.handlers.base import APP_ID, PROJECT_ID, ConsolePage, ConsoleUpload, require
 from enclave.errors import NotFound
-from enclave.gateway import locks
 from enclave.roles import Role
 from enclave.workspace.destroy import certificates_dir
 
@@ -205,7 +204,7 @@ class MonitoringPage(ConsolePage):
             alerts = audit.events_to_dicts(
                 audit.tail(session, limit=200, action=AuditAction.QUERY_ALERT.value)
             )
-            active = [locks.lock_to_dict(lock) for lock in locks.list_locks(session)]
+            active = [user_locks.lock_to_dict(lock) for lock in user_locks.list_locks(session)]
         self.render("monitoring.html", alerts=list(reversed(alerts)), locks=active)
 
 
@@ -216,7 +215,7 @@ class UnlockAction(ConsolePage):
         reason = self.arg("reason") or "reviewed by a steward"  # the CLI's default
         with self.ctx.session() as session:
             require(session, user, Role.STEWARD, *UNLOCK)
-            locks.unlock_user(session, self.arg("project"), self.arg("user"), actor=user, reason=reason)
+            user_locks.unlock_user(session, self.arg("project"), self.arg("user"), actor=user, reason=reason)
         self.see_other("monitoring")
 
 

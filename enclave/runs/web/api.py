@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 from tornado.web import stream_request_body
 
 from enclave.errors import BadInput, NotFound
-from enclave.gateway.auth import PROJECT_HEADER, Caller, token_from_header
-from enclave.gateway.http_errors import body_too_large, http_error_body
 from enclave.query_service import check_analyst_access
 from enclave.runs import notebooks, service
 from enclave.runs.states import RunState
 from enclave.runs.web.context import RunsContext
+from enclave.services.auth import PROJECT_HEADER, Caller, token_from_header
 from enclave.services.handlers import DOWNLOAD_CSP, MAX_FORM_BYTES, ApiHandler
+from enclave.services.http_errors import body_too_large, http_error_body
 from enclave.services.hub import check_revoker, clear_token_cache
 
 RUN_ID = r"(run-[0-9a-f]{12})"

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from enclave import db
 from enclave.config import Paths
 from enclave.errors import BadInput, Forbidden
-from enclave.gateway.auth import Caller, TokenAuthenticator, token_from_header
 from enclave.runs import tokens
+from enclave.services.auth import Caller, TokenAuthenticator, token_from_header
 from enclave.services.handlers import UploadSlots
 
 
@@ -35,7 +35,7 @@ class RunsContext:
             yield session
 
     async def caller(self, authorization: str | None, claimed_project: str | None) -> Caller:
-        """The analyst and project of a workspace's server token (``enclave.gateway.auth``).
+        """The analyst and project of a workspace's server token (``enclave.services.auth``).
 
         A run's own token (``encrun_``) is refused here: a running notebook may query the gateway
         as its analyst, but never submit, cancel or read runs.

@@ -15,12 +15,12 @@ from typing import Any, ClassVar
 from tornado.web import authenticated
 
 from enclave.errors import BadInput, EnclaveError
-from enclave.gateway.http_errors import error_body, status_for
 from enclave.runs import service
 from enclave.runs.states import RunState, is_terminal
 from enclave.runs.web.context import RunsContext
 from enclave.runs.web.i18n import RunsTranslator
 from enclave.services import handlers
+from enclave.services.http_errors import error_body, status_for
 
 # The console's policy: the one stylesheet is the service's own file, no inline style, no script.
 CSP = (

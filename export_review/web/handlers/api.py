@@ -20,8 +20,8 @@ from typing import Any
 
 from enclave import metrics
 from enclave.errors import BadInput
-from enclave.gateway.auth import token_from_header
-from enclave.gateway.http_errors import http_error_body
+from enclave.services.auth import token_from_header
+from enclave.services.http_errors import http_error_body
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 from export_review.metrics import export_families
 from export_review.web import actions

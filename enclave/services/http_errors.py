@@ -1,9 +1,9 @@
-"""The gateway's one JSON error shape (STYLE §5.12):
+"""The services' one JSON error shape (STYLE §5.12):
 ``{"ok": false, "errors": [{"code", "message": {"en", "zh"}}], "status"}``.
 
 A guard refusal's reasons become the ``errors`` list; any other error is its own single entry.
-A failure the server caused (``ServerUnavailable``: ``server_busy``, ``server_shutdown``, ...) is a
-503 with a ``Retry-After`` header, so clients can tell it from a refusal of the query.
+A failure the server caused (``Unavailable``, e.g. the gateway's ``server_busy``, ``server_shutdown``)
+is a 503 with a ``Retry-After`` header, so clients can tell it from a refusal of the query.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused
-from enclave.gateway.admission import ServerUnavailable
-from enclave.gateway.auth import Unauthenticated
+from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused, Unavailable
+from enclave.services.auth import Unauthenticated
 
 
 def body_too_large(limit: int) -> BadInput:
@@ -36,7 +35,7 @@ STATUS_BY_CODE = {
 
 
 def status_for(error: EnclaveError) -> int:
-    if isinstance(error, ServerUnavailable):
+    if isinstance(error, Unavailable):
         return 503  # the server's failure, not the analyst's: try again after ``Retry-After``
     if error.code in STATUS_BY_CODE:
         return STATUS_BY_CODE[error.code]
