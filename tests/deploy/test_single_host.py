@@ -247,7 +247,11 @@ def test_units_are_valid(installed: str, tmp_path: Path) -> None:
             user = [line for line in body.splitlines() if line.startswith("User=")]
             assert user, f"{unit.name} names no User="
             assert "UMask=0077" in body, unit.name
-            if unit.name != "enclave-hub.service":
+            # The hub and the runs service run as root: both start locked-down containers and keep
+            # the project networks' firewall rules (hub_config/spawner.py, hub_config/batch.py).
+            if unit.name in ("enclave-hub.service", "enclave-runs.service"):
+                assert user == ["User=root"], unit.name
+            else:
                 assert user == [f"User={'enclave-proxy' if 'proxy' in unit.name else 'enclave'}"]
                 assert "NoNewPrivileges=yes" in body and "ProtectSystem=strict" in body, unit.name
     if shutil.which("systemd-analyze"):
