@@ -77,7 +77,7 @@ export ENCLAVE_HUB_STATE=$STATE
 export ENCLAVE_DEMO_CHECK_TOKEN_FILE=$STATE/check-token
 export ENCLAVE_DEMO_REVIEWERS=$(IFS=,; echo "${REVIEWERS[*]}")
 export ENCLAVE_DEMO_STEWARDS=$STEWARD
-(cd "$STATE" && exec setsid "$OLDPWD/$VENV/bin/jupyterhub" -f "$OLDPWD/hub_config/demo_hub_config.py" \
+(cd "$STATE" && exec setsid "$OLDPWD/$VENV/bin/jupyterhub" -f "$OLDPWD/scripts/demo_hub_config.py" \
     >"$STATE/hub.log" 2>&1) &
 echo $! >"$STATE/jupyterhub.pid"
 for _ in $(seq 1 90); do

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hub_config import roles
 
-load_subconfig(str(Path(__file__).resolve().parent / "jupyterhub_config.py"))  # noqa: F821
+load_subconfig(str(Path(__file__).resolve().parents[1] / "hub_config" / "jupyterhub_config.py"))  # noqa: F821
 c = get_config()  # noqa: F821
 
 
