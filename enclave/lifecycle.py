@@ -33,7 +33,8 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import AuditEvent, Project
 from enclave.errors import BadInput, Forbidden
-from enclave.projects import ProjectState, get
+from enclave.project_states import ProjectState, check_transition
+from enclave.projects import get
 from enclave.specs import ProjectSpec
 
 log = logging.getLogger(__name__)
@@ -161,13 +162,6 @@ def retention_review(session: Session, project: Project, today: date | None = No
 
 
 S = ProjectState
-VALID_TRANSITIONS: dict[str, set[str]] = {
-    S.APPROVED: {S.ACTIVE, S.SUSPENDED, S.EXPIRED, S.DESTROYED},
-    S.ACTIVE: {S.SUSPENDED, S.EXPIRED, S.DESTROYED},
-    S.SUSPENDED: {S.ACTIVE, S.EXPIRED, S.DESTROYED},
-    S.EXPIRED: {S.DESTROYED},
-    S.DESTROYED: set(),
-}
 TRANSITION_AUDIT_ACTION = {
     S.SUSPENDED: AuditAction.PROJECT_SUSPEND,
     S.ACTIVE: AuditAction.PROJECT_RESUME,
@@ -177,16 +171,6 @@ TRANSITION_AUDIT_ACTION = {
 
 RevocationHook = Callable[[str], None]
 """Called with the project id when access must end now (stop servers, revoke tokens)."""
-
-
-def check_transition(project: Project, to: str) -> None:
-    if to not in VALID_TRANSITIONS[project.state]:
-        raise Forbidden(
-            "project_state_invalid",
-            f"Project {project.id} is {project.state}: it cannot become {to}",
-            f"项目 {project.id} 状态为 {project.state}：不能变为 {to}",
-            details={"from": project.state, "to": to},
-        )
 
 
 def _set_state(

@@ -24,19 +24,10 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import Project, ProjectMember, ProjectSpecVersion
 from enclave.errors import BadInput, Forbidden, NotFound, Reason, Refused
+from enclave.project_states import ProjectState, check_preparable, check_transition
 from enclave.specs import ColumnRole, DatasetSpec, Level, ProjectSpec, ShareType, parse_stored_project_spec
 
 SourceMap = dict[str, tuple[DatasetSpec, Path]]
-
-
-class ProjectState:
-    """Where a project is in its lifecycle (ARCHITECTURE §6)."""
-
-    APPROVED = "approved"  # spec stored, data not prepared
-    ACTIVE = "active"
-    SUSPENDED = "suspended"  # emergency stop (R-LIFE-10)
-    EXPIRED = "expired"  # period over: access revoked, exports frozen (R-LIFE-1, R-LIFE-3)
-    DESTROYED = "destroyed"  # data, volumes and keys deleted (R-LIFE-2, R-LIFE-4)
 
 
 class Preparer(Protocol):
@@ -304,6 +295,8 @@ def _prepare(
     actor: str,
 ) -> dict[str, Any]:
     report = preparer(paths, spec, _sources(session, paths, dataset_specs), version=version)
+    if project.state != ProjectState.ACTIVE:  # a first preparation: approved -> active
+        check_transition(project, ProjectState.ACTIVE)
     project.state = ProjectState.ACTIVE
     project.updated_at = audit.now_iso()
     audit.record(
@@ -331,12 +324,7 @@ def prepare_project(
     from enclave.lifecycle import check_not_ended
 
     project = get(session, project_id)
-    if project.state not in (ProjectState.APPROVED, ProjectState.ACTIVE):
-        raise Forbidden(
-            "project_state_invalid",
-            f"Project {project_id} is {project.state}; only approved or active projects can be prepared",
-            f"项目 {project_id} 状态为 {project.state}；只有已批准或活动的项目可以准备数据",
-        )
+    check_preparable(project)
     check_not_ended(project, today)
     spec = current_spec(session, project_id)
     from enclave.provisioning import check_version_within

@@ -110,7 +110,7 @@ def test_the_hub_runs_the_sweep_as_a_managed_service(monkeypatch: pytest.MonkeyP
     assert sweep["command"][1:] == ["project", "sweep", "--every", "600"]
     assert sweep["command"][0].endswith("/enclave")
     urls = sweep["environment"]["ENCLAVE_SERVICE_URLS"].split(",")
-    assert [u.rsplit("/services/", 1)[1] for u in urls] == ["gateway/", "export-review/"]
+    assert [u.rsplit("/services/", 1)[1] for u in urls] == ["gateway/", "export-review/", "runs/"]
     assert sweep["environment"]["ENCLAVE_HOME"] == str(tmp_path / "home")
     assert all(s["environment"]["ENCLAVE_TIMEZONE"] == "UTC" for s in services.values() if "command" in s)
     (role,) = [r for r in config.JupyterHub.load_roles if "lifecycle-sweep" in r.get("services", [])]

@@ -15,7 +15,7 @@ from typing import Any
 
 from tornado.web import authenticated
 
-from enclave import agreements, audit, lifecycle, projects, provisioning, user_locks
+from enclave import agreements, audit, lifecycle, project_states, projects, provisioning, user_locks
 from enclave.applications.workflow import ApplicationState
 from enclave.audit import AuditAction
 from enclave.console import forms, views
@@ -131,7 +131,7 @@ class ProjectsPage(ConsolePage):
         folder = certificates_dir(self.ctx.paths)
         for row in rows:
             row["certificate"] = folder.is_dir() and any(folder.glob(f"{row['id']}-destruction*.json"))
-            moves = lifecycle.VALID_TRANSITIONS.get(row["state"], set())
+            moves = project_states.VALID_TRANSITIONS.get(project_states.ProjectState(row["state"]), set())
             row["steps"] = [step for step, target in STEP_TARGETS.items() if target in moves]
         self.render("projects.html", rows=rows, steps=LIFECYCLE_STEPS)
 
