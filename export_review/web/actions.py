@@ -19,8 +19,8 @@ from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound
 from enclave.projects import roles_of
 from export_review import permissions, reproduction
 from export_review.repository import get_request
+from export_review.service import ExportService
 from export_review.voting import registered_key
-from export_review.web.context import WebContext
 from export_review.web.preview import TablePreview, image_type, stored_file, table_previews
 
 MAX_UPLOAD_NAME = 200
@@ -61,7 +61,7 @@ def parse_records(raw: str | None) -> int | None:
 
 
 def submit_uploads(
-    ctx: WebContext,
+    ctx: ExportService,
     *,
     user: str,
     project: str,
@@ -99,39 +99,16 @@ def _without_location(release: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if release is None else {k: v for k, v in release.items() if k != "location"}
 
 
-def describe(ctx: WebContext, request_id: str, user: str) -> dict[str, Any]:
+def describe(ctx: ExportService, request_id: str, user: str) -> dict[str, Any]:
     info = ctx.describe(request_id, viewer=user)
     return {**info, "release": _without_location(info.get("release"))}
 
 
-def list_for(ctx: WebContext, user: str, state: str | None = None, project: str | None = None) -> list[dict]:
-    return ctx.list(viewer=user, state=state, project=project)
-
-
-def vote(
-    ctx: WebContext,
-    request_id: str,
-    *,
-    user: str,
-    choice: str,
-    file_name: str | None,
-    comment: str | None,
-    override: str | None,
-) -> dict[str, Any]:
-    return ctx.vote(
-        request_id, user=user, choice=choice, file_name=file_name, comment=comment, override=override
-    )
-
-
-def rerun(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
-    return ctx.rerun(request_id, user=user)
-
-
-def release(ctx: WebContext, request_id: str, *, user: str) -> dict[str, Any]:
+def release(ctx: ExportService, request_id: str, *, user: str) -> dict[str, Any]:
     return _without_location(ctx.release(request_id, user=user)) or {}
 
 
-def download_zip(ctx: WebContext, request_id: str, *, user: str) -> tuple[str, bytes]:
+def download_zip(ctx: ExportService, request_id: str, *, user: str) -> tuple[str, bytes]:
     """The released files and the signed manifest as one zip; audited by the domain's ``download``."""
     with tempfile.TemporaryDirectory(prefix="export-download-") as tmp:
         out = Path(tmp) / "out"
@@ -156,7 +133,7 @@ class Abilities:
     rerun: bool = False  # may ask for another reproducibility rerun (a request made from a run)
 
 
-def abilities(ctx: WebContext, request_id: str, user: str) -> Abilities:
+def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
     settings = ctx.settings()
     with ctx.session() as session:
         request = get_request(session, request_id)
@@ -184,7 +161,7 @@ def _can(check: Callable[[], None]) -> bool:
     return True
 
 
-def check_can_preview(ctx: WebContext, request_id: str, user: str) -> None:
+def check_can_preview(ctx: ExportService, request_id: str, user: str) -> None:
     """Stored bytes are shown to reviewers only (committee members and stewards), never to others."""
     if not abilities(ctx, request_id, user).preview:
         raise Forbidden(
@@ -194,7 +171,7 @@ def check_can_preview(ctx: WebContext, request_id: str, user: str) -> None:
         )
 
 
-def previews(ctx: WebContext, request_id: str, user: str) -> dict[str, list[TablePreview]]:
+def previews(ctx: ExportService, request_id: str, user: str) -> dict[str, list[TablePreview]]:
     """Each file's table previews, for a reviewer; empty for everyone else."""
     if not abilities(ctx, request_id, user).preview:
         return {}
@@ -202,7 +179,7 @@ def previews(ctx: WebContext, request_id: str, user: str) -> dict[str, list[Tabl
         return {f.name: table_previews(ctx.paths, f) for f in get_request(session, request_id).files}
 
 
-def image(ctx: WebContext, request_id: str, file_name: str, user: str) -> tuple[str, bytes]:
+def image(ctx: ExportService, request_id: str, file_name: str, user: str) -> tuple[str, bytes]:
     """A stored raster image's MIME type and bytes, for a reviewer; checked against its hash."""
     check_can_preview(ctx, request_id, user)
     with ctx.session() as session:

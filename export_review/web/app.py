@@ -16,7 +16,7 @@ from traitlets import Integer, default
 from enclave import db
 from enclave.config import Paths
 from enclave.services.oauth import OAuthServiceApp
-from export_review.web.context import WebContext
+from export_review.service import ExportService
 from export_review.web.handlers import default_handlers
 from export_review.web.handlers.base import MAX_FORM_BYTES, PageHandler, UploadSlots
 
@@ -49,7 +49,7 @@ class ExportReviewApp(OAuthServiceApp):
     def make_tornado_app(self) -> TornadoApplication:
         """The routes, the templates and the login (also used by tests in-process)."""
         db.migrate(self.database_url)
-        ctx = WebContext(db.connect(self.database_url), Paths(Path(self.enclave_home)))
+        ctx = ExportService(db.connect(self.database_url), Paths(Path(self.enclave_home)))
         ctx.complete_releases()  # releases a crash interrupted after their commit (export_review.release)
         return self.web_app(
             ctx,

@@ -31,9 +31,8 @@ from export_review.web.handlers.pages import REQUEST_ID
 
 class RequestsApi(UploadHandler, ApiHandler):
     def get(self) -> None:
-        rows = actions.list_for(
-            self.ctx,
-            self.user,
+        rows = self.ctx.list(
+            viewer=self.user,
             state=self.get_query_argument("state", None),
             project=self.get_query_argument("project", None),
         )
@@ -82,8 +81,7 @@ class VotesApi(ApiHandler):
     def post(self, request_id: str) -> None:
         user = self.user
         body = _json_body(self)
-        result = actions.vote(
-            self.ctx,
+        result = self.ctx.vote(
             request_id,
             user=user,
             choice=_text(body, "choice") or "",
@@ -101,7 +99,7 @@ class ReleaseApi(ApiHandler):
 
 class RerunApi(ApiHandler):
     def post(self, request_id: str) -> None:
-        self.write_json({"ok": True, **actions.rerun(self.ctx, request_id, user=self.user)}, 201)
+        self.write_json({"ok": True, **self.ctx.rerun(request_id, user=self.user)}, 201)
 
 
 class DownloadApi(ApiHandler):

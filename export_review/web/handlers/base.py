@@ -15,7 +15,7 @@ from enclave.services.handlers import (
     UploadHandler,
     UploadSlots,
 )
-from export_review.web.context import WebContext
+from export_review.service import ExportService
 from export_review.web.i18n import Translator
 
 __all__ = [
@@ -31,11 +31,11 @@ __all__ = [
 
 
 class ServiceHandler(handlers.ServiceHandler):
-    ctx: WebContext
+    ctx: ExportService
 
 
 class PageHandler(handlers.PageHandler):
     """Pages in the reader's language, with the export review's labels."""
 
-    ctx: WebContext
+    ctx: ExportService
     translator: ClassVar[type[Translator]] = Translator

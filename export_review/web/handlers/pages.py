@@ -15,7 +15,7 @@ REQUEST_ID = r"(exp-[0-9a-f]{16})"
 class MyRequestsPage(PageHandler):
     @authenticated
     def get(self) -> None:
-        rows = [r for r in actions.list_for(self.ctx, self.user) if r["requester"] == self.user]
+        rows = [r for r in self.ctx.list(viewer=self.user) if r["requester"] == self.user]
         self.render("index.html", rows=rows)
 
 
@@ -55,8 +55,7 @@ class RequestPage(PageHandler):
 class VoteAction(PageHandler):
     @authenticated
     def post(self, request_id: str) -> None:
-        actions.vote(
-            self.ctx,
+        self.ctx.vote(
             request_id,
             user=self.user,
             choice=self.get_body_argument("choice", ""),
@@ -70,7 +69,7 @@ class VoteAction(PageHandler):
 class RerunAction(PageHandler):
     @authenticated
     def post(self, request_id: str) -> None:
-        actions.rerun(self.ctx, request_id, user=self.user)
+        self.ctx.rerun(request_id, user=self.user)
         self.redirect(self.href(f"requests/{request_id}"), status=303)
 
 
@@ -104,12 +103,12 @@ class ReviewQueuePage(PageHandler):
     def get(self) -> None:
         waiting = [
             r
-            for r in actions.list_for(self.ctx, self.user, state="in_review")
+            for r in self.ctx.list(viewer=self.user, state="in_review")
             if actions.abilities(self.ctx, r["id"], self.user).vote
         ]
         to_release = [
             r
-            for r in actions.list_for(self.ctx, self.user, state="approved")
+            for r in self.ctx.list(viewer=self.user, state="approved")
             if actions.abilities(self.ctx, r["id"], self.user).release
         ]
         self.render("review.html", waiting=waiting, to_release=to_release)
