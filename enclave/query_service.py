@@ -126,10 +126,24 @@ def unique_person_keys(prepared: Path) -> set[str]:
         return set()
 
 
-def check_query(open_session: OpenSession, project_id: str, sql: str) -> Verdict:
+def prepared_query_context(
+    session: Session, paths: Paths, project_id: str, *, synthetic: bool = False
+) -> tuple[QueryContext, Path]:
+    """The one builder of a query's context, for running a query and for ``enclave guard check``
+    alike, so a check shows exactly the SQL that would run: the project's policy with the flags its
+    current prepared version measured, and that version's folder."""
+    prepared = layout.current_prepared_dir(paths, project_id)
+    # The twin's synthetic persons may repeat across rows: it never gets the flag.
+    unique = set() if synthetic else unique_person_keys(prepared)
+    return query_context(session, project_id, unique), prepared
+
+
+def check_query(
+    open_session: OpenSession, paths: Paths, project_id: str, sql: str, *, synthetic: bool = False
+) -> Verdict:
     """The guard's verdict for the project's policy, without running anything."""
     with open_session() as session:
-        context = query_context(session, project_id)
+        context, _ = prepared_query_context(session, paths, project_id, synthetic=synthetic)
     return check(sql, context.policy)
 
 
@@ -375,10 +389,7 @@ def run_query(
             if run_id is not None:
                 check_run_running(session, run_id, project_id, user)
             check_query_id_unused(session, project_id, user, query_id)
-            prepared = layout.current_prepared_dir(paths, project_id)
-            # The twin's synthetic persons may repeat across rows: it never gets the flag.
-            unique = set() if synthetic else unique_person_keys(prepared)
-            context = query_context(session, project_id, unique)
+            context, prepared = prepared_query_context(session, paths, project_id, synthetic=synthetic)
         database = prepared / (layout.TWIN_DB if synthetic else layout.VIEWS_DB)
         with _ledger_scope(open_session, project_id, synthetic=synthetic) as (ledger, audit_session):
             con = open_locked(

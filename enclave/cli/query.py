@@ -59,7 +59,7 @@ def guard_check(
     from enclave import query_service
 
     enclave = get_context(ctx)
-    verdict = query_service.check_query(enclave.session, project, sql)
+    verdict = query_service.check_query(enclave.session, enclave.paths, project, sql)
     emit_json(verdict.to_dict())
     if not verdict.allowed:
         raise typer.Exit(EXIT_REFUSED)

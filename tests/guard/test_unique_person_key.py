@@ -124,6 +124,16 @@ def test_preparation_measures_the_flag(tmp_path: Path) -> None:
         "SELECT sex, count(*) FROM patients GROUP BY sex",
     )
     assert sum(row[1] for row in out["rows"]) == 300
+    # `guard check` builds the same context as the query that runs: with the measured flag, this
+    # join is allowed (it is refused as a fan-out without it), and the SQL shown is the SQL run.
+    joined = (
+        "SELECT a.sex, count(*) FROM patients a JOIN visits v ON a.pid = v.pid "
+        "JOIN visits w ON w.pid = a.pid GROUP BY a.sex"
+    )
+    checked = _cli(home, "guard", "check", "--project", "demo-cardio", joined)
+    assert checked["allowed"] is True, checked
+    ran = _cli(home, "query", "--project", "demo-cardio", "--user", "bob", joined)
+    assert ran["rows"]
 
 
 def test_an_unreadable_report_means_no_flag(tmp_path: Path) -> None:
