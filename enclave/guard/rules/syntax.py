@@ -36,9 +36,9 @@ def nodes_allowed(tree: exp.Expression, policy: GuardPolicy) -> list[Violation]:
     """Refuse every node class or placement the guard does not know to be safe.
 
     >>> import sqlglot
-    >>> tree = sqlglot.parse_one("SELECT count(*) OVER () FROM t", read="duckdb")
+    >>> tree = sqlglot.parse_one("PIVOT t ON a USING sum(b)", read="duckdb")
     >>> [v.code for v in nodes_allowed(tree, None)]
-    ['QRY_WINDOW']
+    ['QRY_PIVOT']
     """
     found: list[Violation] = []
     seen: set[tuple[str, str]] = set()
