@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -41,8 +40,6 @@ SERVICE_PORT_ENV = {
     "runs": ("ENCLAVE_RUNS_PORT", 8104),
 }
 DEFAULT_HOST_CAP = 2
-_BYTES = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 @dataclass(frozen=True)
@@ -64,15 +61,20 @@ class WorkerSettings:
 
 
 def parse_bytes(value: str) -> int:
-    """``2G``, ``512M``, ``1073741824`` as bytes (as JupyterHub's ``ByteSpecification`` reads them)."""
-    match = _BYTES.match(value)
-    if not match:
+    """``2G``, ``512M`` as bytes, read by JupyterHub's own ``ByteSpecification``: the hub reads
+    ``$ENCLAVE_WORKSPACE_MEMORY`` into the spawner's ``mem_limit`` with it, so a run and a workspace
+    get the same limit, and a value the hub refuses is refused here too."""
+    from jupyterhub.traitlets import ByteSpecification
+    from traitlets import TraitError
+
+    try:
+        return int(ByteSpecification().validate(None, value))
+    except TraitError:
         raise BadInput(
             "setting_invalid",
             f"{value!r} is not a size such as 2G or 512M",
             f"{value!r} 不是有效的大小（例如 2G 或 512M）",
-        )
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+        ) from None
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

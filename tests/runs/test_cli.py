@@ -362,6 +362,9 @@ def test_the_settings_follow_the_hubs_environment() -> None:
     with pytest.raises(Exception) as refused:
         compose.settings_from_env({"ENCLAVE_HUB_API_PORT": "eighty"})
     assert getattr(refused.value, "code", "") == "setting_invalid"
+    with pytest.raises(Exception) as refused:  # a size the hub's mem_limit would refuse
+        compose.settings_from_env({"ENCLAVE_WORKSPACE_MEMORY": "2 gigs"})
+    assert getattr(refused.value, "code", "") == "setting_invalid"
 
 
 def test_the_worker_asks_the_firewall_for_the_spawners_ports(tmp_path: Path) -> None:
