@@ -19,13 +19,14 @@ The executor is synchronous (docker-py's ``APIClient``, as DockerSpawner uses): 
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dockerspawner import DockerSpawner
 
 from enclave.config import Paths
 from hub_config import firewall, lockdown, network, publish
@@ -100,10 +101,6 @@ class ExitStatus:
     oom_killed: bool = False
 
 
-def _slug(user: str) -> str:
-    return re.sub(r"[^a-z0-9-]", "-", user.lower())[:60] or "user"
-
-
 class DockerRunExecutor:
     """Starts, follows, stops and removes run containers on this host's Docker."""
 
@@ -130,7 +127,7 @@ class DockerRunExecutor:
         s = self.settings
         return plan_workspace(
             user=run.user,
-            user_slug=_slug(run.user),
+            user_slug=DockerSpawner._escape(run.user),  # the spawner's own escaping of the name
             project=run.project_id,
             access=access,
             data=data,
