@@ -17,13 +17,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from enclave import audit, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
-from enclave.db.models import Run, RunTemplate
+from enclave.db.models import ProjectMember, Run, RunTemplate
 from enclave.errors import BadInput, Forbidden, NotFound, Refused
 from enclave.filestore import FileStore
 from enclave.query_service import check_analyst_access
@@ -295,13 +295,26 @@ def get_visible(session: Session, run_id: str, viewer: str) -> Run:
 def list_runs(
     session: Session, *, viewer: str, project: str | None = None, state: str | None = None
 ) -> list[Run]:
-    """The runs ``viewer`` may see, newest first."""
+    """The runs ``viewer`` may see (``can_see``'s rule, as one query), newest first."""
     query = select(Run).order_by(Run.created_at.desc())
     if project is not None:
         query = query.where(Run.project_id == project)
     if state is not None:
         query = query.where(Run.state == RunState(state).value)
-    return [run for run in session.scalars(query) if can_see(session, run, viewer)]
+    if not (has_role(session, viewer, Role.STEWARD) or has_role(session, viewer, Role.SECURITY_AUDITOR)):
+        memberships = session.execute(
+            select(ProjectMember.project_id, ProjectMember.role).where(ProjectMember.username == viewer)
+        ).all()
+        led = {p for p, role in memberships if role == ProjectRole.PI.value}
+        reviewed = {p for p, role in memberships if role == ProjectRole.COMMITTEE.value}
+        query = query.where(
+            or_(
+                Run.user == viewer,
+                Run.project_id.in_(led),
+                and_(Run.kind == KIND_RERUN, Run.project_id.in_(reviewed)),
+            )
+        )
+    return list(session.scalars(query))
 
 
 def progress(run: Run) -> dict[str, int]:

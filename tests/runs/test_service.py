@@ -145,6 +145,8 @@ def test_runs_are_seen_by_their_analyst_the_pi_and_stewards_only(env: ExportEnv)
             with pytest.raises(NotFound):
                 service.get_visible(s, run_id, viewer)
         assert [r.id for r in service.list_runs(s, viewer="mallory")] == []
+        for viewer in ("alice", "sam"):  # the list follows the same rule as get_visible
+            assert [r.id for r in service.list_runs(s, viewer=viewer)] == [run_id]
         assert [r.id for r in service.list_runs(s, viewer="bob", project=PROJECT)] == [run_id]
 
 
@@ -300,6 +302,7 @@ def test_a_rerun_repeats_a_succeeded_run_only(env: ExportEnv) -> None:
         assert refused.value.code == "run_rerun_not_cancellable"
         with pytest.raises(NotFound):
             service.get_visible(s, run_id, "rev1")  # but not the analyst's own runs
+        assert [r.id for r in service.list_runs(s, viewer="rev1")] == [repeat.id]
 
 
 def test_unknown_or_malformed_run_ids_are_not_found(env: ExportEnv) -> None:
