@@ -90,13 +90,16 @@ def stage_outputs(
     """Copy the named outputs from the run store into the export store's staging, checking each
     against the hash the run recorded (``run_output_tampered`` when the stored bytes changed)."""
     recorded = {o.name: o.sha256 for o in run.outputs}
+    run_store = runs.run_store(paths)
     staged: list[StagedFile] = []
     try:
         for name in names:
-            source = runs.output_path(paths, run, name)  # verifies the stored bytes first
-            item = store.stage(source, name, max_bytes)
-            staged.append(item)
-            if item.sha256 != recorded[name]:  # changed between the check and the copy
+            # The copy is hashed as it is made: checked against the record, the bytes are read once.
+            source = run_store.path_for(recorded[name])
+            item = store.stage(source, name, max_bytes) if source.is_file() else None
+            if item is not None:
+                staged.append(item)
+            if item is None or item.sha256 != recorded[name]:
                 raise Refused(
                     "run_output_tampered",
                     f"The stored output {name} of run {run.id} no longer matches its recorded sha256",
