@@ -4,7 +4,7 @@
                                       [--no-pandas] [--parquet-settings]
 
 Generates the data with DuckDB (``range()`` and hash-based values), then times
-``enclave.workspace.prepare.prepare_workspace`` and a straightforward pandas implementation of the
+``enclave.prepare.build.prepare_workspace`` and a straightforward pandas implementation of the
 same transforms, each ``--repeat`` times (the best run counts: the machine may be shared). Prints
 what each side does, the seconds, rows per second, the ratio, the machine's load average, and the
 enclave's best run step by step (from its progress messages: wall and process CPU seconds), so the
@@ -32,8 +32,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from enclave.config import Paths
+from enclave.prepare.build import prepare_workspace
 from enclave.specs import parse_dataset_spec, parse_project_spec
-from enclave.workspace.prepare import prepare_workspace
 
 PATIENTS_SPEC = {
     "name": "patients",

@@ -41,8 +41,8 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import AccountApplication, AuditEvent, LocalUser, Project, ProjectMember
 from enclave.errors import BadInput, Forbidden, NotFound, Reason
+from enclave.files import private_dir, write_private
 from enclave.roles import ProjectRole, Role
-from enclave.workspace.files import private_dir, write_private
 
 IDENTITY_KEY_FILE = "identity.hmac"
 IDENTITY_KEY_BYTES = 32

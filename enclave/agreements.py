@@ -28,8 +28,8 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import Application, DataUseAgreement
 from enclave.errors import BadInput, Forbidden
+from enclave.files import private_dir, write_private
 from enclave.roles import Role
-from enclave.workspace.files import private_dir, write_private
 
 KINDS = ("pdf", "esign")
 MAX_PDF_BYTES = 20 * 1024 * 1024

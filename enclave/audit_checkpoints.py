@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from enclave import audit_keys
 from enclave.config import Paths
 from enclave.errors import EnclaveError, NotFound
-from enclave.workspace.files import PRIVATE_FILE, private_dir
+from enclave.files import PRIVATE_FILE, private_dir
 
 LOG_FILE = "checkpoints.jsonl"
 S3_PREFIX = "_audit/checkpoints"

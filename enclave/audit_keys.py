@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from enclave.config import Paths
 from enclave.errors import BadInput
-from enclave.workspace.files import private_dir, write_private
+from enclave.files import private_dir, write_private
 
 KEY_BYTES = 32
 CHAIN_KEY_FILE = "chain-key.json"

@@ -49,7 +49,7 @@ from enclave.audit import AuditAction, VerifyResult
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.errors import EnclaveError
-from enclave.workspace.files import PRIVATE_FILE, fsync_path, private_dir, sha256_file
+from enclave.files import PRIVATE_FILE, fsync_path, private_dir, sha256_file
 
 FORMAT = "enclave-backup"
 FORMAT_VERSION = 1
@@ -60,8 +60,8 @@ PART_POSTGRES = "state.pgdump"
 PART_VAULT = "vault.tar"
 PART_HOME = "home-files.tar"
 VAULT_ARCNAME = "vault"
-CERTIFICATES = "certificates"  # enclave.workspace.destroy: signed destruction certificates
-# Files written by ``enclave.workspace.files.write_private`` before their rename: never complete.
+CERTIFICATES = "certificates"  # enclave.prepare.destroy: signed destruction certificates
+# Files written by ``enclave.files.write_private`` before their rename: never complete.
 _TEMP_NAME = re.compile(r"^\..+\.[a-z]+-[0-9a-f]{8}$")
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 from enclave import projects
 from enclave.errors import Forbidden
 from enclave.guard.ledger import DatabaseLedger, OpenSession, Sketch, clear
+from enclave.prepare.certificate import DestroyedItem
 from enclave.projects import ProjectState
-from enclave.workspace.certificate import DestroyedItem
 
 TABLE = "guard_ledger"
 

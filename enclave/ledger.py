@@ -24,7 +24,7 @@ from enclave.config import Paths
 from enclave.deid.pseudonym import hmac_hex_sql, key_params
 from enclave.deid.sql import quote_literal
 from enclave.errors import BadInput
-from enclave.workspace.files import (
+from enclave.files import (
     check_project_id,
     fsync_path,
     fsync_tree,

@@ -4,7 +4,7 @@ the last two on its own (ARCHITECTURE §6; R-LIFE-1..4, R-LIFE-9, R-LIFE-10).
 Each step checks the transition against one table, changes the state and writes its audit event
 in the caller's transaction. Revocation side effects outside the database (stopping servers,
 revoking tokens) are plugged in as hooks by the hub; destruction of files is done by
-``enclave.workspace.destroy``, of the project's differencing ledger by
+``enclave.prepare.destroy``, of the project's differencing ledger by
 ``enclave.differencing_ledger``, and the certificate listing both is recorded in the audit log.
 
 Dates (R-LIFE-9, T6): a project's period is a range of whole calendar days, both ends included,
@@ -262,8 +262,8 @@ def destroy(
     """Delete prepared data, twin, volumes, keys and the query guard's differencing ledger; record the
     signed certificate (R-LIFE-2, R-LIFE-4). The ledger rows go in this transaction."""
     from enclave import differencing_ledger
+    from enclave.prepare.destroy import destroy_workspace
     from enclave.runs import retention
-    from enclave.workspace.destroy import destroy_workspace
 
     project = get(session, project_id)
     check_transition(project, S.DESTROYED)

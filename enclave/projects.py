@@ -3,7 +3,7 @@
 ``create_project`` checks an approved application (datasets and columns exist, the person key
 comes with any other column, share rules, R-SEC-5 separation of duties in ``enclave.specs``),
 stores the spec as version 1 and hands the data to a ``Preparer`` — the seam where the workspace
-is built (``enclave.workspace``). The rows, the audit events and the prepared data appear together
+is built (``enclave.prepare``). The rows, the audit events and the prepared data appear together
 or not at all: preparation writes its files atomically and the transaction commits only after it.
 """
 
@@ -41,8 +41,8 @@ class Preparer(Protocol):
 def workspace_preparer(
     paths: Paths, spec: ProjectSpec, datasets: SourceMap, *, version: int
 ) -> dict[str, Any]:
-    """The default preparer: de-identify into the vault (``enclave.workspace``)."""
-    from enclave.workspace.prepare import prepare_workspace
+    """The default preparer: de-identify into the vault (``enclave.prepare``)."""
+    from enclave.prepare.build import prepare_workspace
 
     return prepare_workspace(paths, spec, datasets, version=version).to_dict()
 

@@ -49,9 +49,9 @@ from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
 from enclave.guard.ledger import Ledger, MemoryLedger
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
+from enclave.prepare import layout, storage
 from enclave.projects import ProjectState
 from enclave.user_locks import check_user_not_locked
-from enclave.workspace import layout, storage
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
 ConnectionCallback = Callable[[duckdb.DuckDBPyConnection], None]

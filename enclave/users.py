@@ -31,7 +31,7 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import LocalUser, Project, ProjectMember, StaffRole
 from enclave.errors import BadInput, Forbidden, NotFound
-from enclave.workspace.files import private_dir, write_private
+from enclave.files import private_dir, write_private
 
 USERNAME_PATTERN = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 DEFAULT_MAX_FAILURES = 5

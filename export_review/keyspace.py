@@ -28,7 +28,7 @@ def _read_keys(source: Path, column: str) -> set[str]:
 
 def _read_object_keys(paths: Paths, project_id: str, build: Path, dataset: str, column: str) -> set[str]:
     try:
-        from enclave.workspace.storage import prepared_object_values
+        from enclave.prepare.storage import prepared_object_values
 
         return prepared_object_values(paths, project_id, build, dataset, column)
     except Exception:  # unreadable: as with a local file, the check then fails closed
@@ -41,7 +41,7 @@ def prepared_key_space(session: Session, paths: Paths) -> KeySpaceProvider:
 
     def provide(project_id: str) -> frozenset[str] | None:
         try:
-            from enclave.workspace.layout import current_prepared_dir
+            from enclave.prepare.layout import current_prepared_dir
 
             directory = Path(current_prepared_dir(paths, project_id))
             specs = dataset_specs_for(session, project_id)

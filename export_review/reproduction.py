@@ -27,12 +27,12 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import ExportRequest, Run
 from enclave.errors import BadInput, EnclaveError, Forbidden
+from enclave.prepare import layout
 from enclave.projects import get as get_project
 from enclave.projects import roles_of
 from enclave.runs import compare
 from enclave.runs import service as runs
 from enclave.runs.states import RunState, is_terminal
-from enclave.workspace import layout
 from export_review import permissions
 from export_review.repository import lock_request
 from export_review.submission import file_store

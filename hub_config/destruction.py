@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from enclave.config import Paths
-from enclave.workspace.files import check_project_id
+from enclave.files import check_project_id
 from hub_config import network, publish
 
 LABEL_PROJECT = network.LABEL_PROJECT

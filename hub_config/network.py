@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from enclave.workspace.files import check_project_id
+from enclave.files import check_project_id
 
 NETWORK_PREFIX = "enclave-project-"
 BRIDGE_PREFIX = "encl-"  # interface names are at most 15 characters

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enclave.config import Paths
-from enclave.workspace import layout
-from enclave.workspace.files import check_project_id
-from enclave.workspace.views import build_views_db
+from enclave.files import check_project_id
+from enclave.prepare import layout
+from enclave.prepare.views import build_views_db
 
 TWIN = "twin"
 ROWS = "rows"

@@ -93,7 +93,7 @@ RULES = [
     Rule(
         "the disclosure ledger does not import preparation (preparation records into the ledger)",
         ("enclave/ledger.py",),
-        ("enclave.workspace.prepare", "enclave.deid.prepare"),
+        ("enclave.prepare", "enclave.deid.prepare"),
     ),
 ]
 

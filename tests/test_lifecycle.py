@@ -149,7 +149,7 @@ def test_destruction_clears_the_differencing_ledger_of_that_project_only(
     sessions: sessionmaker[Session], paths: Paths, project: str
 ) -> None:
     from enclave.guard.ledger import DatabaseLedger, Sketch
-    from enclave.workspace.destroy import DestructionFailed, verify_certificate
+    from enclave.prepare.destroy import DestructionFailed, verify_certificate
 
     with session_scope(sessions) as s:
         other = parse_project_spec(project_spec(id="diab-2026"))

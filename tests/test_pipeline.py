@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from enclave.cli import app
 from enclave.config import Paths
 from enclave.demo_data import generate
-from enclave.workspace.destroy import verify_certificate
+from enclave.prepare.destroy import verify_certificate
 from tests.factories import NO_APPLICATION_ARGS
 
 runner = CliRunner()

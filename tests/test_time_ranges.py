@@ -25,10 +25,10 @@ from enclave.console import forms
 from enclave.db.models import ProjectSpecVersion
 from enclave.deid.plan import plan_dataset
 from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound, Refused
+from enclave.prepare import secrets as project_secrets
+from enclave.prepare.build import PreparationReport, prepare_workspace
+from enclave.prepare.layout import current_views_db
 from enclave.specs import DatasetSpec, ProjectSpec, TimeRange, parse_dataset_spec, parse_project_spec
-from enclave.workspace import secrets as project_secrets
-from enclave.workspace.layout import current_views_db
-from enclave.workspace.prepare import PreparationReport, prepare_workspace
 from tests.factories import visits_table
 from tests.test_agreements import STEWARD, Gov, make_gov, refused
 

@@ -31,8 +31,8 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import Application, ApplicationAttachment, ApplicationReview
 from enclave.errors import BadInput, Forbidden, NotFound, Reason
+from enclave.files import private_dir, write_private
 from enclave.roles import Role
-from enclave.workspace.files import private_dir, write_private
 
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 # Who sees every application: the Office, the Committee, the stewards and the auditors.

@@ -183,7 +183,7 @@ def search(
     from enclave import audit_search
     from enclave.audit import AuditAction
     from enclave.errors import BadInput
-    from enclave.workspace.files import write_private
+    from enclave.files import write_private
 
     if csv_file is not None and as_json:
         raise BadInput(

@@ -164,7 +164,7 @@ def plan_dataset(
 
     With ``per_person_offset`` and/or ``date_jitter``, each person's whole shift (offset plus
     jitter) is computed in the SELECT from the person key, or, when ``person_offset_column`` names a
-    column that already holds it (looked up once per person, see ``enclave.workspace.relations``),
+    column that already holds it (looked up once per person, see ``enclave.prepare.relations``),
     read from that column. With ``code_measures`` (row-level projects) every approved measure must
     be a number; the plan lists them in ``measures`` for :meth:`DatasetPlan.with_measure_bounds`.
     With ``time_range`` the plan keeps only the rows :func:`time_range_filter` keeps.

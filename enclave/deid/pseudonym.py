@@ -8,7 +8,7 @@ key never appears in SQL text, in a view definition or in a log. The value is ha
 text of ``CAST(value AS VARCHAR)``, which is what :func:`hmac_hex` does in Python for look-ups; a
 NULL value has a NULL hash (and so a NULL pseudonym), never the hash of some text.
 
-Preparation computes these once per distinct person (``enclave.workspace.relations.person_maps``),
+Preparation computes these once per distinct person (``enclave.prepare.relations.person_maps``),
 all inside the engine, vectorised and on every core: a pseudonym never makes a round trip to Python.
 
     >>> import duckdb

@@ -26,11 +26,11 @@ from enclave.config import Paths
 from enclave.db.models import ProjectMember, Run, RunTemplate
 from enclave.errors import BadInput, Forbidden, NotFound, Refused
 from enclave.filestore import FileStore
+from enclave.prepare import layout
 from enclave.query_service import check_analyst_access
 from enclave.roles import ProjectRole, Role, check_role, has_role
 from enclave.runs import notebooks
 from enclave.runs.states import RunActor, RunState, is_terminal, move
-from enclave.workspace import layout
 
 DEFAULT_IMAGE = "enclave/analyst:latest"
 DEFAULT_TIMEOUT_S = 3600

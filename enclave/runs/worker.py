@@ -47,10 +47,10 @@ from enclave import projects
 from enclave.config import Paths
 from enclave.db.models import Run, RunOutput
 from enclave.errors import EnclaveError
+from enclave.prepare import layout
 from enclave.query_service import check_analyst_access
 from enclave.runs import collect, outcome, queue, service, tokens
 from enclave.runs.states import RunActor, RunState, move
-from enclave.workspace import layout
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import pytest
 from enclave.deid.coding import MeasureBounds, coding_sql, measure_bounds
 from enclave.deid.pseudonym import derive_key, pseudonym
 from enclave.errors import BadInput
+from enclave.prepare.build import prepare_workspace
+from enclave.prepare.secrets import load_secrets
 from enclave.specs import parse_dataset_spec
-from enclave.workspace.prepare import prepare_workspace
-from enclave.workspace.secrets import load_secrets
 from tests.deid.conftest import project_spec
 
 PLANTED = 61  # the person with the extreme income

@@ -8,10 +8,10 @@ import pytest
 
 from enclave import signing
 from enclave.errors import BadInput, NotFound
-from enclave.workspace.certificate import DestroyedItem
-from enclave.workspace.destroy import DestructionFailed, destroy_workspace, verify_certificate
-from enclave.workspace.prepare import current_views_db, prepare_workspace
-from enclave.workspace.secrets import create_secrets, load_secrets, secrets_dir
+from enclave.prepare.build import current_views_db, prepare_workspace
+from enclave.prepare.certificate import DestroyedItem
+from enclave.prepare.destroy import DestructionFailed, destroy_workspace, verify_certificate
+from enclave.prepare.secrets import create_secrets, load_secrets, secrets_dir
 from tests.deid.conftest import project_spec
 
 

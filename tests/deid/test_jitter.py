@@ -13,10 +13,10 @@ import pytest
 
 from enclave.deid.dates import JITTER_DAYS_PARAM, person_jitter, person_jitter_sql, person_shift_sql
 from enclave.deid.pseudonym import derive_key, hmac_hex, key_params, pseudonym
+from enclave.prepare import secrets as project_secrets
+from enclave.prepare.build import prepare_workspace
+from enclave.prepare.secrets import load_secrets
 from enclave.specs import DEFAULT_DATE_JITTER_DAYS, parse_dataset_spec
-from enclave.workspace import secrets as project_secrets
-from enclave.workspace.prepare import prepare_workspace
-from enclave.workspace.secrets import load_secrets
 from tests.deid.conftest import PERSONS, project_spec, sources
 
 OFFSET = 100

@@ -7,8 +7,8 @@ import stat
 import duckdb
 
 from enclave import ledger
-from enclave.workspace.destroy import destroy_workspace
-from enclave.workspace.prepare import prepare_workspace
+from enclave.prepare.build import prepare_workspace
+from enclave.prepare.destroy import destroy_workspace
 from tests.deid.conftest import PERSONS, project_spec
 
 

@@ -13,15 +13,15 @@ import pytest
 from enclave import ledger
 from enclave.deid.pseudonym import derive_key, key_params, pseudonym
 from enclave.errors import BadInput, NotFound, Refused
-from enclave.workspace import layout
-from enclave.workspace import secrets as project_secrets
-from enclave.workspace.prepare import (
+from enclave.prepare import layout
+from enclave.prepare import secrets as project_secrets
+from enclave.prepare.build import (
     current_prepared_dir,
     current_twin_db,
     current_views_db,
     prepare_workspace,
 )
-from enclave.workspace.secrets import load_secrets
+from enclave.prepare.secrets import load_secrets
 from tests.deid.conftest import (
     OUTLIER_COST,
     PERSONS,
@@ -411,7 +411,7 @@ def test_prepared_files_are_read_only_and_private_folders(paths, source_files):
 
 
 def test_twin_drawn_from_a_person_sample_still_obeys_k(paths, source_files, monkeypatch):
-    from enclave.workspace import prepare as prepare_module
+    from enclave.prepare import build as prepare_module
 
     monkeypatch.setattr(prepare_module, "TWIN_SAMPLE_PERSONS", 20)  # sample ~1 person in 3
     report = prepare_workspace(paths, project_spec(), source_files, version=1)

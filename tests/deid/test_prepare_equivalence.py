@@ -26,10 +26,10 @@ import pytest
 from enclave import ledger
 from enclave.config import Paths
 from enclave.errors import Refused
+from enclave.prepare import build as prepare_module
+from enclave.prepare import secrets as project_secrets
+from enclave.prepare.build import PreparationReport, prepare_workspace
 from enclave.specs import parse_dataset_spec, parse_project_spec
-from enclave.workspace import prepare as prepare_module
-from enclave.workspace import secrets as project_secrets
-from enclave.workspace.prepare import PreparationReport, prepare_workspace
 
 PERSONS = 900
 STRING_KEYS = ["", "张三", "Zoë", "o'brien", 'a"b', " padded ", "Ω≈ç√", "x" * 80]

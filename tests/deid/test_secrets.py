@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from enclave.errors import BadInput, NotFound
-from enclave.workspace.secrets import (
+from enclave.prepare.secrets import (
     SECRETS_FILE,
     create_secrets,
     destroy_secrets,

@@ -17,10 +17,10 @@ from enclave.deid.dates import person_jitter, person_offset
 from enclave.deid.kanon import k_anonymity
 from enclave.deid.pseudonym import derive_key, hmac_hex, pseudonym
 from enclave.errors import Refused
+from enclave.prepare.build import prepare_workspace
+from enclave.prepare.hashing import BackgroundHasher
+from enclave.prepare.secrets import load_secrets
 from enclave.specs import parse_dataset_spec
-from enclave.workspace.hashing import BackgroundHasher
-from enclave.workspace.prepare import prepare_workspace
-from enclave.workspace.secrets import load_secrets
 from tests.deid.conftest import (
     PATIENTS_SPEC,
     VISITS_SPEC,

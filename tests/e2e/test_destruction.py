@@ -16,8 +16,8 @@ from enclave import catalog, db, projects
 from enclave.cli import app
 from enclave.config import Paths
 from enclave.db.session import dispose_all
+from enclave.prepare.destroy import verify_certificate
 from enclave.specs import parse_project_spec
-from enclave.workspace.destroy import verify_certificate
 from hub_config import firewall, network, publish
 from tests import factories
 from tests.e2e.conftest import PREFIX, REPO, remove_test_objects, sh

@@ -46,7 +46,7 @@ def test_the_vault_is_not_installed_only_the_client(alice: str) -> None:
         alice,
         "import importlib, importlib.metadata as md, json\n"
         "result = {}\n"
-        "for name in ['enclave', 'enclave.workspace', 'enclave.audit', 'enclave_client']:\n"
+        "for name in ['enclave', 'enclave.prepare', 'enclave.audit', 'enclave_client']:\n"
         "    try:\n        importlib.import_module(name); result[name] = 'ok'\n"
         "    except ImportError as e:\n        result[name] = type(e).__name__\n"
         "dists = {d.metadata['Name'].lower().replace('_', '-'): d.requires or []\n"
@@ -59,7 +59,7 @@ def test_the_vault_is_not_installed_only_the_client(alice: str) -> None:
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["enclave"] == "ModuleNotFoundError", result
-    assert result["enclave.workspace"] == "ModuleNotFoundError", result
+    assert result["enclave.prepare"] == "ModuleNotFoundError", result
     assert result["enclave.audit"] == "ModuleNotFoundError", result
     assert result["enclave_client"] == "ok" and result["connect"] is True, result
     assert "enclave-client" in result["dists"] and "enclave-lockdown" in result["dists"]

@@ -25,7 +25,7 @@ def test_reads_pseudonyms_from_the_prepared_files(tmp_path: Path, monkeypatch: p
         "visits": parse_dataset_spec(dataset_spec("visits", "v.parquet", PATIENT_COLUMNS)),
     }
     monkeypatch.setattr(keyspace, "dataset_specs_for", lambda _session, _project: specs)
-    import enclave.workspace.layout as layout
+    import enclave.prepare.layout as layout
 
     monkeypatch.setattr(layout, "current_prepared_dir", lambda _paths, _project: tmp_path)
     assert keyspace.prepared_key_space(None, None)("p") == frozenset({"p_aa", "p_bb"})  # type: ignore[arg-type]

@@ -30,10 +30,10 @@ from enclave.config import Paths, database_url
 from enclave.demo_data import generate
 from enclave.errors import BadInput
 from enclave.guard.lockdown import S3Access, open_locked
+from enclave.prepare import layout, storage
+from enclave.prepare.build import prepare_workspace
+from enclave.prepare.destroy import DestructionFailed, destroy_workspace, verify_certificate
 from enclave.specs import parse_project_spec
-from enclave.workspace import layout, storage
-from enclave.workspace.destroy import DestructionFailed, destroy_workspace, verify_certificate
-from enclave.workspace.prepare import prepare_workspace
 from export_review.keyspace import prepared_key_space
 from tests.factories import NO_APPLICATION_ARGS
 

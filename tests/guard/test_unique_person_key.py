@@ -19,8 +19,8 @@ from enclave.cli import app
 from enclave.config import Paths
 from enclave.demo_data import generate
 from enclave.guard import GuardPolicy, check, run
+from enclave.prepare.layout import current_prepared_dir
 from enclave.query_service import unique_person_keys
-from enclave.workspace.layout import current_prepared_dir
 from tests.factories import NO_APPLICATION_ARGS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from enclave.config import Paths
-from enclave.workspace import layout
+from enclave.prepare import layout
 
 
 def fake_prepared(paths: Paths, project: str, version: int = 1) -> None:

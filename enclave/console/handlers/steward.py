@@ -21,8 +21,8 @@ from enclave.audit import AuditAction
 from enclave.console import forms, views
 from enclave.console.handlers.base import APP_ID, PROJECT_ID, ConsolePage, ConsoleUpload, require
 from enclave.errors import NotFound
+from enclave.prepare.destroy import certificates_dir
 from enclave.roles import Role
-from enclave.workspace.destroy import certificates_dir
 
 PROVISION = ("provision projects", "开通项目")
 LIFECYCLE = ("run a project's lifecycle", "管理项目生命周期")

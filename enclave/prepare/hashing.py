@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from enclave.workspace.files import sha256_file
+from enclave.files import sha256_file
 
 
 class BackgroundHasher:

@@ -37,9 +37,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from enclave.config import Paths, read_secret_file
 from enclave.deid.sql import quote_ident
 from enclave.errors import BadInput, Reason
+from enclave.files import check_project_id
 from enclave.guard.lockdown import S3Access, load_httpfs, secret_sql
-from enclave.workspace.files import check_project_id
-from enclave.workspace.layout import REPORT
+from enclave.prepare.layout import REPORT
 
 BUCKET_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 PREFIX_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]*"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from enclave.config import Paths
 from enclave.errors import NotFound
-from enclave.workspace.files import check_project_id, private_dir
+from enclave.files import check_project_id, private_dir
 
 PREPARED = "prepared"
 BUILDS = "builds"

@@ -20,8 +20,8 @@ from enclave.config import Paths
 from enclave.deid.dates import MAX_OFFSET_DAYS, MIN_OFFSET_DAYS
 from enclave.deid.pseudonym import derive_key
 from enclave.errors import BadInput, NotFound
-from enclave.workspace.certificate import DestroyedItem
-from enclave.workspace.files import check_project_id, fsync_path, private_dir, sha256_file, write_private
+from enclave.files import check_project_id, fsync_path, private_dir, sha256_file, write_private
+from enclave.prepare.certificate import DestroyedItem
 
 KEY_BYTES = 32
 SECRETS_FILE = "deid.json"

@@ -5,9 +5,9 @@ pseudonymise the person key, shift dates (plus per-person jitter), generalise qu
 top- and bottom-code measures in row-level projects (see ``enclave.deid.plan``), check k-anonymity,
 write Parquet, then build read-only DuckDB views, a synthetic twin, a report and the
 disclosure-ledger entries. Everything runs as DuckDB SQL over the files; secrets are bound
-parameters only. With ``storage: s3`` (``enclave.workspace.storage``) the prepared Parquet is
+parameters only. With ``storage: s3`` (``enclave.prepare.storage``) the prepared Parquet is
 uploaded to the bucket and removed from the build folder, and the views read it from there.
-The result becomes visible in one atomic switch (see ``enclave.workspace.layout``); a failure or an
+The result becomes visible in one atomic switch (see ``enclave.prepare.layout``); a failure or an
 interrupt at any point leaves the previous version, or nothing, visible.
 
 With a time range (``ProjectSpec.time_ranges``, R-APP-4), every step reads only the dataset's rows
@@ -45,13 +45,13 @@ from enclave.deid.pseudonym import key_params
 from enclave.deid.sql import quote_literal
 from enclave.deid.twin import person_pool, write_twin
 from enclave.errors import BadInput, Reason, Refused
+from enclave.files import READ_ONLY_FILE, fsync_path, fsync_tree, replace_symlink
+from enclave.prepare import layout, relations, storage
+from enclave.prepare.hashing import BackgroundHasher
+from enclave.prepare.layout import current_prepared_dir, current_twin_db, current_views_db
+from enclave.prepare.secrets import ProjectSecrets, create_secrets
+from enclave.prepare.views import build_views_db
 from enclave.specs import AccessMode, DatasetSpec, ProjectSpec
-from enclave.workspace import layout, relations, storage
-from enclave.workspace.files import READ_ONLY_FILE, fsync_path, fsync_tree, replace_symlink
-from enclave.workspace.hashing import BackgroundHasher
-from enclave.workspace.layout import current_prepared_dir, current_twin_db, current_views_db
-from enclave.workspace.secrets import ProjectSecrets, create_secrets
-from enclave.workspace.views import build_views_db
 
 __all__ = [
     "PreparationReport",

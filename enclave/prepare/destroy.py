@@ -21,16 +21,16 @@ from typing import Any
 from enclave.audit import now_iso
 from enclave.config import Paths
 from enclave.errors import EnclaveError, NotFound
-from enclave.workspace import layout, storage
-from enclave.workspace.certificate import (
+from enclave.files import check_project_id, fsync_path, private_dir, sha256_file
+from enclave.prepare import layout, storage
+from enclave.prepare.certificate import (
     DestroyedItem,
     DestructionCertificate,
     certificate_body,
     sign_body,
     verify_certificate,
 )
-from enclave.workspace.files import check_project_id, fsync_path, private_dir, sha256_file
-from enclave.workspace.secrets import destroy_secrets, secrets_dir
+from enclave.prepare.secrets import destroy_secrets, secrets_dir
 
 __all__ = ["DestroyedItem", "DestructionCertificate", "destroy_workspace", "verify_certificate"]
 

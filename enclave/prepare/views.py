@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from enclave.deid.sql import parquet_relation, quote_ident, quote_literal
-from enclave.workspace.files import READ_ONLY_FILE
+from enclave.files import READ_ONLY_FILE
 
 
 def build_views_db(

@@ -1,1 +1,0 @@
-"""A project's workspace data in the vault: secrets, prepared views, synthetic twin, destruction."""
