@@ -47,6 +47,7 @@ from traitlets.config import Config  # noqa: E402
 from enclave import catalog, db, projects, query_service  # noqa: E402
 from enclave.audit import AuditAction  # noqa: E402
 from enclave.db.models import AuditEvent  # noqa: E402
+from enclave.guard import QueryLimits  # noqa: E402
 from enclave.specs import parse_project_spec  # noqa: E402
 from tests.conftest import _fresh_postgres_database  # noqa: E402
 from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
@@ -323,7 +324,7 @@ def main() -> None:
                         "alice",
                         sql,
                         source="bench",
-                        memory_limit=args.memory_limit,
+                        limits=QueryLimits(memory=args.memory_limit),
                     )
 
                 print(f"\n{'query':<20} {'in-process ms':>14} {'gateway ms':>11} {'ratio':>6}")

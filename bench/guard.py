@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 from enclave import db  # noqa: E402
 from enclave.db.session import dispose_all  # noqa: E402
 from enclave.demo_data import generate  # noqa: E402
-from enclave.guard import GuardPolicy, QueryResult, ViewPolicy, check, open_locked, run  # noqa: E402
+from enclave.guard import GuardPolicy, QueryLimits, QueryResult, ViewPolicy, check, open_locked, run  # noqa: E402
 from enclave.guard.ledger import DatabaseLedger, Ledger, MemoryLedger, Sketch  # noqa: E402
 from enclave.guard.policy import DROPPED_ROLES  # noqa: E402
 from enclave.guard.release import release, run_post  # noqa: E402
@@ -108,6 +108,7 @@ QUERIES = {
 }
 STEPS = ("check", "explain", "sql", "release", "ledger", "post")
 CARDINALITY = re.compile(r'"Estimated Cardinality":\s*"(\d+)"')  # as enclave.guard.execute reads it
+LIMITS = QueryLimits(rows=100_000, memory="8GB", threads=2, timeout_s=600)  # a benchmark, not a deployment
 
 
 def demo_views(data: Path, patients: int) -> tuple[Path, GuardPolicy]:
@@ -138,7 +139,7 @@ def demo_views(data: Path, patients: int) -> tuple[Path, GuardPolicy]:
         views[name] = ViewPolicy(name, key, roles, unique_person_key=bool(unique))
     con.close()
     print(f"\ndemo data {data}: " + ", ".join(f"{name} {n:,} rows" for name, n in rows.items()))
-    return database, GuardPolicy(views=views, max_result_rows=100_000)
+    return database, GuardPolicy(views=views)
 
 
 class TimedLedger(Ledger):
@@ -180,7 +181,7 @@ def guarded_steps(
     """``enclave.guard.run``'s steps one by one, each timed (seconds); and the aggregation's rows."""
     times: dict[str, float] = {}
     start = time.perf_counter()
-    verdict = check(sql, policy)
+    verdict = check(sql, policy, max_rows=LIMITS.rows)
     times["check"] = time.perf_counter() - start
     if not verdict.allowed or verdict.compiled is None:
         raise RuntimeError(f"refused: {[r.message for r in verdict.reasons]}")
@@ -206,7 +207,7 @@ def guarded_steps(
     times["ledger"] = ledger.seconds - ledger_before
 
     start = time.perf_counter()
-    run_post(released.table, compiled, policy)
+    run_post(released.table, compiled, LIMITS.rows)
     times["post"] = time.perf_counter() - start
     return times, table.num_rows
 
@@ -252,7 +253,7 @@ def bench_end_to_end(
     plain.execute("SET threads = 2")
     for definition in definitions:
         plain.execute(definition)
-    locked = open_locked(database, memory_limit="8GB", threads=2, timeout_s=600)
+    locked = open_locked(database, LIMITS)
 
     width = max(len(title) for title in queries)
     print(
@@ -274,7 +275,7 @@ def bench_end_to_end(
         for _ in range(repeat):
             plain_s.append(timed(lambda sql=sql: plain.execute(sql).fetchall()))
             start = time.perf_counter()
-            results.append(run(locked, sql, policy, ledger=ledger))
+            results.append(run(locked, sql, policy, limits=LIMITS, ledger=ledger))
             guarded_s.append(time.perf_counter() - start)
             times, groups = guarded_steps(locked, sql, policy, ledger)
             for step, seconds in times.items():

@@ -25,7 +25,6 @@ which names the run (``details.run``): the queries behind a run's outputs. A run
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -33,7 +32,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 from sqlalchemy import select
@@ -43,20 +42,19 @@ from enclave import audit, crashpoints, differencing_ledger, lifecycle, projects
 from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import AuditEvent, Run, RunQuery
-from enclave.errors import BadInput, EnclaveError, Forbidden
-from enclave.gateway.admission import ServerUnavailable
+from enclave.errors import BadInput, EnclaveError, Forbidden, Unavailable
 from enclave.guard import GuardPolicy, QueryResult, Verdict, check, run
 from enclave.guard.ledger import Ledger, MemoryLedger
+from enclave.guard.limits import DEFAULT_LIMITS, QueryLimits
 from enclave.guard.lockdown import open_locked
 from enclave.guard.policy import policy_from_specs
 from enclave.prepare import layout, storage
+from enclave.prepare.report import PreparationReport
 from enclave.projects import ProjectState
+from enclave.roles import ProjectRole
 from enclave.user_locks import check_user_not_locked
 
 OpenSession = Callable[[], AbstractContextManager[Session]]
-ConnectionCallback = Callable[[duckdb.DuckDBPyConnection], None]
-EstimateCallback = Callable[[int | None], None]
-Classify = Callable[[EnclaveError], EnclaveError]
 MAX_AUDITED_SQL = 20_000
 QUERY_ID = re.compile(r"[a-z0-9-]{1,64}")
 QUERY_ID_REUSE_WINDOW_S = 86_400.0  # a retried id is looked up among this analyst's last day of queries
@@ -64,6 +62,64 @@ QUERY_ID_REUSE_WINDOW_S = 86_400.0  # a retried id is looked up among this analy
 FAILED_CODES = frozenset(
     {"query_timeout", "query_resources", "query_failed", "query_cancelled", "query_invalid"}
 )
+
+
+# Codes of failures caused by the server; none of them counts toward a user's refusal alerts.
+SERVER_BUSY = "server_busy"  # the queue is full, or the query waited longer than `queue_timeout_s`
+SERVER_RESOURCES = "server_resources"  # out of memory while sharing the server (retried alone)
+SERVER_TIMEOUT = "server_timeout"  # stopped by the time limit while sharing the server (retried alone)
+SERVER_SHUTDOWN = "server_shutdown"  # interrupted because the gateway is stopping
+SERVER_FAILURE_CODES = frozenset({SERVER_BUSY, SERVER_RESOURCES, SERVER_TIMEOUT, SERVER_SHUTDOWN})
+
+_MESSAGES = {
+    SERVER_BUSY: (
+        "The gateway is busy: the query could not start in time. Try again shortly.",
+        "查询网关繁忙：查询未能及时开始。请稍后重试。",
+    ),
+    SERVER_RESOURCES: (
+        "The gateway ran short of memory while other queries ran; the query is run again alone.",
+        "其他查询运行期间网关内存不足；该查询将单独重新运行。",
+    ),
+    SERVER_TIMEOUT: (
+        "The query ran out of time while other queries shared the server; it is run again alone.",
+        "该查询与其他查询共享服务器时超时；将单独重新运行。",
+    ),
+    SERVER_SHUTDOWN: (
+        "The gateway is restarting; the query was stopped. Try again shortly.",
+        "查询网关正在重启，查询已停止。请稍后重试。",
+    ),
+}
+
+
+class ServerUnavailable(Unavailable):
+    """The server, not the analyst, could not run the query now (HTTP 503 + ``Retry-After``).
+
+    Audited with ``outcome: server_failure``, which no monitoring rule counts. ``retry`` marks a
+    failure the gateway answers by running the query once more, alone.
+    """
+
+    def __init__(self, code: str, *, retry_after_s: int, retry: bool = False, **details: Any) -> None:
+        en, zh = _MESSAGES[code]
+        super().__init__(code, en, zh, details={"retry_after_s": retry_after_s, **details})
+        self.retry_after_s = retry_after_s
+        self.retry = retry
+
+
+class QueryHooks(Protocol):
+    """How a caller that schedules queries (the gateway's runner) takes part in one ``run_query``.
+
+    ``opened`` gets the query's DuckDB connection before anything runs, so the caller can
+    ``interrupt()`` it (it raises ``query_cancelled`` for a query cancelled meanwhile); ``admit``
+    gets the guard's plan estimate once every check passed (``enclave.guard.run``) and may wait
+    there (admission control) or raise; ``classify`` may replace an error before it is audited and
+    raised, e.g. by a ``ServerUnavailable`` for a failure the server caused.
+    """
+
+    def opened(self, con: duckdb.DuckDBPyConnection) -> None: ...
+
+    def admit(self, estimate: int | None) -> None: ...
+
+    def classify(self, error: EnclaveError) -> EnclaveError: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +136,7 @@ def check_analyst_access(
     """Only an analyst of an active, unlocked project inside its period may query it (R-QRY-2,
     R-QRY-16, R-LIFE-9: ``lifecycle.check_usable``, even before the sweep expired it)."""
     project = projects.get(session, project_id)
-    if "analyst" not in projects.roles_of(session, project_id, user):
+    if ProjectRole.ANALYST not in projects.roles_of(session, project_id, user):
         raise Forbidden(
             "not_a_project_analyst",
             f"{user} is not an analyst of project {project_id}",
@@ -119,11 +175,10 @@ def unique_person_keys(prepared: Path) -> set[str]:
     means no flag: the guard then counts persons with count(DISTINCT ...), which is always right.
     """
     try:
-        report = json.loads((prepared / layout.REPORT).read_text(encoding="utf-8"))
-        datasets = report["datasets"]
-        return {name for name, facts in datasets.items() if facts.get("person_key_unique") is True}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        report = PreparationReport.load(prepared / layout.REPORT)
+    except (OSError, ValueError):
         return set()
+    return {name for name, dataset in report.datasets.items() if dataset.person_key_unique}
 
 
 def prepared_query_context(
@@ -139,12 +194,18 @@ def prepared_query_context(
 
 
 def check_query(
-    open_session: OpenSession, paths: Paths, project_id: str, sql: str, *, synthetic: bool = False
+    open_session: OpenSession,
+    paths: Paths,
+    project_id: str,
+    sql: str,
+    *,
+    synthetic: bool = False,
+    limits: QueryLimits = DEFAULT_LIMITS,
 ) -> Verdict:
     """The guard's verdict for the project's policy, without running anything."""
     with open_session() as session:
         context, _ = prepared_query_context(session, paths, project_id, synthetic=synthetic)
-    return check(sql, context.policy)
+    return check(sql, context.policy, max_rows=limits.rows)
 
 
 def ledger_for(open_session: OpenSession, project_id: str, *, synthetic: bool) -> Ledger:
@@ -337,16 +398,6 @@ def audit_server_failure(
     )
 
 
-def _check_row_limit(result: QueryResult, max_rows: int | None) -> None:
-    if max_rows is not None and len(result.rows) > max_rows:
-        raise BadInput(
-            "result_too_large",
-            f"The result has {len(result.rows)} rows, more than the limit of {max_rows}: aggregate further",
-            f"结果有 {len(result.rows)} 行，超过上限 {max_rows} 行：请进一步汇总",
-            details={"rows": len(result.rows), "max_rows": max_rows},
-        )
-
-
 def run_query(
     open_session: OpenSession,
     paths: Paths,
@@ -356,28 +407,22 @@ def run_query(
     *,
     synthetic: bool = False,
     source: str | None = None,
-    memory_limit: str = "2GB",
-    threads: int = 2,
-    timeout_s: float = 30.0,
-    max_rows: int | None = None,
-    on_connection: ConnectionCallback | None = None,
+    limits: QueryLimits = DEFAULT_LIMITS,
+    hooks: QueryHooks | None = None,
     today: date | None = None,
     query_id: str | None = None,
-    on_estimate: EstimateCallback | None = None,
-    classify: Classify | None = None,
     run_id: str | None = None,
 ) -> QueryResult:
     """Check access, run through the guard on the project's views (or its twin), audit the outcome.
 
-    ``max_rows`` refuses a result with more rows (the gateway's per-query limit); ``on_connection``
-    receives the DuckDB connection before the query runs, so a caller can ``interrupt()`` it;
-    ``today`` replaces the enclave's date in the period check (tests); ``query_id`` (the client's
-    id, recorded in the audit) may name at most one released result (see the module docstring).
-    ``on_estimate`` is the guard's (``enclave.guard.run``): the gateway's admission control waits in
-    it. ``classify`` may replace an error before it is audited and raised: a failure the server
-    caused (``ServerUnavailable``) is audited with ``outcome: server_failure``, which no monitoring
-    rule counts. ``run_id`` names the batch run making the query (the gateway's run-token caller):
-    it must be running, and the query is recorded for it (``RunQuery``, module docstring).
+    ``limits`` are the query's rows, memory, threads and time (the CLI's defaults, or the gateway's
+    settings); ``hooks`` are the gateway runner's part in the run (cancellation, admission control,
+    server failures: ``QueryHooks``); a failure it classifies as ``ServerUnavailable`` is audited
+    with ``outcome: server_failure``. ``today`` replaces the enclave's date in the period check
+    (tests); ``query_id`` (the client's id, recorded in the audit) may name at most one released
+    result (see the module docstring). ``run_id`` names the batch run making the query (the
+    gateway's run-token caller): it must be running, and the query is recorded for it
+    (``RunQuery``, module docstring).
     """
     started = time.monotonic()
     audited = {"user": user, "project_id": project_id, "sql": sql, "source": source, "run_id": run_id}
@@ -392,20 +437,15 @@ def run_query(
             context, prepared = prepared_query_context(session, paths, project_id, synthetic=synthetic)
         database = prepared / (layout.TWIN_DB if synthetic else layout.VIEWS_DB)
         with _ledger_scope(open_session, project_id, synthetic=synthetic) as (ledger, audit_session):
-            con = open_locked(
-                database,
-                memory_limit=memory_limit,
-                threads=threads,
-                timeout_s=timeout_s,
-                s3=storage.locked_access(paths, project_id),  # None with local storage
-            )
+            s3 = storage.locked_access(paths, project_id)  # None with local storage
+            con = open_locked(database, limits, s3=s3)
             try:
-                if on_connection is not None:
-                    on_connection(con)
-                result = run(con, sql, context.policy, ledger=ledger, on_estimate=on_estimate)
+                if hooks is not None:
+                    hooks.opened(con)
+                admit = hooks.admit if hooks is not None else None
+                result = run(con, sql, context.policy, limits=limits, ledger=ledger, on_estimate=admit)
             finally:
                 con.close()
-            _check_row_limit(result, max_rows)
             crashpoints.reach("query-admitted")
             with audit_session() as session:
                 record = _query_record(
@@ -427,7 +467,7 @@ def run_query(
                 check_query_id_unused(session, project_id, user, query_id, before_seq=record.seq)
         # committed: the ledger's rows and the audit record, together
     except EnclaveError as error:
-        final = classify(error) if classify is not None else error
+        final = hooks.classify(error) if hooks is not None else error
         server = isinstance(final, ServerUnavailable)
         _audit_query(
             open_session,

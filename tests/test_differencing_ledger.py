@@ -33,11 +33,12 @@ from enclave.cli import app
 from enclave.config import Paths
 from enclave.db.models import AuditEvent, GuardLedgerEntry
 from enclave.db.session import dispose_all
-from enclave.errors import BadInput, Forbidden
+from enclave.errors import EXIT_REFUSED, BadInput, Forbidden, Refused
 from enclave.gateway.monitor import MONITOR_ACTOR, QueryMonitor
-from enclave.gateway.runner import QueryLimits, QueryRunner
+from enclave.gateway.runner import QueryRunner
 from enclave.guard import QueryResult
 from enclave.guard.ledger import Sketch
+from enclave.guard.limits import QueryLimits
 from enclave.services.auth import Caller
 from enclave.specs import parse_project_spec
 from tests.factories import (
@@ -112,9 +113,11 @@ def query(
     return query_service.run_query(open_session or enclave.session, enclave.paths, PROJECT, user, sql, **kw)
 
 
-def gateway_query(enclave: Enclave, sql: str, *, user: str = "bob", timeout_s: float = 30.0) -> QueryResult:
+def gateway_query(
+    enclave: Enclave, sql: str, *, user: str = "bob", timeout_s: float = 30.0, rows: int = 10_000
+) -> QueryResult:
     """One query as the gateway runs it (``QueryRunner``: run_query, then the monitor), without HTTP."""
-    limits = QueryLimits(timeout_s=timeout_s, memory_limit="1GB", threads=1, max_rows=10_000)
+    limits = QueryLimits(rows=rows, memory="1GB", threads=1, timeout_s=timeout_s)
     runner = QueryRunner(enclave.session, enclave.paths, QueryMonitor(), limits, workers=1)
     try:
         caller = Caller(user, PROJECT)
@@ -241,6 +244,23 @@ def test_a_project_no_longer_active_releases_nothing(enclave: Enclave) -> None:
         ledger.admit([Sketch.of(range(1, 50), 5)], 5)
     assert caught.value.code == "project_not_active"
     assert ledger_rows(enclave) == 0
+
+
+def test_a_result_over_the_row_limit_is_one_refusal_from_the_gateway_and_the_cli(enclave: Enclave) -> None:
+    """The caller's ``QueryLimits.rows`` is the only row cap: the guard refuses (exit 3, HTTP 413)
+    before anything is released, through the gateway's runner as through ``run_query``."""
+    by_sex = "SELECT sex, count(*) AS n FROM patients GROUP BY sex"
+    assert len(gateway_query(enclave, by_sex, rows=2).rows) == 2
+    refusals = []
+    for attempt in (
+        lambda: gateway_query(enclave, by_sex, rows=1),
+        lambda: query(enclave, by_sex, limits=QueryLimits(rows=1)),
+    ):
+        with pytest.raises(Refused) as caught:
+            attempt()
+        refusals.append((caught.value.code, caught.value.exit_code))
+    assert refusals == [("result_too_large", EXIT_REFUSED)] * 2
+    assert [e["code"] for e in events(enclave, AuditAction.QUERY_REFUSE)] == ["result_too_large"] * 2
 
 
 def test_every_timeout_is_an_alert(enclave: Enclave) -> None:

@@ -32,9 +32,12 @@ def query(
 ) -> None:
     """Run a query for an analyst: guard, locked-down DuckDB, small-cell suppression, audit."""
     from enclave import query_service  # imported here so the rest of the CLI starts fast
+    from enclave.guard.limits import DEFAULT_LIMITS
 
     enclave = get_context(ctx)
-    result = query_service.run_query(enclave.session, enclave.paths, project, user, sql, synthetic=synthetic)
+    result = query_service.run_query(
+        enclave.session, enclave.paths, project, user, sql, synthetic=synthetic, limits=DEFAULT_LIMITS
+    )
     if as_json:
         emit_json(result.to_dict())
         return

@@ -18,14 +18,13 @@ budget fits in its pool.
   is the analyst's (``enclave.gateway.runner``).
 
 A failure caused by the server, not by the query, is a ``ServerUnavailable`` (HTTP 503 with
-``Retry-After``): it is audited as a server failure and never counted by the monitoring rules that
-lock users (``enclave.gateway.monitor``).
+``Retry-After``, defined by ``enclave.query_service``): it is audited as a server failure and never
+counted by the monitoring rules that lock users (``enclave.gateway.monitor``).
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -35,62 +34,11 @@ from typing import Any
 from traitlets import Float, Integer
 from traitlets.config import LoggingConfigurable
 
-from enclave.errors import BadInput, EnclaveError, Unavailable
+from enclave.errors import BadInput, EnclaveError
+from enclave.guard.limits import parse_bytes
+from enclave.query_service import SERVER_BUSY, SERVER_SHUTDOWN, ServerUnavailable
 
-# Codes of failures caused by the server; none of them counts toward a user's refusal alerts.
-SERVER_BUSY = "server_busy"  # the queue is full, or the query waited longer than `queue_timeout_s`
-SERVER_RESOURCES = "server_resources"  # out of memory while sharing the server (retried alone)
-SERVER_TIMEOUT = "server_timeout"  # stopped by the time limit while sharing the server (retried alone)
-SERVER_SHUTDOWN = "server_shutdown"  # interrupted because the gateway is stopping
-SERVER_FAILURE_CODES = frozenset({SERVER_BUSY, SERVER_RESOURCES, SERVER_TIMEOUT, SERVER_SHUTDOWN})
-
-_MESSAGES = {
-    SERVER_BUSY: (
-        "The gateway is busy: the query could not start in time. Try again shortly.",
-        "查询网关繁忙：查询未能及时开始。请稍后重试。",
-    ),
-    SERVER_RESOURCES: (
-        "The gateway ran short of memory while other queries ran; the query is run again alone.",
-        "其他查询运行期间网关内存不足；该查询将单独重新运行。",
-    ),
-    SERVER_TIMEOUT: (
-        "The query ran out of time while other queries shared the server; it is run again alone.",
-        "该查询与其他查询共享服务器时超时；将单独重新运行。",
-    ),
-    SERVER_SHUTDOWN: (
-        "The gateway is restarting; the query was stopped. Try again shortly.",
-        "查询网关正在重启，查询已停止。请稍后重试。",
-    ),
-}
-
-_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
-_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-
-
-class ServerUnavailable(Unavailable):
-    """The server, not the analyst, could not run the query now (HTTP 503 + ``Retry-After``).
-
-    ``retry`` marks a failure the runner answers by running the query once more, alone.
-    """
-
-    def __init__(self, code: str, *, retry_after_s: int, retry: bool = False, **details: Any) -> None:
-        en, zh = _MESSAGES[code]
-        super().__init__(code, en, zh, details={"retry_after_s": retry_after_s, **details})
-        self.retry_after_s = retry_after_s
-        self.retry = retry
-
-
-def parse_bytes(size: str) -> int:
-    """``"2GB"``, ``"512 MiB"``, ``"1000000"`` as bytes (DuckDB's units: KB = 1000, KiB = 1024)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", size)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise BadInput(
-            "memory_limit_invalid",
-            f"Cannot read the memory limit {size!r}; write it like 2GB or 512MiB",
-            f"无法解析内存上限 {size!r}；请写作 2GB 或 512MiB 的形式",
-        )
-    return int(float(match.group(1)) * _UNITS[unit])
+__all__ = ["SERVER_BUSY", "Admission", "ServerUnavailable", "Ticket", "parse_bytes"]
 
 
 @dataclass(eq=False)

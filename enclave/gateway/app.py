@@ -24,7 +24,8 @@ from enclave.gateway import hub
 from enclave.gateway.admission import Admission
 from enclave.gateway.handlers import NotFoundHandler, handlers
 from enclave.gateway.monitor import QueryMonitor
-from enclave.gateway.runner import QueryLimits, QueryRunner
+from enclave.gateway.runner import QueryRunner
+from enclave.guard.limits import QueryLimits
 from enclave.metrics import QueryMetrics
 from enclave.services.auth import Caller, TokenAuthenticator
 from enclave.services.hub import AUTH_CACHE_MAX_TTL_S, HubServiceApp
@@ -55,7 +56,9 @@ class GatewayApp(HubServiceApp):
     memory_limit = Unicode("2GB", help="DuckDB memory limit per query, e.g. 2GB (R-QRY-4).").tag(config=True)
     query_threads = Integer(2, min=1, help="DuckDB threads per query.").tag(config=True)
     max_result_rows = Integer(
-        100_000, min=1, help="A result with more rows is refused (`result_too_large`): aggregate further."
+        QueryLimits.rows,
+        min=1,
+        help="A result with more rows is refused by the guard (`result_too_large`): aggregate further.",
     ).tag(config=True)
     json_max_rows = Integer(
         10_000, min=1, help="Largest result sent as JSON; larger ones must use Arrow IPC."
@@ -87,10 +90,10 @@ class GatewayApp(HubServiceApp):
             config.Paths(Path(self.enclave_home)),
             self.monitor,
             QueryLimits(
-                timeout_s=self.query_timeout_s,
-                memory_limit=self.memory_limit,
+                rows=self.max_result_rows,
+                memory=self.memory_limit,
                 threads=self.query_threads,
-                max_rows=self.max_result_rows,
+                timeout_s=self.query_timeout_s,
             ),
             workers=self.workers,
             on_lock=self._stop_server_soon,

@@ -32,7 +32,7 @@ from traitlets.config import LoggingConfigurable
 from enclave import audit, user_locks
 from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent
-from enclave.gateway.admission import SERVER_FAILURE_CODES
+from enclave.query_service import SERVER_FAILURE_CODES
 
 MONITOR_ACTOR = "enclave-gateway"
 MAX_ALERT_SQL = 2_000

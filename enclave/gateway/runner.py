@@ -1,7 +1,9 @@
 """Runs analysts' queries on worker threads through ``enclave.query_service.run_query``.
 
-It keeps the DuckDB connection of each running query under the client's query id, so a cancel
-request can interrupt it, and calls the monitor after every query (R-QRY-4, R-QRY-5).
+Each query is registered under the client's query id as a ``_Running``, which is also the
+``QueryHooks`` of its run: it keeps the query's DuckDB connection, so a cancel request can interrupt
+it, and its place in admission control. The runner calls ``run_query`` with the gateway's
+``QueryLimits`` and that object, and the monitor after every query (R-QRY-4, R-QRY-5).
 
 Between the guard's checks and the query's execution, admission control (``enclave.gateway.admission``)
 decides when it runs: a query waits (``queued``, with a position the client can ask for) rather
@@ -19,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -27,41 +29,75 @@ import duckdb
 from enclave import query_service
 from enclave.config import Paths
 from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound
-from enclave.gateway.admission import (
+from enclave.gateway.admission import Admission, Ticket
+from enclave.gateway.monitor import MonitorOutcome, QueryMonitor
+from enclave.guard.limits import QueryLimits
+from enclave.query_service import (
     SERVER_BUSY,
     SERVER_RESOURCES,
     SERVER_SHUTDOWN,
     SERVER_TIMEOUT,
-    Admission,
+    OpenSession,
     ServerUnavailable,
-    Ticket,
 )
-from enclave.gateway.monitor import MonitorOutcome, QueryMonitor
-from enclave.query_service import OpenSession
 from enclave.services.auth import Caller
 
 QUERY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 CANCEL_PATIENCE_S = 60.0
 
 
-@dataclass(frozen=True)
-class QueryLimits:
-    """Per-query limits (R-QRY-4): DuckDB time and memory, rows in a result."""
-
-    timeout_s: float
-    memory_limit: str
-    threads: int
-    max_rows: int
-
-
-@dataclass
+@dataclass(eq=False)
 class _Running:
+    """One registered query, and the ``QueryHooks`` of its runs (``enclave.query_service``)."""
+
     caller: Caller
+    synthetic: bool
+    admission: Admission
+    lock: threading.Lock = field(repr=False)  # the runner's registry lock
     connection: duckdb.DuckDBPyConnection | None = None
     cancelled: bool = False
     shutdown: bool = False  # interrupted because the gateway is stopping: the server's failure
     ticket: Ticket | None = None  # its place in admission control, while it waits or runs
+    exclusive: bool = False  # run alone: the retry of a failure while sharing the server
     started: float = 0.0
+
+    def opened(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Keep the connection for a cancel; a query cancelled meanwhile stops here."""
+        with self.lock:
+            self.connection = con
+            if self.cancelled:
+                raise BadInput("query_cancelled", "The query was cancelled", "查询已被取消")
+
+    def admit(self, estimate: int | None) -> None:
+        """The guard's plan estimate: wait until admission control lets the query run."""
+        user, pool = (self.caller.project, self.caller.user), (self.caller.project, self.synthetic)
+        ticket = self.admission.ticket(user, pool, estimate, exclusive=self.exclusive)
+        with self.lock:
+            self.ticket = ticket
+        self.admission.acquire(ticket, lambda: self.cancelled)
+
+    def release(self) -> None:
+        """Give its place in admission control back (after each run)."""
+        with self.lock:
+            ticket, self.ticket = self.ticket, None
+        if ticket is not None:
+            self.admission.release(ticket)
+
+    def classify(self, error: EnclaveError) -> EnclaveError:
+        """The server's failures as ``ServerUnavailable``; every other error stays the analyst's."""
+        if isinstance(error, ServerUnavailable):
+            return error
+        retry_after_s = self.admission.retry_after_s
+        if self.shutdown and error.code == "query_cancelled":
+            return ServerUnavailable(SERVER_SHUTDOWN, retry_after_s=retry_after_s)
+        ticket = self.ticket
+        shared = ticket is not None and ticket.state == "running"
+        shared = shared and ticket.contended and not ticket.exclusive
+        if shared and error.code == "query_resources":
+            return ServerUnavailable(SERVER_RESOURCES, retry_after_s=retry_after_s, retry=True)
+        if shared and error.code == "query_timeout":
+            return ServerUnavailable(SERVER_TIMEOUT, retry_after_s=retry_after_s, retry=True)
+        return error
 
 
 def check_query_id(query_id: str | None) -> str:
@@ -96,7 +132,7 @@ class QueryRunner:
         self.monitor = monitor
         self.limits = limits
         self.on_lock = on_lock
-        self.admission = admission or Admission(memory_limit=limits.memory_limit, workers=workers)
+        self.admission = admission or Admission(memory_limit=limits.memory, workers=workers)
         # Threads for queries that run and for those that wait in admission control; at most `workers`
         # run at once. Short blocking work (access checks, views) has threads of its own, so it never
         # waits behind queued queries.
@@ -111,7 +147,7 @@ class QueryRunner:
         """Run short blocking work (database reads) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.helpers, func, *args)
 
-    def _register(self, query_id: str, caller: Caller) -> _Running:
+    def _register(self, query_id: str, caller: Caller, synthetic: bool) -> _Running:
         with self._registry_lock:
             if query_id in self._running:
                 raise BadInput(
@@ -125,7 +161,10 @@ class QueryRunner:
             per_user = self.admission.user_max_waiting + 2 * self.admission.user_slots
             if len(self._running) >= self.max_in_flight or mine >= per_user:
                 raise ServerUnavailable(SERVER_BUSY, retry_after_s=self.admission.retry_after_s, waited_s=0.0)
-            running = self._running[query_id] = _Running(caller, started=time.monotonic())
+            running = _Running(
+                caller, synthetic, self.admission, self._registry_lock, started=time.monotonic()
+            )
+            self._running[query_id] = running
             return running
 
     def status(self, query_id: str, caller: Caller) -> dict[str, Any]:
@@ -152,12 +191,6 @@ class QueryRunner:
         elif running.connection is not None:
             status["state"] = "running"
         return status
-
-    def _attach(self, running: _Running, con: duckdb.DuckDBPyConnection) -> None:
-        with self._registry_lock:
-            running.connection = con
-            if running.cancelled:
-                raise BadInput("query_cancelled", "The query was cancelled", "查询已被取消")
 
     def cancel(self, query_id: str, caller: Caller) -> bool:
         """Interrupt a running query of the same user and project; False when it already finished."""
@@ -189,13 +222,13 @@ class QueryRunner:
     async def run(self, caller: Caller, sql: str, *, synthetic: bool, source: str, query_id: str) -> Any:
         """Register the query (so it can be cancelled even while it waits for a worker), then run it."""
         try:
-            running = self._register(query_id, caller)
+            running = self._register(query_id, caller, synthetic)
         except ServerUnavailable as error:
             await self.call(self._audit_busy, caller, sql, error, source, synthetic, query_id)
             raise
         try:
             loop = asyncio.get_running_loop()
-            work = (self._run_blocking, running, query_id, sql, synthetic, source)
+            work = (self._run_blocking, running, query_id, sql, source)
             return await loop.run_in_executor(self.executor, *work)
         except BaseException:
             if running.connection is None:  # never reached a worker
@@ -218,18 +251,13 @@ class QueryRunner:
             query_id=query_id,
         )
 
-    def _run_blocking(self, running: _Running, query_id: str, sql: str, synthetic: bool, source: str) -> Any:
+    def _run_blocking(self, running: _Running, query_id: str, sql: str, source: str) -> Any:
         """One query, start to end, on a worker thread: run, audit (in run_query), then monitor.
 
         A run that failed for want of memory or time while sharing the server is audited as a server
         failure and run once more, alone (``exclusive``); that run's outcome is the analyst's.
         """
         caller = running.caller
-        exclusive = False
-
-        def admit(rows: int | None) -> None:
-            self._admit(running, synthetic, rows, exclusive)
-
         try:
             while True:
                 try:
@@ -239,21 +267,16 @@ class QueryRunner:
                         caller.project,
                         caller.user,
                         sql,
-                        synthetic=synthetic,
+                        synthetic=running.synthetic,
                         source=source,
-                        memory_limit=self.limits.memory_limit,
-                        threads=self.limits.threads,
-                        timeout_s=self.limits.timeout_s,
-                        max_rows=self.limits.max_rows,
-                        on_connection=lambda con: self._attach(running, con),
+                        limits=self.limits,
+                        hooks=running,
                         query_id=query_id,
-                        on_estimate=admit,
-                        classify=lambda error: self._classify(running, error),
                         run_id=caller.run_id,
                     )
                 except ServerUnavailable as error:
-                    if error.retry and not exclusive and not running.cancelled:
-                        exclusive = True
+                    if error.retry and not running.exclusive and not running.cancelled:
+                        running.exclusive = True
                         continue
                     raise  # the server's failure: nothing for the monitor to count
                 except EnclaveError as error:
@@ -261,44 +284,12 @@ class QueryRunner:
                         self._monitor(caller, source, sql)
                     raise
                 finally:
-                    self._release(running)
+                    running.release()
                 self._monitor(caller, source, sql)
                 return result
         finally:
             with self._registry_lock:
                 self._running.pop(query_id, None)
-
-    def _admit(self, running: _Running, synthetic: bool, estimate: int | None, exclusive: bool) -> None:
-        """Called by the guard with the plan's estimate: wait until admission control lets it run."""
-        caller = running.caller
-        ticket = self.admission.ticket(
-            (caller.project, caller.user), (caller.project, synthetic), estimate, exclusive=exclusive
-        )
-        with self._registry_lock:
-            running.ticket = ticket
-        self.admission.acquire(ticket, lambda: running.cancelled)
-
-    def _release(self, running: _Running) -> None:
-        with self._registry_lock:
-            ticket, running.ticket = running.ticket, None
-        if ticket is not None:
-            self.admission.release(ticket)
-
-    def _classify(self, running: _Running, error: EnclaveError) -> EnclaveError:
-        """The server's failures as ``ServerUnavailable``; every other error stays the analyst's."""
-        if isinstance(error, ServerUnavailable):
-            return error
-        retry_after_s = self.admission.retry_after_s
-        if running.shutdown and error.code == "query_cancelled":
-            return ServerUnavailable(SERVER_SHUTDOWN, retry_after_s=retry_after_s)
-        ticket = running.ticket
-        shared = ticket is not None and ticket.state == "running"
-        shared = shared and ticket.contended and not ticket.exclusive
-        if shared and error.code == "query_resources":
-            return ServerUnavailable(SERVER_RESOURCES, retry_after_s=retry_after_s, retry=True)
-        if shared and error.code == "query_timeout":
-            return ServerUnavailable(SERVER_TIMEOUT, retry_after_s=retry_after_s, retry=True)
-        return error
 
     def _monitor(self, caller: Caller, source: str, sql: str) -> MonitorOutcome:
         key = (caller.project, caller.user)

@@ -13,6 +13,7 @@ from sqlglot.optimizer.qualify import qualify
 from enclave.errors import Reason
 from enclave.guard.analyze import analyze
 from enclave.guard.compile import Compiled, compile_plan
+from enclave.guard.limits import QueryLimits
 from enclave.guard.parse import DIALECT, parse_detail, parse_statement
 from enclave.guard.policy import GuardPolicy
 from enclave.guard.rules import RULES, statement_is_select
@@ -36,10 +37,14 @@ class Verdict:
         return {"allowed": self.allowed, "reasons": [r.to_dict() for r in self.reasons], "sql": self.sql}
 
 
-def check(sql: str, policy: GuardPolicy) -> Verdict:
-    """The verdict on ``sql`` under ``policy``; never raises on any input (ARCHITECTURE §3)."""
+def check(sql: str, policy: GuardPolicy, *, max_rows: int = QueryLimits.rows) -> Verdict:
+    """The verdict on ``sql`` under ``policy``; never raises on any input (ARCHITECTURE §3).
+
+    ``max_rows`` is the row limit of the query that will run (``QueryLimits.rows``): the compiled
+    SQL fetches one cell more, so a larger result is refused without being read in full.
+    """
     try:
-        return _check(sql, policy)
+        return _check(sql, policy, max_rows)
     except RecursionError:
         return _refuse([violation("QRY_TOO_LARGE", None, detail="nested too deeply")])
     except Exception:
@@ -48,7 +53,7 @@ def check(sql: str, policy: GuardPolicy) -> Verdict:
         return _refuse([violation("QRY_GUARD_ERROR", None)])
 
 
-def _check(sql: str, policy: GuardPolicy) -> Verdict:
+def _check(sql: str, policy: GuardPolicy, max_rows: int) -> Verdict:
     tree, problems = parse_statement(sql, max_chars=policy.max_sql_chars, max_nodes=policy.max_nodes)
     if tree is None:
         return _refuse(problems)
@@ -90,7 +95,7 @@ def _check(sql: str, policy: GuardPolicy) -> Verdict:
         if len(written) == len(qualified.expressions)
         else [p.alias_or_name for p in qualified.expressions]
     )
-    compiled = compile_plan(plan, policy, names)
+    compiled = compile_plan(plan, policy, names, max_rows)
     return Verdict(allowed=True, reasons=[], sql=compiled.sql, compiled=compiled)
 
 

@@ -104,8 +104,9 @@ def _matching(left: str, right: str, keys: int) -> exp.Expression:
     )
 
 
-def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
-    """The checked aggregation statement and the post-layer statement of ``plan``.
+def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str], max_rows: int) -> Compiled:
+    """The checked aggregation statement and the post-layer statement of ``plan``; the cells it
+    fetches stop one past ``max_rows``, the row limit of the query.
 
     The analyst's fragments (keys, aggregate calls, their arguments and conditions, FROM and WHERE,
     row-layer CTEs) are hardened and rendered by sqlglot; the guard's own CTEs depend only on the
@@ -183,7 +184,7 @@ def compile_plan(plan: Plan, policy: GuardPolicy, names: list[str]) -> Compiled:
         width=cells_per_table(policy.k),
         top=max(policy.dominance_n, 2),
         k=policy.k,
-        limit=policy.max_result_rows + 1,
+        limit=max_rows + 1,
         unique=scope.unique,
     )
     fixed_ctes, final = _fixed(shape)

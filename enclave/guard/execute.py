@@ -21,7 +21,8 @@ import duckdb
 from enclave.errors import BadInput, Refused
 from enclave.guard.check import Verdict, check
 from enclave.guard.ledger import Ledger, MemoryLedger
-from enclave.guard.lockdown import run_with_timeout, timeout_for
+from enclave.guard.limits import DEFAULT_LIMITS, QueryLimits
+from enclave.guard.lockdown import run_with_timeout
 from enclave.guard.policy import GuardPolicy
 from enclave.guard.release import release, run_post
 from enclave.guard.violations import violation
@@ -53,25 +54,28 @@ def run(
     sql: str,
     policy: GuardPolicy,
     *,
-    timeout_s: float | None = None,
+    limits: QueryLimits = DEFAULT_LIMITS,
     ledger: Ledger | None = None,
     on_estimate: Callable[[int | None], None] | None = None,
 ) -> QueryResult:
     """Check ``sql``, run what the guard allows, and release only values that pass every rule.
 
+    ``limits`` are the caller's for this query: a result of more than ``limits.rows`` rows is
+    refused (``result_too_large``), and DuckDB is interrupted after ``limits.timeout_s``
+    (``query_timeout``); memory and threads are the connection's (``open_locked``).
     ``ledger`` is the project's differencing ledger; without one, a fresh in-memory ledger still
     stops differencing between the values of this one query. ``on_estimate`` receives the plan's
     largest estimated cardinality (None in advisory mode, which makes no estimate) after every
     check passed and before anything runs; the gateway's admission control may wait in it, or raise.
     """
-    verdict = check(sql, policy)
+    verdict = check(sql, policy, max_rows=limits.rows)
     if not verdict.allowed:
         raise _rejected(verdict.reasons)
-    timeout = timeout_s if timeout_s is not None else timeout_for(con)
+    timeout = limits.timeout_s
     if verdict.advisory:
         if on_estimate is not None:
             on_estimate(None)
-        return _run_advisory(con, verdict, policy, timeout)
+        return _run_advisory(con, verdict, limits)
     compiled = verdict.compiled
     estimate = _estimated_rows(con, compiled.sql, timeout)
     if estimate > policy.max_estimated_rows:
@@ -81,12 +85,12 @@ def run(
     if on_estimate is not None:
         on_estimate(estimate)
     table = _guarded(con, timeout, lambda: con.execute(compiled.sql).fetch_arrow_table())
-    if table.num_rows > policy.max_result_rows:
-        raise _too_large(policy)
+    if table.num_rows > limits.rows:
+        raise _too_large(limits.rows)
     released = release(table, compiled, policy, ledger if ledger is not None else MemoryLedger(), sql)
-    rows = run_post(released.table, compiled, policy)
-    if len(rows) > policy.max_result_rows:
-        raise _too_large(policy)
+    rows = run_post(released.table, compiled, limits.rows)
+    if len(rows) > limits.rows:
+        raise _too_large(limits.rows)
     return QueryResult(
         columns=list(compiled.columns),
         rows=rows,
@@ -126,24 +130,20 @@ def round_count(value: Any, base: int) -> Any:
     return int(base * math.floor(float(value) / base + 0.5))
 
 
-def _run_advisory(con, verdict: Verdict, policy: GuardPolicy, timeout: float) -> QueryResult:
+def _run_advisory(con, verdict: Verdict, limits: QueryLimits) -> QueryResult:
     def work() -> tuple[list[str], list[tuple]]:
         cursor = con.execute(verdict.sql)
         names = [d[0] for d in cursor.description or []]
-        return names, cursor.fetchmany(policy.max_result_rows + 1)
+        return names, cursor.fetchmany(limits.rows + 1)
 
-    names, rows = _guarded(con, timeout, work)
-    if len(rows) > policy.max_result_rows:
-        raise _too_large(policy)
+    names, rows = _guarded(con, limits.timeout_s, work)
+    if len(rows) > limits.rows:
+        raise _too_large(limits.rows)
     notices = [
         "advisory mode (rows access): the guard did not rewrite this query / 行级访问模式：守卫未改写此查询"
     ]
     notices += [f"{r.code}: {r.message}" for r in verdict.reasons]
     return QueryResult(columns=names, rows=[list(r) for r in rows], suppressed_groups=0, notices=notices)
-
-
-def _fetch(con: duckdb.DuckDBPyConnection, sql: str, timeout: float) -> list[tuple]:
-    return _guarded(con, timeout, lambda: con.execute(sql).fetchall())
 
 
 def _guarded(con, timeout, work):
@@ -179,11 +179,12 @@ def _guarded(con, timeout, work):
         ) from None
 
 
-def _too_large(policy: GuardPolicy) -> Refused:
+def _too_large(max_rows: int) -> Refused:
+    """The one refusal of a result over the row limit: ``Refused`` (exit 3, HTTP 413)."""
     return Refused(
         "result_too_large",
-        f"The result has more than {policy.max_result_rows} rows; aggregate further or add LIMIT.",
-        f"结果超过 {policy.max_result_rows} 行；请进一步聚合或添加 LIMIT。",
+        f"The result has more than {max_rows} rows; aggregate further or add LIMIT.",
+        f"结果超过 {max_rows} 行；请进一步聚合或添加 LIMIT。",
     )
 
 

@@ -33,7 +33,6 @@ from enclave.audit import now_iso
 from enclave.db.models import GuardLedgerEntry
 
 TABLES = 3
-MASK = (1 << 64) - 1
 TRACKER_WINDOW = 500  # three-population trackers are looked for among the latest released ones
 
 

@@ -27,6 +27,7 @@ import sqlglot
 from sqlglot import exp
 
 from enclave.errors import BadInput
+from enclave.guard.limits import DEFAULT_LIMITS, QueryLimits
 
 T = TypeVar("T")
 GLOB_CHARS = ("*", "?", "[", "{")
@@ -82,24 +83,19 @@ def _literal(value: str) -> str:
     return exp.Literal.string(value).sql(dialect="duckdb")
 
 
-_TIMEOUTS: dict[int, float] = {}
 _OPEN: dict[str, duckdb.DuckDBPyConnection] = {}  # private parents, never handed out
 _LOCK = threading.Lock()
 
 
 def open_locked(
-    database: Path,
-    *,
-    memory_limit: str = "2GB",
-    threads: int = 2,
-    timeout_s: float = 30.0,
-    s3: S3Access | None = None,
+    database: Path, limits: QueryLimits = DEFAULT_LIMITS, *, s3: S3Access | None = None
 ) -> duckdb.DuckDBPyConnection:
     """Open the project's prepared views database read-only and lock it down.
 
     The memory and thread limits apply to the database instance, so they are those of the first
-    open of a file in this process; the timeout is per returned connection. ``s3`` is used only
-    when the views read ``s3://`` objects, which must then all lie under its scope.
+    open of a file in this process; the query's time limit travels with its call to
+    ``enclave.guard.run``. ``s3`` is used only when the views read ``s3://`` objects, which must
+    then all lie under its scope.
     """
     database = Path(database)
     if not database.is_file():
@@ -108,19 +104,15 @@ def open_locked(
             f"The prepared views database does not exist: {database}",
             f"预处理视图数据库不存在：{database}",
         )
-    if threads < 1 or timeout_s <= 0:
-        raise BadInput("lockdown_invalid", "threads and timeout must be positive", "线程数和超时必须为正数")
     key = str(database.resolve())
     with _LOCK:
         parent = _OPEN.get(key)
         if parent is None or not _alive(parent):
-            parent = _open_parent(database, key, memory_limit, threads, s3)
+            parent = _open_parent(database, key, limits.memory, limits.threads, s3)
             _OPEN[key] = parent
         # DuckDB keeps one instance per file and process. Callers get their own cursor, which shares
         # the locked configuration, can be interrupted and closed without touching the others.
-        cursor = parent.cursor()
-    _TIMEOUTS[id(cursor)] = timeout_s
-    return cursor
+        return parent.cursor()
 
 
 def _open_parent(
@@ -242,10 +234,6 @@ def _paths_in(definition: str) -> list[str]:
         if not isinstance(function.parent, exp.Table):
             paths += [lit.this for lit in function.find_all(exp.Literal) if lit.is_string]
     return [p for p in paths if p.startswith(("/", "s3:"))]
-
-
-def timeout_for(con: duckdb.DuckDBPyConnection, default: float = 30.0) -> float:
-    return _TIMEOUTS.get(id(con), default)
 
 
 def run_with_timeout(con: duckdb.DuckDBPyConnection, timeout_s: float, work: Callable[[], T]) -> T:

@@ -43,7 +43,6 @@ class GuardPolicy:
     dominance_n: int = 2
     dominance_k: float = 0.85
     dominance_p: float = 0.10
-    max_result_rows: int = 10_000
     max_estimated_rows: int = 200_000_000  # DuckDB's estimated cardinality of any plan step (rule 6)
     max_sql_chars: int = 20_000
     max_nodes: int = 4_000
@@ -60,8 +59,6 @@ class GuardPolicy:
             problems.append("dominance_k must be in (0, 1]")
         if not 0 <= self.dominance_p < 1:
             problems.append("dominance_p must be in [0, 1)")
-        if self.max_result_rows < 1:
-            problems.append("max_result_rows must be positive")
         for name, view in self.views.items():
             if name != view.name:
                 problems.append(f"view {name!r} is registered under another name {view.name!r}")

@@ -205,8 +205,9 @@ def _post_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_post(table: pa.Table, compiled: Compiled, policy: GuardPolicy) -> list[list[Any]]:
-    """The analyst's post layer over the released cells, on a connection that holds nothing else.
+def run_post(table: pa.Table, compiled: Compiled, max_rows: int) -> list[list[Any]]:
+    """The analyst's post layer over the released cells (one row past ``max_rows`` at most), on a
+    connection that holds nothing else.
 
     The post layer is a SELECT over ``__enclave_cells`` only (the guard compiled it), so the
     connection keeps no state between queries; the released table is registered for one query.
@@ -215,7 +216,7 @@ def run_post(table: pa.Table, compiled: Compiled, policy: GuardPolicy) -> list[l
     try:
         con.register(CELLS, table)
         cursor = con.execute(compiled.post_sql)
-        return [list(row) for row in cursor.fetchmany(policy.max_result_rows + 1)]
+        return [list(row) for row in cursor.fetchmany(max_rows + 1)]
     except duckdb.Error as exc:
         raise BadInput(
             "query_invalid",

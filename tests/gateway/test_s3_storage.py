@@ -198,7 +198,7 @@ def test_same_guard_same_results(homes: Homes) -> None:
 def locked(homes: Homes) -> duckdb.DuckDBPyConnection:
     paths = Paths(homes.s3)
     database = layout.current_views_db(paths, PROJECT)
-    return open_locked(database, timeout_s=20, s3=storage.locked_access(paths, PROJECT))
+    return open_locked(database, s3=storage.locked_access(paths, PROJECT))
 
 
 def test_locked_connection_reads_only_the_projects_objects(homes: Homes, locked: Any) -> None:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enclave.guard import GuardPolicy, ViewPolicy, open_locked
+from enclave.guard import GuardPolicy, QueryLimits, ViewPolicy, open_locked
 from enclave.specs import ColumnRole
 
 R = ColumnRole
@@ -121,7 +121,7 @@ def fixture_policy() -> GuardPolicy:
 
 @pytest.fixture(scope="session")
 def locked(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    con = open_locked(data_dir / "views.duckdb", memory_limit="512MB", threads=2, timeout_s=20)
+    con = open_locked(data_dir / "views.duckdb", QueryLimits(memory="512MB", threads=2))
     yield con
     con.close()
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from enclave.errors import BadInput, Refused
-from enclave.guard import GuardPolicy, check, policy_from_specs, run
+from enclave.errors import EXIT_REFUSED, BadInput, Refused
+from enclave.guard import GuardPolicy, QueryLimits, check, policy_from_specs, run
 from enclave.guard.execute import json_safe, round_count
 from enclave.specs import AccessMode, ColumnRole, parse_dataset_spec, parse_project_spec
 
@@ -47,10 +47,15 @@ def test_k_above_five_is_honoured(policy, locked):
 
 
 def test_too_many_rows_is_refused(policy, locked):
-    small = dataclasses.replace(policy, max_result_rows=2)
     with pytest.raises(Refused) as error:
-        run(locked, "SELECT sex, dx, count(*) FROM patients GROUP BY sex, dx", small)
+        run(
+            locked,
+            "SELECT sex, dx, count(*) FROM patients GROUP BY sex, dx",
+            policy,
+            limits=QueryLimits(rows=2),
+        )
     assert error.value.code == "result_too_large"
+    assert error.value.exit_code == EXIT_REFUSED
 
 
 def test_database_errors_never_leak_their_text(policy, locked):
@@ -65,7 +70,7 @@ def test_database_errors_never_leak_their_text(policy, locked):
 def test_timeout_is_reported_with_our_code(policy, locked):
     sql = "SELECT a.dx, count(*) FROM visits a JOIN visits b ON a.pid = b.pid GROUP BY a.dx"
     try:
-        run(locked, sql, policy, timeout_s=0.0001)
+        run(locked, sql, policy, limits=QueryLimits(timeout_s=0.0001))
     except BadInput as error:
         assert error.code == "query_timeout"
         assert "0.0001" in error.message

@@ -84,7 +84,7 @@ def test_glob_views_allow_their_directory(tmp_path):
 
 
 def test_second_open_shares_the_locked_instance(data_dir, locked):
-    again = open_locked(data_dir / "views.duckdb", timeout_s=5)
+    again = open_locked(data_dir / "views.duckdb")
     assert again.execute("SELECT count(*) FROM patients").fetchone()[0] == 200
     with pytest.raises(duckdb.Error):
         again.execute("SET enable_external_access = true")

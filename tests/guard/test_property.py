@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enclave.errors import Refused
-from enclave.guard import GuardPolicy, ViewPolicy, open_locked, run
+from enclave.guard import GuardPolicy, QueryLimits, ViewPolicy, open_locked, run
 from enclave.guard.ledger import MemoryLedger
 from enclave.specs import ColumnRole
 
@@ -348,7 +348,7 @@ def same(released: Any, expected: Any) -> bool:
 @given(seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_released_values_rest_on_k_persons_and_never_differ_by_fewer(seed, data, tmp_path_factory):
     root = tmp_path_factory.mktemp("guard-property")
-    locked = open_locked(write_views(root, seed), memory_limit="256MB", threads=1, timeout_s=20)
+    locked = open_locked(write_views(root, seed), QueryLimits(memory="256MB", threads=1))
     plain = duckdb.connect()
     plain.execute(f"CREATE VIEW patients AS SELECT * FROM read_parquet('{root / 'patients.parquet'}')")
     plain.execute(f"CREATE VIEW visits AS SELECT * FROM read_parquet('{root / 'visits.parquet'}')")

@@ -73,9 +73,6 @@ class Form:
         return self.kind == "indicator"
 
 
-IsLeaf = Callable[[exp.Column], bool]
-
-
 def strip(node: exp.Expression) -> exp.Expression:
     """Without parentheses and the guard's own ``TRY`` wrappers."""
     while isinstance(node, exp.Paren | exp.Try):

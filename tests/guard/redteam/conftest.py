@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enclave.guard import GuardPolicy, ViewPolicy, open_locked
+from enclave.guard import GuardPolicy, QueryLimits, ViewPolicy, open_locked
 from enclave.specs import ColumnRole
 
 R = ColumnRole
@@ -298,7 +298,7 @@ def build_world(root: Path, name: str) -> World:
     for view in VIEWS:
         con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{root / (view + '.parquet')}')")
     con.close()
-    locked = open_locked(root / "views.duckdb", memory_limit="512MB", threads=2, timeout_s=20)
+    locked = open_locked(root / "views.duckdb", QueryLimits(memory="512MB", threads=2))
     return World(name=name, root=root, secrets=secrets, policy=make_policy(), locked=locked)
 
 
