@@ -259,8 +259,8 @@ def test_only_the_rows_in_range_are_prepared(
     assert count == len(want["ids"])
     assert (low - timedelta(days=OFFSET), high - timedelta(days=OFFSET)) == (want["min"], want["max"])
     stays = report.datasets["stays"]
-    assert (stays["rows"], stays["persons"]) == (len(want["ids"]), want["persons"])
-    assert stays["time_range"] == {**RANGE, "date_columns": ["admit_date", "discharge_date"]}
+    assert (stays.rows, stays.persons) == (len(want["ids"]), want["persons"])
+    assert stays.time_range == {**RANGE, "date_columns": ["admit_date", "discharge_date"]}
     assert report.ledger_subjects["stays"] == want["persons"]
 
 
@@ -299,9 +299,9 @@ def test_the_range_is_judged_on_the_original_dates_with_jitter(
 def test_other_datasets_are_not_filtered(paths: Paths, tmp_path: Path, offset_100: None) -> None:
     sources = write_sources(tmp_path / "src")
     report = prepare(paths, spec(time_ranges={"stays": RANGE}), sources)
-    assert report.datasets["labs"]["rows"] == len(labs_frame())
-    assert report.datasets["people"]["rows"] == PERSONS
-    assert "time_range" not in report.datasets["labs"]
+    assert report.datasets["labs"].rows == len(labs_frame())
+    assert report.datasets["people"].rows == PERSONS
+    assert report.datasets["labs"].time_range is None
     # the same person has the same pseudonym in every dataset, filtered or not
     (unmatched,) = query(
         report.views_db, "SELECT count(*) FROM stays WHERE pid NOT IN (SELECT pid FROM people)"
@@ -318,10 +318,10 @@ def test_k_anonymity_is_checked_on_the_rows_in_range(paths: Paths, tmp_path: Pat
     assert info.value.code == "k_anonymity_violated"
     report = prepare(paths, spec(access="rows", time_ranges={"stays": RANGE}), sources, version=2)
     stays = report.datasets["stays"]
-    assert stays["k_ok"] and stays["k_min_class_size"] >= 5
+    assert stays.k_ok and stays.k_min_class_size >= 5
     assert query(report.views_db, f"SELECT count(*) FROM stays WHERE ward = '{RARE_WARD}'")[0][0] == 0
     wards = dict(query(report.views_db, "SELECT ward, count(DISTINCT pid) FROM stays GROUP BY ward"))
-    assert stays["k_min_class_size"] == min(wards.values())
+    assert stays.k_min_class_size == min(wards.values())
 
 
 def test_a_new_range_makes_a_new_prepared_version(paths: Paths, tmp_path: Path, offset_100: None) -> None:
@@ -332,12 +332,10 @@ def test_a_new_range_makes_a_new_prepared_version(paths: Paths, tmp_path: Path, 
     assert (
         first.prepared_dir != second.prepared_dir and current_views_db(paths, "stays-2026") == second.views_db
     )
-    assert second.datasets["stays"]["time_range"]["end"] == "2019-05-31"
-    assert second.datasets["stays"]["rows"] < first.datasets["stays"]["rows"]
-    assert second.datasets["stays"]["prepared_sha256"] != first.datasets["stays"]["prepared_sha256"]
-    assert second.datasets["stays"]["rows"] == len(
-        expected(sources["stays"][1], end=date(2019, 5, 31))["ids"]
-    )
+    assert second.datasets["stays"].time_range["end"] == "2019-05-31"
+    assert second.datasets["stays"].rows < first.datasets["stays"].rows
+    assert second.datasets["stays"].prepared_sha256 != first.datasets["stays"].prepared_sha256
+    assert second.datasets["stays"].rows == len(expected(sources["stays"][1], end=date(2019, 5, 31))["ids"])
 
 
 def test_without_a_range_every_row_is_prepared_as_before(
@@ -345,8 +343,8 @@ def test_without_a_range_every_row_is_prepared_as_before(
 ) -> None:
     sources = write_sources(tmp_path / "src")
     report = prepare(paths, spec(), sources)
-    assert report.datasets["stays"]["rows"] == len(stays_frame())
-    assert all("time_range" not in d for d in report.datasets.values())
+    assert report.datasets["stays"].rows == len(stays_frame())
+    assert all(d.time_range is None for d in report.datasets.values())
     stays_spec, path = sources["stays"]
     plan = plan_dataset(stays_spec, STAY_COLUMNS, {c: "DATE" for c in STAY_COLUMNS}, per_person_offset=False)
     relation = f"read_parquet('{path}')"

@@ -70,9 +70,6 @@ class DatasetPlan:
             return relation
         return f"(SELECT * FROM {relation} WHERE {self.row_filter})"
 
-    def select_sql(self, relation: str) -> str:
-        return f"SELECT {', '.join(self.select_list)} FROM {self.rows_sql(relation)}"
-
     def with_measure_bounds(self, bounds: Mapping[str, MeasureBounds]) -> DatasetPlan:
         """This plan with each measure that has bounds clipped to them (``top_bottom_code``)."""
         select_list = list(self.select_list)
@@ -149,6 +146,115 @@ def time_range_filter(
     return f"({dated}) AND {within}", columns, reasons
 
 
+@dataclass(frozen=True)
+class _Shift:
+    """How every date column of a dataset is shifted: the SQL of a row's offset in days, and the
+    transform the report names."""
+
+    offset_sql: str
+    transform: str
+
+
+@dataclass(frozen=True)
+class _ColumnSql:
+    """One approved column in its prepared form: the SELECT expression, what was done, and the
+    source type of a measure to code (``None``: not coded)."""
+
+    expression: str
+    transform: str | None = None
+    measure_type: str | None = None
+
+
+def _date_shift(
+    spec: DatasetSpec, *, per_person_offset: bool, date_jitter: bool, person_offset_column: str | None
+) -> _Shift:
+    """The project's offset, or each person's (offset plus jitter), computed from the person key or
+    read from ``person_offset_column``."""
+    if not (per_person_offset or date_jitter):
+        offset_sql = project_offset_sql()
+    elif person_offset_column is not None:
+        offset_sql = quote_ident(person_offset_column)
+    else:
+        offset_sql = person_shift_sql(
+            quote_ident(spec.person_key),
+            per_person_offset=per_person_offset,
+            jitter=date_jitter,
+            offset_key=OFFSET_KEY_PARAM,
+            jitter_key=JITTER_KEY_PARAM,
+        )
+    transform = "date_shift_per_person" if per_person_offset else "date_shift"
+    transform += "+jitter" if date_jitter else ""
+    return _Shift(offset_sql, transform)
+
+
+def _unplannable(spec: DatasetSpec, name: str, source_types: Mapping[str, str]) -> Reason | None:
+    """Why an approved column cannot be planned at all: unknown to the spec or missing in the source."""
+    if name not in spec.columns:
+        return _column_reason(
+            "column_unknown", spec.name, name, "not a column of the dataset spec", "不是数据集规格中的列"
+        )
+    if name not in source_types:
+        return _column_reason(
+            "column_missing", spec.name, name, "not found in the source data", "源数据中没有该列"
+        )
+    return None
+
+
+def _column_sql(
+    spec: DatasetSpec, name: str, source_type: str, shift: _Shift, *, code_measures: bool
+) -> _ColumnSql | Reason:
+    """The prepared form of one kept column by its role (pseudonym, shifted date, measure to code),
+    then its generalisation; or why its source type cannot be handled."""
+    column = spec.columns[name]
+    source = quote_ident(name)
+    planned = _ColumnSql(source)
+    if column.role is ColumnRole.PERSON_KEY:
+        planned = _ColumnSql(pseudonym_sql(source, PSEUDONYM_KEY_PARAM), "pseudonym")
+    elif column.role is ColumnRole.DATE:
+        try:
+            planned = _ColumnSql(date_shift_sql(source, source_type, shift.offset_sql), shift.transform)
+        except DateTypeUnsupported:
+            return _column_reason(
+                "date_type_unsupported",
+                spec.name,
+                name,
+                f"a date column cannot hold {source_type}",
+                f"日期列不能是 {source_type} 类型",
+            )
+    elif column.role is ColumnRole.MEASURE and code_measures:
+        if not codable(source_type):
+            return _column_reason(
+                "measure_type_unsupported",
+                spec.name,
+                name,
+                f"a measure of a row-level project must be a number, not {source_type}",
+                f"行级访问项目中的度量列必须是数值，不能是 {source_type} 类型",
+            )
+        planned = _ColumnSql(source, measure_type=source_type)
+    if column.generalize is None:
+        return planned
+    return replace(
+        planned,
+        expression=generalize_sql(column.generalize, planned.expression),
+        transform="+".join(filter(None, [planned.transform, column.generalize.value])),
+    )
+
+
+def _row_filter(
+    spec: DatasetSpec, source_types: Mapping[str, str], time_range: TimeRange, reasons: Sequence[Reason]
+) -> tuple[str, dict[str, Any], list[Reason]]:
+    """The time range's WHERE condition, its entry in the report, and its problems that ``reasons``
+    (the columns' problems) do not already name."""
+    row_filter, date_columns, problems = time_range_filter(spec, source_types, time_range)
+    seen = {(r.code, r.details.get("field")) for r in reasons}  # an approved date, reported once
+    dated = {
+        "start": time_range.start.isoformat(),
+        "end": time_range.end.isoformat(),
+        "date_columns": date_columns,
+    }
+    return row_filter, dated, [r for r in problems if (r.code, r.details.get("field")) not in seen]
+
+
 def plan_dataset(
     spec: DatasetSpec,
     approved: Sequence[str],
@@ -177,100 +283,42 @@ def plan_dataset(
     columns: list[str] = []
     transforms: dict[str, str] = {}
     quasi_ids: list[str] = []
+    measures: dict[str, str] = {}
     approved_set = set(approved)
     dropped = {name: "not_approved" for name in spec.columns if name not in approved_set}
-    person_source = quote_ident(spec.person_key)
-    measures: dict[str, str] = {}
-    if not (per_person_offset or date_jitter):
-        offset_sql = project_offset_sql()
-    elif person_offset_column is not None:
-        offset_sql = quote_ident(person_offset_column)
-    else:
-        offset_sql = person_shift_sql(
-            person_source,
-            per_person_offset=per_person_offset,
-            jitter=date_jitter,
-            offset_key=OFFSET_KEY_PARAM,
-            jitter_key=JITTER_KEY_PARAM,
-        )
-    shift = "date_shift_per_person" if per_person_offset else "date_shift"
-    shift += "+jitter" if date_jitter else ""
-
+    shift = _date_shift(
+        spec,
+        per_person_offset=per_person_offset,
+        date_jitter=date_jitter,
+        person_offset_column=person_offset_column,
+    )
     for name in approved:
-        column = spec.columns.get(name)
-        if column is None:
-            reasons.append(
-                _column_reason(
-                    "column_unknown",
-                    spec.name,
-                    name,
-                    "not a column of the dataset spec",
-                    "不是数据集规格中的列",
-                )
-            )
+        problem = _unplannable(spec, name, source_types)
+        if problem is not None:
+            reasons.append(problem)
             continue
-        if name not in source_types:
-            reasons.append(
-                _column_reason(
-                    "column_missing", spec.name, name, "not found in the source data", "源数据中没有该列"
-                )
-            )
+        role = spec.columns[name].role
+        if role in ALWAYS_DROPPED:
+            dropped[name] = ALWAYS_DROPPED[role]
             continue
-        if column.role in ALWAYS_DROPPED:
-            dropped[name] = ALWAYS_DROPPED[column.role]
+        planned = _column_sql(spec, name, source_types[name], shift, code_measures=code_measures)
+        if isinstance(planned, Reason):
+            reasons.append(planned)
             continue
-        source = quote_ident(name)
-        expression = source
-        if column.role is ColumnRole.PERSON_KEY:
-            expression = pseudonym_sql(source, PSEUDONYM_KEY_PARAM)
-            transforms[name] = "pseudonym"
-        elif column.role is ColumnRole.DATE:
-            try:
-                expression = date_shift_sql(source, source_types[name], offset_sql)
-            except DateTypeUnsupported:
-                reasons.append(
-                    _column_reason(
-                        "date_type_unsupported",
-                        spec.name,
-                        name,
-                        f"a date column cannot hold {source_types[name]}",
-                        f"日期列不能是 {source_types[name]} 类型",
-                    )
-                )
-                continue
-            transforms[name] = shift
-        elif column.role is ColumnRole.MEASURE and code_measures:
-            if not codable(source_types[name]):
-                reasons.append(
-                    _column_reason(
-                        "measure_type_unsupported",
-                        spec.name,
-                        name,
-                        f"a measure of a row-level project must be a number, not {source_types[name]}",
-                        f"行级访问项目中的度量列必须是数值，不能是 {source_types[name]} 类型",
-                    )
-                )
-                continue
-            measures[name] = source_types[name]
-        if column.generalize is not None:
-            expression = generalize_sql(column.generalize, expression)
-            transforms[name] = "+".join(filter(None, [transforms.get(name), column.generalize.value]))
-        if column.role is ColumnRole.QUASI_ID:
+        if planned.transform is not None:
+            transforms[name] = planned.transform
+        if planned.measure_type is not None:
+            measures[name] = planned.measure_type
+        if role is ColumnRole.QUASI_ID:
             quasi_ids.append(name)
-        select_list.append(f"{expression} AS {source}")
+        select_list.append(f"{planned.expression} AS {quote_ident(name)}")
         columns.append(name)
 
     row_filter = None
     dated: dict[str, Any] | None = None
     if time_range is not None:
-        row_filter, date_columns, problems = time_range_filter(spec, source_types, time_range)
-        seen = {(r.code, r.details.get("field")) for r in reasons}  # an approved date, reported once
-        reasons += [r for r in problems if (r.code, r.details.get("field")) not in seen]
-        dated = {
-            "start": time_range.start.isoformat(),
-            "end": time_range.end.isoformat(),
-            "date_columns": date_columns,
-        }
+        row_filter, dated, problems = _row_filter(spec, source_types, time_range, reasons)
+        reasons += problems
 
     if reasons:
         raise BadInput(

@@ -127,6 +127,96 @@ def _with_nulls(rng: np.random.Generator, values: np.ndarray, null_fraction: flo
     return out
 
 
+@dataclass(frozen=True)
+class _Draws:
+    """Where one twin's statistics come from and how its fake values are drawn: the relation, its
+    person column (for the k rule), k, the number of rows and the seeded generator."""
+
+    con: duckdb.DuckDBPyConnection
+    relation: str
+    person: str | None
+    k: int
+    rows: int
+    rng: np.random.Generator
+
+
+def _draw_categories(draws: _Draws, column: str) -> tuple[np.ndarray | None, int]:
+    """Values held by at least ``k`` persons, drawn with their observed frequency; how many there are."""
+    options, weights = _categories(draws.con, draws.relation, column, draws.person, draws.k)
+    if not options:
+        return None, 0
+    picked = draws.rng.choice(len(options), size=draws.rows, p=weights)
+    return np.array(options, dtype=object)[picked], len(options)
+
+
+def _draw_numbers(draws: _Draws, column: str, duckdb_type: str) -> np.ndarray | None:
+    """Uniform between the rounded-out 5th and 95th percentiles (whole numbers for integer types)."""
+    bounds = _range(draws.con, draws.relation, column, draws.person, draws.k)
+    if bounds is None:
+        return None
+    low, high = _round_out(*bounds)
+    values = draws.rng.uniform(low, high, size=draws.rows)
+    return np.rint(values) if duckdb_type.upper() in INTEGER_TYPES else values
+
+
+def _draw_days(draws: _Draws, column: str, kind: str) -> np.ndarray | None:
+    """Dates (days since 1970) or timestamps (seconds), uniform between the percentiles widened to
+    whole weeks."""
+    unit = SECONDS_PER_DAY if kind == "timestamp" else 1
+    number = f"epoch({column})" if kind == "timestamp" else f"({column} - DATE '1970-01-01')"
+    bounds = _range(draws.con, draws.relation, number, draws.person, draws.k)
+    if bounds is None:
+        return None
+    low, high = _round_out(*bounds, step=DATE_ROUNDING_DAYS * unit)
+    return np.rint(draws.rng.uniform(low, high, size=draws.rows))
+
+
+def _draw(
+    draws: _Draws, column: str, duckdb_type: str, kind: str, pool: Sequence[str]
+) -> tuple[np.ndarray | None, int]:
+    """The fake values of one column by its kind (``None``: the column stays NULL) and, for a
+    category column, how many categories it has."""
+    if kind == "person":
+        return draws.rng.choice(np.array(pool, dtype=object), size=draws.rows), 0
+    if kind == "category":
+        return _draw_categories(draws, column)
+    if kind == "number":
+        return _draw_numbers(draws, column, duckdb_type), 0
+    if kind in ("date", "timestamp"):
+        return _draw_days(draws, column, kind), 0
+    return None, 0
+
+
+def _cast_sql(kind: str, slot: str, column: str, duckdb_type: str) -> str:
+    """The twin's column from its slot of drawn values, cast back to the source type."""
+    if kind == "date":
+        expression = f"DATE '1970-01-01' + CAST({slot} AS INTEGER)"
+    elif kind == "timestamp":
+        expression = f"to_timestamp({slot})"
+    else:
+        expression = slot
+    return f"CAST({expression} AS {duckdb_type}) AS {column}"
+
+
+def _copy_twin(
+    con: duckdb.DuckDBPyConnection, raw: dict[str, np.ndarray], select: Sequence[str], rows: int, target: Path
+) -> None:
+    """Write the drawn values, through ``select``, as zstd Parquet at ``target``."""
+    frame = pd.DataFrame(raw if raw else {"_": np.zeros(rows)})
+    if raw:
+        for slot, values in raw.items():
+            if all(v is None for v in values):
+                frame[slot] = pd.Series([None] * rows, dtype="float64")
+    con.register("_twin_raw", frame)
+    try:
+        con.execute(
+            f"COPY (SELECT {', '.join(select)} FROM _twin_raw) TO {quote_literal(str(target))} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+    finally:
+        con.unregister("_twin_raw")
+
+
 def write_twin(
     con: duckdb.DuckDBPyConnection,
     relation: str,
@@ -145,64 +235,22 @@ def write_twin(
     ``person`` names the column of ``relation`` that identifies persons (used for the k rule);
     ``person_key_column`` is the output column that gets fake pseudonyms from ``pool``.
     """
+    draws = _Draws(con, relation, person, k, rows, rng)
     raw: dict[str, np.ndarray] = {}
     select: list[str] = []
     summary: list[TwinColumn] = []
     for index, (name, duckdb_type) in enumerate(schema):
         column, slot = quote_ident(name), f"c{index}"
-        target_type = duckdb_type
         kind = "person" if name == person_key_column else _classify(con, relation, column, duckdb_type)
-        categories = 0
-        values: np.ndarray | None = None
-        if kind == "person":
-            values = rng.choice(np.array(pool, dtype=object), size=rows)
-        elif kind == "category":
-            options, weights = _categories(con, relation, column, person, k)
-            categories = len(options)
-            if options:
-                picked = rng.choice(len(options), size=rows, p=weights)
-                values = np.array(options, dtype=object)[picked]
-        elif kind == "number":
-            bounds = _range(con, relation, column, person, k)
-            if bounds is not None:
-                low, high = _round_out(*bounds)
-                values = rng.uniform(low, high, size=rows)
-                if duckdb_type.upper() in INTEGER_TYPES:
-                    values = np.rint(values)
-        elif kind in ("date", "timestamp"):
-            unit = SECONDS_PER_DAY if kind == "timestamp" else 1
-            number = f"epoch({column})" if kind == "timestamp" else f"({column} - DATE '1970-01-01')"
-            bounds = _range(con, relation, number, person, k)
-            if bounds is not None:
-                low, high = _round_out(*bounds, step=DATE_ROUNDING_DAYS * unit)
-                values = np.rint(rng.uniform(low, high, size=rows))
+        values, categories = _draw(draws, column, duckdb_type, kind, pool)
         if values is None:
             kind = "null" if kind != "person" else kind
-            select.append(f"CAST(NULL AS {target_type}) AS {column}")
+            select.append(f"CAST(NULL AS {duckdb_type}) AS {column}")
         else:
             if kind != "person":
                 values = _with_nulls(rng, values, _null_fraction(con, relation, column))
             raw[slot] = values
-            if kind == "date":
-                expression = f"DATE '1970-01-01' + CAST({slot} AS INTEGER)"
-            elif kind == "timestamp":
-                expression = f"to_timestamp({slot})"
-            else:
-                expression = slot
-            select.append(f"CAST({expression} AS {target_type}) AS {column}")
+            select.append(_cast_sql(kind, slot, column, duckdb_type))
         summary.append(TwinColumn(name, duckdb_type, kind, categories))
-
-    frame = pd.DataFrame(raw if raw else {"_": np.zeros(rows)})
-    if raw:
-        for slot, values in raw.items():
-            if all(v is None for v in values):
-                frame[slot] = pd.Series([None] * rows, dtype="float64")
-    con.register("_twin_raw", frame)
-    try:
-        con.execute(
-            f"COPY (SELECT {', '.join(select)} FROM _twin_raw) TO {quote_literal(str(target))} "
-            "(FORMAT parquet, COMPRESSION zstd)"
-        )
-    finally:
-        con.unregister("_twin_raw")
+    _copy_twin(con, raw, select, rows, target)
     return summary

@@ -17,11 +17,12 @@ dated within it (see ``enclave.deid.plan.time_range_filter``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,17 +44,19 @@ from enclave.deid.plan import (
 )
 from enclave.deid.pseudonym import key_params
 from enclave.deid.sql import quote_literal
-from enclave.deid.twin import person_pool, write_twin
+from enclave.deid.twin import TwinColumn, person_pool, write_twin
 from enclave.errors import BadInput, Reason, Refused
 from enclave.files import READ_ONLY_FILE, fsync_path, fsync_tree, replace_symlink
 from enclave.prepare import layout, relations, storage
 from enclave.prepare.hashing import BackgroundHasher
 from enclave.prepare.layout import current_prepared_dir, current_twin_db, current_views_db
+from enclave.prepare.report import DatasetReport, PreparationReport
 from enclave.prepare.secrets import ProjectSecrets, create_secrets
 from enclave.prepare.views import build_views_db
 from enclave.specs import AccessMode, DatasetSpec, ProjectSpec
 
 __all__ = [
+    "DatasetReport",
     "PreparationReport",
     "current_prepared_dir",
     "current_twin_db",
@@ -66,44 +69,7 @@ TWIN_PERSONS = 100
 TWIN_SAMPLE_PERSONS = 20_000  # the twin's statistics come from about this many persons
 SOURCE_READERS = {".parquet": "read_parquet", ".csv": "read_csv"}
 Progress = Callable[[str], None]
-
-
-@dataclass
-class PreparationReport:
-    """What preparation did: per dataset rows, columns, drops, hashes and the k-anonymity result."""
-
-    project_id: str
-    version: int
-    datasets: dict[str, dict[str, Any]]
-    views_db: Path
-    twin_db: Path
-    k: int
-    k_ok: bool
-    access: str
-    date_shift: str  # "project" | "per_person" (never the offset itself)
-    prepared_at: str
-    prepared_dir: Path
-    ledger_subjects: dict[str, int] = field(default_factory=dict)
-    date_jitter_days: int = 0  # N of the per-person jitter in [-N, N] days; 0 = none
-    storage: str = "local"  # "local" | "s3": where the prepared Parquet is (datasets[*]["object"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "project_id": self.project_id,
-            "version": self.version,
-            "datasets": self.datasets,
-            "views_db": str(self.views_db),
-            "twin_db": str(self.twin_db),
-            "prepared_dir": str(self.prepared_dir),
-            "k": self.k,
-            "k_ok": self.k_ok,
-            "access": self.access,
-            "date_shift": self.date_shift,
-            "date_jitter_days": self.date_jitter_days,
-            "prepared_at": self.prepared_at,
-            "ledger_subjects": self.ledger_subjects,
-            "storage": self.storage,
-        }
+ViewSetup = Callable[[duckdb.DuckDBPyConnection], None]
 
 
 def _source_relation(name: str, source: Path) -> str:
@@ -214,174 +180,289 @@ def _refuse_k(reports: Mapping[str, KReport], k: int) -> Refused:
     )
 
 
-def _prepare_into(
-    con: duckdb.DuckDBPyConnection,
-    build: Path,
-    paths: Paths,
-    project: ProjectSpec,
-    datasets: Mapping[str, tuple[DatasetSpec, Path]],
-    secrets: ProjectSecrets,
-    version: int,
-    prepared_at: str,
-    progress: Progress,
-    hashes: BackgroundHasher,
-    store: storage.S3Store | None = None,
-) -> PreparationReport:
-    """Build every file of one version inside ``build`` (not yet visible); with ``store`` the
-    prepared Parquet goes to the bucket under the build's key."""
-    k = project.min_cell_count
-    plans = _plan_all(con, project, datasets, secrets.per_person_offset)
-    params = _secret_params(secrets, ledger.ledger_key(paths), project.date_jitter_days)
-    twin_dir = build / layout.TWIN_DIR
-    twin_dir.mkdir(mode=0o700)
-    stage = build / ".ledger"
-    seed = int.from_bytes(secrets.subkey("twin")[:16], "big")
-    rng = np.random.default_rng(seed)
-    pool = person_pool(rng, TWIN_PERSONS)
-    reports: dict[str, dict[str, Any]] = {}
-    k_reports: dict[str, KReport] = {}
-    parquet: dict[str, Path] = {}
-    twins: dict[str, Path] = {}
-    subjects: dict[str, int] = {}
+@dataclass(frozen=True)
+class _Run:
+    """One preparation run: the engine, the build folder it fills, the project and its sources, the
+    secrets, and where progress, file digests and (with ``storage: s3``) the prepared Parquet go."""
 
-    # One narrow scan of each source: its facts (persons and quasi-identifiers, counted), from which
-    # come the person map, k-anonymity, the counts and the ledger; then one full pass writes it.
+    con: duckdb.DuckDBPyConnection
+    build: Path
+    project: ProjectSpec
+    datasets: Mapping[str, tuple[DatasetSpec, Path]]
+    secrets: ProjectSecrets
+    version: int
+    prepared_at: str
+    progress: Progress
+    hashes: BackgroundHasher
+    store: storage.S3Store | None = None
+
+    @property
+    def k(self) -> int:
+        return self.project.min_cell_count
+
+    def prepared(self, name: str) -> Path:
+        return self.build / f"{name}.parquet"
+
+    def twin(self, name: str) -> Path:
+        return self.build / layout.TWIN_DIR / f"{name}.parquet"
+
+
+@dataclass(frozen=True)
+class _Twin:
+    """The seeded draws every twin of a version shares: one generator and one pool of fake persons
+    (so the twins join on them)."""
+
+    pool: list[str]
+    rng: np.random.Generator
+
+    @classmethod
+    def start(cls, run: _Run) -> _Twin:
+        """Create the twin folder and seed the draws from the project's twin subkey."""
+        (run.build / layout.TWIN_DIR).mkdir(mode=0o700)
+        seed = int.from_bytes(run.secrets.subkey("twin")[:16], "big")
+        rng = np.random.default_rng(seed)
+        return cls(person_pool(rng, TWIN_PERSONS), rng)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One dataset under preparation: its plan, the relation of its rows (in range), the table of its
+    facts, its person map and how many persons that map holds."""
+
+    name: str
+    plan: DatasetPlan
+    relation: str
+    facts: str
+    persons: str
+    mapped: int
+
+
+def _read_facts(
+    run: _Run, plans: Mapping[str, tuple[DatasetPlan, str]], params: dict[str, Any]
+) -> dict[str, str]:
+    """One narrow scan of each source: its facts (persons and quasi-identifiers, counted), from which
+    come the person map, k-anonymity, the counts and the ledger; the name of each facts table."""
     facts: dict[str, str] = {}
     for index, (name, (plan, relation)) in enumerate(plans.items()):
-        progress(f"{name}: reading persons and quasi-identifiers")
-        facts[name] = relations.facts_table(con, plan, relation, params, f"{relations.FACTS_TABLE}_{index}")
-    progress("pseudonymising persons")
-    key_types = {name: _describe(con, relation)[plan.person_key] for name, (plan, relation) in plans.items()}
+        run.progress(f"{name}: reading persons and quasi-identifiers")
+        facts[name] = relations.facts_table(
+            run.con, plan, relation, params, f"{relations.FACTS_TABLE}_{index}"
+        )
+    return facts
+
+
+def _map_persons(
+    run: _Run, plans: Mapping[str, tuple[DatasetPlan, str]], facts: Mapping[str, str], params: dict[str, Any]
+) -> list[_Source]:
+    """Pseudonymise the persons of every dataset (one map per person-key type) and pair each dataset
+    with its map."""
+    run.progress("pseudonymising persons")
+    key_types = {
+        name: _describe(run.con, relation)[plan.person_key] for name, (plan, relation) in plans.items()
+    }
     maps = relations.person_maps(
-        con,
+        run.con,
         {name: (relations.PERSON_COLUMN, table) for name, table in facts.items()},
         key_types,
         params,
-        per_person_offset=secrets.per_person_offset,
-        date_jitter=project.date_jitter_days > 0,
+        per_person_offset=run.secrets.per_person_offset,
+        date_jitter=run.project.date_jitter_days > 0,
     )
-    map_sizes = {table: relations.map_size(con, table) for table in set(maps.values())}
-    for name, (plan, relation) in plans.items():
-        codes: dict[str, MeasureBounds] = {}
-        if plan.measures:
-            progress(f"{name}: top- and bottom-coding measures")
-            spec = datasets[name][0]
-            declared = {c: (spec.columns[c].bottom_code, spec.columns[c].top_code) for c in plan.measures}
-            codes = measure_bounds(con, relation, plan.person_key, plan.measures, declared, k)
-            plan = plan.with_measure_bounds(codes)
-        progress(f"{name}: checking k-anonymity")
-        persons = maps[name]
-        k_reports[name] = k_anonymity(
-            con,
-            facts[name],
-            plan.quasi_ids,
-            k,
-            person_key=relations.PERSON_COLUMN,
-            rows=relations.ROWS_COLUMN,
-        )
-        if project.access is AccessMode.ROWS and not k_reports[name].ok:
-            raise _refuse_k({name: k_reports[name]}, k)
-        progress(f"{name}: de-identifying")
-        hashes.submit(f"{name}:source", datasets[name][1])
-        parquet[name] = build / f"{name}.parquet"
-        relations.write_prepared(con, plan, relation, persons, str(parquet[name]), params)
-        hashes.submit(f"{name}:prepared", parquet[name])
-        progress(f"{name}: counting persons")
-        counts = relations.person_counts(con, facts[name])
-        key_unique = (
-            plan.person_key_kept and counts.one_person_per_row and relations.pseudonyms_distinct(con, persons)
-        )
-        progress(f"{name}: synthesising the twin")
-        every = max(1, -(-counts.persons // TWIN_SAMPLE_PERSONS))
-        sample = relations.twin_sample(con, plan, relation, persons, params, every=every)
-        schema = [(c, t) for c, t in _describe(con, sample).items() if c != relations.PERSON_COLUMN]
-        twins[name] = twin_dir / f"{name}.parquet"
-        twin_columns = write_twin(
-            con,
-            sample,
-            schema,
-            twins[name],
-            person=relations.PERSON_COLUMN,
-            person_key_column=plan.person_key if plan.person_key_kept else None,
-            pool=pool,
-            k=k,
-            rows=TWIN_ROWS,
-            rng=rng,
-        )
-        con.execute(f"DROP TABLE {sample}")
-        progress(f"{name}: recording subjects in the disclosure ledger")
-        subjects[name] = ledger.stage_subjects(
-            con,
-            stage,
-            project_id=project.id,
-            version=version,
-            dataset=name,
-            subjects_sql=relations.subjects_sql(
-                persons, facts[name], every_person=counts.persons == map_sizes[persons]
-            ),
-            params={},
-            prepared_at=prepared_at,
-        )
-        con.execute(f"DROP TABLE {facts[name]}")
-        report = k_reports[name]
-        reports[name] = {
-            "rows": counts.rows,
-            "persons": counts.persons,
-            "person_key_unique": key_unique,
-            "columns": plan.columns,
-            "dropped_columns": plan.dropped,
-            "transforms": plan.transforms,
-            "measure_codes": {column: bounds.to_dict() for column, bounds in codes.items()},
-            "quasi_ids": plan.quasi_ids,
-            "k_min_class_size": report.min_class_size,
-            "k_classes_below": report.classes_below_k,
-            "k_ok": report.ok,
-            "smallest_classes": report.smallest_classes,
-            "twin_columns": {c.name: c.kind for c in twin_columns},
-        }
-        if plan.time_range is not None:  # a report without a range stays as it was
-            reports[name]["time_range"] = plan.time_range
+    sizes = {table: relations.map_size(run.con, table) for table in set(maps.values())}
+    return [
+        _Source(name, plan, relation, facts[name], maps[name], sizes[maps[name]])
+        for name, (plan, relation) in plans.items()
+    ]
 
-    progress("waiting for the SHA-256 of the files")
-    for name, digests in hashes.results().items():
+
+def _code_measures(run: _Run, source: _Source) -> tuple[DatasetPlan, dict[str, MeasureBounds]]:
+    """Top- and bottom-code the plan's measures (row-level projects): the plan that clips them, and
+    the bounds of each."""
+    if not source.plan.measures:
+        return source.plan, {}
+    run.progress(f"{source.name}: top- and bottom-coding measures")
+    spec = run.datasets[source.name][0]
+    measures = source.plan.measures
+    declared = {c: (spec.columns[c].bottom_code, spec.columns[c].top_code) for c in measures}
+    codes = measure_bounds(run.con, source.relation, source.plan.person_key, measures, declared, run.k)
+    return source.plan.with_measure_bounds(codes), codes
+
+
+def _check_k(run: _Run, source: _Source) -> KReport:
+    """k-anonymity of the dataset's quasi-identifiers; a row-level project is refused when it fails."""
+    run.progress(f"{source.name}: checking k-anonymity")
+    report = k_anonymity(
+        run.con,
+        source.facts,
+        source.plan.quasi_ids,
+        run.k,
+        person_key=relations.PERSON_COLUMN,
+        rows=relations.ROWS_COLUMN,
+    )
+    if run.project.access is AccessMode.ROWS and not report.ok:
+        raise _refuse_k({source.name: report}, run.k)
+    return report
+
+
+def _write_prepared(run: _Run, source: _Source, plan: DatasetPlan, params: dict[str, Any]) -> None:
+    """Write the de-identified rows as Parquet, hashing the source and the result in the background."""
+    run.progress(f"{source.name}: de-identifying")
+    run.hashes.submit(f"{source.name}:source", run.datasets[source.name][1])
+    target = run.prepared(source.name)
+    relations.write_prepared(run.con, plan, source.relation, source.persons, str(target), params)
+    run.hashes.submit(f"{source.name}:prepared", target)
+
+
+def _synthesise_twin(
+    run: _Run, source: _Source, plan: DatasetPlan, persons: int, params: dict[str, Any], twin: _Twin
+) -> list[TwinColumn]:
+    """Write the dataset's synthetic twin from a sample of about ``TWIN_SAMPLE_PERSONS`` persons."""
+    run.progress(f"{source.name}: synthesising the twin")
+    every = max(1, -(-persons // TWIN_SAMPLE_PERSONS))
+    sample = relations.twin_sample(run.con, plan, source.relation, source.persons, params, every=every)
+    schema = [(c, t) for c, t in _describe(run.con, sample).items() if c != relations.PERSON_COLUMN]
+    columns = write_twin(
+        run.con,
+        sample,
+        schema,
+        run.twin(source.name),
+        person=relations.PERSON_COLUMN,
+        person_key_column=plan.person_key if plan.person_key_kept else None,
+        pool=twin.pool,
+        k=run.k,
+        rows=TWIN_ROWS,
+        rng=twin.rng,
+    )
+    run.con.execute(f"DROP TABLE {sample}")
+    return columns
+
+
+def _stage_subjects(run: _Run, source: _Source, persons: int) -> int:
+    """Stage the dataset's subjects for the disclosure ledger; how many."""
+    run.progress(f"{source.name}: recording subjects in the disclosure ledger")
+    return ledger.stage_subjects(
+        run.con,
+        run.build / ".ledger",
+        project_id=run.project.id,
+        version=run.version,
+        dataset=source.name,
+        subjects_sql=relations.subjects_sql(
+            source.persons, source.facts, every_person=persons == source.mapped
+        ),
+        params={},
+        prepared_at=run.prepared_at,
+    )
+
+
+def _prepare_dataset(
+    run: _Run, source: _Source, params: dict[str, Any], twin: _Twin
+) -> tuple[DatasetReport, int]:
+    """Code, check, de-identify, count, twin and stage one dataset: its report (without the digests)
+    and the number of subjects staged for the ledger."""
+    plan, codes = _code_measures(run, source)
+    k_report = _check_k(run, source)
+    _write_prepared(run, source, plan, params)
+    run.progress(f"{source.name}: counting persons")
+    counts = relations.person_counts(run.con, source.facts)
+    key_unique = (
+        plan.person_key_kept
+        and counts.one_person_per_row
+        and relations.pseudonyms_distinct(run.con, source.persons)
+    )
+    twin_columns = _synthesise_twin(run, source, plan, counts.persons, params, twin)
+    subjects = _stage_subjects(run, source, counts.persons)
+    run.con.execute(f"DROP TABLE {source.facts}")
+    report = DatasetReport(
+        rows=counts.rows,
+        persons=counts.persons,
+        person_key_unique=key_unique,
+        columns=plan.columns,
+        dropped_columns=plan.dropped,
+        transforms=plan.transforms,
+        measure_codes={column: bounds.to_dict() for column, bounds in codes.items()},
+        quasi_ids=plan.quasi_ids,
+        k_min_class_size=k_report.min_class_size,
+        k_classes_below=k_report.classes_below_k,
+        k_ok=k_report.ok,
+        smallest_classes=k_report.smallest_classes,
+        twin_columns={c.name: c.kind for c in twin_columns},
+        time_range=plan.time_range,
+    )
+    return report, subjects
+
+
+def _with_digests(run: _Run, reports: Mapping[str, DatasetReport]) -> dict[str, DatasetReport]:
+    """The reports with the SHA-256 of each source and prepared file (waits for the hashing)."""
+    run.progress("waiting for the SHA-256 of the files")
+    digests: dict[str, dict[str, str]] = {name: {} for name in reports}
+    for name, digest in run.hashes.results().items():
         dataset, kind = name.split(":")
-        reports[dataset][f"{kind}_sha256"] = digests
-    sources: dict[str, Path | str] = dict(parquet)
-    setup = None
-    if store is not None:
-        prefix = store.build_key(project.id, build.name)
-        for name, path in parquet.items():
-            progress(f"{name}: uploading to object storage")
-            key = f"{prefix}{name}.parquet"
-            store.upload(path, key)
-            sources[name] = reports[name]["object"] = store.url(key)
-            path.unlink()  # the bucket holds the prepared data; the vault keeps views, twin, report
-        project_id = project.id
+        digests[dataset][f"{kind}_sha256"] = digest
+    return {name: replace(report, **digests[name]) for name, report in reports.items()}
 
-        def setup(con: duckdb.DuckDBPyConnection) -> None:
-            store.attach(con, project_id)
 
-    progress("building views")
-    build_views_db(build / layout.VIEWS_DB, sources, setup)
-    build_views_db(build / layout.TWIN_DB, twins)
-    for path in [*parquet.values(), *twins.values()]:
+def _upload(run: _Run, store: storage.S3Store, names: Iterable[str]) -> dict[str, str]:
+    """Move the prepared Parquet to the bucket under the build's key; the URL of each dataset's object.
+    The vault keeps the views, the twin and the report."""
+    prefix = store.build_key(run.project.id, run.build.name)
+    urls: dict[str, str] = {}
+    for name in names:
+        run.progress(f"{name}: uploading to object storage")
+        path = run.prepared(name)
+        key = f"{prefix}{name}.parquet"
+        store.upload(path, key)
+        urls[name] = store.url(key)
+        path.unlink()
+    return urls
+
+
+def _build_views(run: _Run, sources: Mapping[str, Path | str], setup: ViewSetup | None) -> None:
+    """Build the views database over the prepared data and the twin's over the twin files, then make
+    the files in the build folder read-only."""
+    run.progress("building views")
+    twins = {name: run.twin(name) for name in sources}
+    build_views_db(run.build / layout.VIEWS_DB, sources, setup)
+    build_views_db(run.build / layout.TWIN_DB, twins)
+    for path in [*(run.prepared(name) for name in sources), *twins.values()]:
         if path.exists():
             os.chmod(path, READ_ONLY_FILE)
+
+
+def _prepare_into(run: _Run, paths: Paths) -> PreparationReport:
+    """Build every file of one version inside ``run.build`` (not yet visible); with ``run.store`` the
+    prepared Parquet goes to the bucket under the build's key."""
+    plans = _plan_all(run.con, run.project, run.datasets, run.secrets.per_person_offset)
+    params = _secret_params(run.secrets, ledger.ledger_key(paths), run.project.date_jitter_days)
+    twin = _Twin.start(run)
+    facts = _read_facts(run, plans, params)
+    reports: dict[str, DatasetReport] = {}
+    subjects: dict[str, int] = {}
+    for source in _map_persons(run, plans, facts, params):
+        reports[source.name], subjects[source.name] = _prepare_dataset(run, source, params, twin)
+    reports = _with_digests(run, reports)
+    sources: dict[str, Path | str] = {name: run.prepared(name) for name in reports}
+    setup: ViewSetup | None = None
+    if run.store is not None:
+        urls = _upload(run, run.store, reports)
+        reports = {name: replace(report, object=urls[name]) for name, report in reports.items()}
+        sources.update(urls)
+        setup = functools.partial(run.store.attach, project_id=run.project.id)
+    _build_views(run, sources, setup)
     return PreparationReport(
-        project_id=project.id,
-        version=version,
+        project_id=run.project.id,
+        version=run.version,
         datasets=reports,
-        views_db=build / layout.VIEWS_DB,
-        twin_db=build / layout.TWIN_DB,
-        k=k,
-        k_ok=all(r.ok for r in k_reports.values()),
-        access=project.access.value,
-        date_shift="per_person" if secrets.per_person_offset else "project",
-        prepared_at=prepared_at,
-        prepared_dir=build,
+        views_db=run.build / layout.VIEWS_DB,
+        twin_db=run.build / layout.TWIN_DB,
+        k=run.k,
+        k_ok=all(report.k_ok for report in reports.values()),
+        access=run.project.access.value,
+        date_shift="per_person" if run.secrets.per_person_offset else "project",
+        prepared_at=run.prepared_at,
+        prepared_dir=run.build,
         ledger_subjects=subjects,
-        date_jitter_days=project.date_jitter_days,
-        storage="s3" if store is not None else "local",
+        date_jitter_days=run.project.date_jitter_days,
+        storage="s3" if run.store is not None else "local",
     )
 
 
@@ -429,19 +510,19 @@ def prepare_workspace(
             con = _connect(build / ".spill")
             try:
                 with BackgroundHasher() as hashes:
-                    report = _prepare_into(
-                        con,
-                        build,
-                        paths,
-                        project,
-                        datasets,
-                        secrets,
-                        version,
-                        now_iso(),
-                        report_progress,
-                        hashes,
-                        store,
+                    run = _Run(
+                        con=con,
+                        build=build,
+                        project=project,
+                        datasets=datasets,
+                        secrets=secrets,
+                        version=version,
+                        prepared_at=now_iso(),
+                        progress=report_progress,
+                        hashes=hashes,
+                        store=store,
                     )
+                    report = _prepare_into(run, paths)
             finally:
                 con.close()
             shutil.rmtree(build / ".spill", ignore_errors=True)

@@ -30,6 +30,7 @@ from enclave.prepare.certificate import (
     sign_body,
     verify_certificate,
 )
+from enclave.prepare.report import PreparationReport
 from enclave.prepare.secrets import destroy_secrets, secrets_dir
 
 __all__ = ["DestroyedItem", "DestructionCertificate", "destroy_workspace", "verify_certificate"]
@@ -71,13 +72,13 @@ def _prepared_objects(project_dir: Path) -> tuple[dict[str, str], bool]:
     builds = project_dir / layout.PREPARED / layout.BUILDS
     for report_file in sorted(builds.glob(f"*/{layout.REPORT}")) if builds.is_dir() else []:
         try:
-            report = json.loads(report_file.read_text(encoding="utf-8"))
+            report = PreparationReport.load(report_file)
         except (OSError, ValueError):
             continue
-        on_s3 = on_s3 or report.get("storage") == "s3"
-        for facts in (report.get("datasets") or {}).values():
-            if isinstance(facts, dict) and facts.get("object") and facts.get("prepared_sha256"):
-                hashes[str(facts["object"])] = str(facts["prepared_sha256"])
+        on_s3 = on_s3 or report.storage == "s3"
+        for dataset in report.datasets.values():
+            if dataset.object and dataset.prepared_sha256:
+                hashes[dataset.object] = dataset.prepared_sha256
     return hashes, on_s3
 
 

@@ -23,7 +23,6 @@ bucket: the views database, the synthetic twin and the report stay in the vault 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from enclave.errors import BadInput, Reason
 from enclave.files import check_project_id
 from enclave.guard.lockdown import S3Access, load_httpfs, secret_sql
 from enclave.prepare.layout import REPORT
+from enclave.prepare.report import PreparationReport
 
 BUCKET_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 PREFIX_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -248,11 +248,11 @@ def prepared_object_values(paths: Paths, project_id: str, build: Path, dataset: 
     """The distinct non-null values of ``column`` in the bucket object of ``dataset`` in ``build``
     (named by its report); empty when the build keeps that dataset in the vault folder."""
     try:
-        report = json.loads((build / REPORT).read_text(encoding="utf-8"))
-        url = report["datasets"][dataset].get("object")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        prepared = PreparationReport.load(build / REPORT).datasets.get(dataset)
+    except (OSError, ValueError):
         return set()
-    store = store_for(paths) if isinstance(url, str) else None
+    url = prepared.object if prepared is not None else None
+    store = store_for(paths) if url is not None else None
     if store is None:
         return set()
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})

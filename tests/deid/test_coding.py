@@ -92,13 +92,13 @@ def test_rows_project_top_codes_the_planted_extreme_income(paths, tmp_path):
     planted = query(report.views_db, f"SELECT income FROM people WHERE pid = '{pseudonym(key, PLANTED)}'")
     assert planted == [(top,)]
     people_report = report.datasets["people"]
-    assert people_report["transforms"]["income"] == "top_bottom_code"
-    codes = people_report["measure_codes"]["income"]
+    assert people_report.transforms["income"] == "top_bottom_code"
+    codes = people_report.measure_codes["income"]
     assert codes["top"] == top and codes["top_from"] == "percentile" and codes["persons"] == 61
     assert codes["persons_above"] >= 1 and codes["bottom_from"] == "percentile"
     saved = (report.prepared_dir / "report.json").read_text()
     assert str(EXTREME) not in saved
-    assert json.loads(saved)["datasets"]["people"]["measure_codes"] == people_report["measure_codes"]
+    assert json.loads(saved)["datasets"]["people"]["measure_codes"] == people_report.measure_codes
     # the type is kept
     types = dict(query(report.views_db, "SELECT column_name, column_type FROM (DESCRIBE people)"))
     assert types["income"] == "INTEGER" and types["visits"] == "BIGINT"
@@ -107,8 +107,8 @@ def test_rows_project_top_codes_the_planted_extreme_income(paths, tmp_path):
 def test_aggregate_project_keeps_the_exact_measures(paths, tmp_path):
     report = prepare_workspace(paths, spec("aggregate"), people(tmp_path / "src"), version=1)
     assert max(v for v in incomes(report) if v is not None) == EXTREME
-    assert "income" not in report.datasets["people"]["transforms"]
-    assert report.datasets["people"]["measure_codes"] == {}
+    assert "income" not in report.datasets["people"].transforms
+    assert report.datasets["people"].measure_codes == {}
 
 
 def test_declared_bounds_win_over_percentiles(paths, tmp_path):
@@ -116,7 +116,7 @@ def test_declared_bounds_win_over_percentiles(paths, tmp_path):
     report = prepare_workspace(paths, spec("rows"), files, version=1)
     values = [v for v in incomes(report) if v is not None]
     assert min(values) == 1100 and max(values) == 1200
-    codes = report.datasets["people"]["measure_codes"]["income"]
+    codes = report.datasets["people"].measure_codes["income"]
     assert (codes["bottom"], codes["top"], codes["bottom_from"], codes["top_from"]) == (
         1100,
         1200,
@@ -124,14 +124,14 @@ def test_declared_bounds_win_over_percentiles(paths, tmp_path):
         "declared",
     )
     # an undeclared measure of the same dataset still gets percentile bounds
-    assert report.datasets["people"]["measure_codes"]["visits"]["top_from"] == "percentile"
+    assert report.datasets["people"].measure_codes["visits"]["top_from"] == "percentile"
 
 
 def test_one_declared_bound_the_other_from_the_persons(paths, tmp_path):
     report = prepare_workspace(paths, spec("rows"), people(tmp_path / "src", bottom_code=1250), version=1)
     values = [v for v in incomes(report) if v is not None]
     assert min(values) == 1250 and max(values) < EXTREME
-    codes = report.datasets["people"]["measure_codes"]["income"]
+    codes = report.datasets["people"].measure_codes["income"]
     assert codes["bottom_from"] == "declared" and codes["top_from"] == "percentile"
 
 
@@ -156,7 +156,7 @@ def test_bounds_count_persons_not_rows(paths, tmp_path):
     extra = [{"pid": PLANTED, "sex": "F", "income": EXTREME, "visits": 3, "grade": "B"}] * 99
     report = prepare_workspace(paths, spec("rows"), people(tmp_path / "src", extra=extra), version=1)
     assert EXTREME not in incomes(report)
-    assert report.datasets["people"]["measure_codes"]["income"]["persons"] == 61
+    assert report.datasets["people"].measure_codes["income"]["persons"] == 61
 
 
 def test_a_measure_that_is_not_a_number_is_refused_in_rows_projects(paths, tmp_path):

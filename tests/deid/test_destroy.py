@@ -56,7 +56,7 @@ def test_destroy_deletes_everything_and_certifies_it(paths, prepared):
     for report in (first, second):  # both versions, with the hashes preparation reported
         for name in ("patients", "visits"):
             relative = str((report.prepared_dir / f"{name}.parquet").relative_to(paths.home))
-            assert hashes[relative] == report.datasets[name]["prepared_sha256"]
+            assert hashes[relative] == report.datasets[name].prepared_sha256
         assert str(report.twin_db.relative_to(paths.home)) in hashes
     assert all(i["destroyed_at"] for i in document["items"])
     assert cert.to_dict()["signature"] == document["signature"]

@@ -143,7 +143,7 @@ def test_new_projects_jitter_by_default():
 def test_jitter_keeps_every_interval_of_a_person_and_stays_within_n(paths, source_files, offset_100):
     report = prepare_workspace(paths, project_spec(), source_files, version=1)
     assert report.date_jitter_days == 7 and report.date_shift == "project"
-    transforms = report.datasets["visits"]["transforms"]
+    transforms = report.datasets["visits"].transforms
     assert transforms["visit_date"] == transforms["discharge_date"] == "date_shift+jitter"
     assert transforms["visit_month"] == "date_shift+jitter+year_month"
     source = {
@@ -174,7 +174,7 @@ def test_jitter_keeps_every_interval_of_a_person_and_stays_within_n(paths, sourc
 def test_jitter_is_the_same_in_every_dataset_and_every_date_column(paths, tmp_path):
     files = with_labs(tmp_path / "src")
     report = prepare_workspace(paths, labs_project(), files, version=1)
-    assert report.datasets["labs"]["transforms"]["taken_at"] == "date_shift+jitter"
+    assert report.datasets["labs"].transforms["taken_at"] == "date_shift+jitter"
     visits = shifts(report, files, "visits", "visit_id", ["visit_date", "discharge_date"])
     labs_source = {
         (r[0], r[1]): r[2] for r in raw(files["labs"][1], "SELECT pid, lab_date, taken_at FROM SRC")
@@ -200,7 +200,7 @@ def test_jitter_is_stable_across_versions(paths, source_files):
 def test_zero_turns_jitter_off(paths, source_files, offset_100):
     report = prepare_workspace(paths, project_spec(date_jitter_days=0), source_files, version=1)
     assert report.date_jitter_days == 0 and report.to_dict()["date_jitter_days"] == 0
-    assert report.datasets["visits"]["transforms"]["visit_date"] == "date_shift"
+    assert report.datasets["visits"].transforms["visit_date"] == "date_shift"
     per_person = shifts(report, source_files, "visits", "visit_id", ["visit_date", "discharge_date"])
     assert {shift for s in per_person.values() for shift in s} == {OFFSET}
 

@@ -48,7 +48,7 @@ def offset_100(monkeypatch):
 def test_golden_values_end_to_end(paths, source_files, offset_100):
     # The standard's worked example: one project offset (+100 days) and no per-person jitter.
     report = prepare_workspace(paths, project_spec(date_jitter_days=0), source_files, version=1)
-    assert report.datasets["visits"]["transforms"]["visit_date"] == "date_shift"
+    assert report.datasets["visits"].transforms["visit_date"] == "date_shift"
     key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "pseudonym")
     p1 = pseudonym(key, 1)
     visit_date, discharge, month = query(
@@ -82,14 +82,14 @@ def test_every_date_is_shifted_by_the_project_offset(paths, source_files, offset
 
 def test_direct_identifiers_and_free_text_never_survive(paths, source_files):
     report = prepare_workspace(paths, project_spec(), source_files, version=1)
-    assert report.datasets["patients"]["columns"] == ["pid", "postcode", "age", "sex"]
-    assert report.datasets["patients"]["dropped_columns"] == {
+    assert report.datasets["patients"].columns == ["pid", "postcode", "age", "sex"]
+    assert report.datasets["patients"].dropped_columns == {
         "birth_date": "not_approved",
         "id_number": "not_approved",
         "name": "direct_id",
         "phone": "not_approved",
     }
-    assert report.datasets["visits"]["dropped_columns"] == {"notes": "free_text"}
+    assert report.datasets["visits"].dropped_columns == {"notes": "free_text"}
     names = [patient_name(p).encode() for p in range(1, PERSONS + 1)]
     files = [p for p in paths.projects.rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in files)
@@ -246,7 +246,7 @@ def test_year_generalisation_of_a_quasi_identifier(paths, source_files):
     report = prepare_workspace(paths, spec, {"patients": source_files["patients"]}, version=1)
     years = {r[0] for r in query(report.views_db, "SELECT DISTINCT birth_date FROM patients")}
     assert years and all(isinstance(y, int) and 1920 < y < 2000 for y in years)
-    assert report.datasets["patients"]["quasi_ids"] == ["birth_date", "sex"]
+    assert report.datasets["patients"].quasi_ids == ["birth_date", "sex"]
 
 
 # --- k-anonymity -----------------------------------------------------------------------------------
@@ -269,14 +269,14 @@ def test_aggregate_mode_reports_small_classes_but_prepares(paths, rare_source_fi
     report = prepare_workspace(paths, project_spec(), rare_source_files, version=1)
     assert not report.k_ok
     patients = report.datasets["patients"]
-    assert patients["k_min_class_size"] == 1 and patients["k_classes_below"] == 1
-    assert patients["smallest_classes"][0]["persons"] == 1
-    assert report.datasets["visits"]["k_ok"]
+    assert patients.k_min_class_size == 1 and patients.k_classes_below == 1
+    assert patients.smallest_classes[0]["persons"] == 1
+    assert report.datasets["visits"].k_ok
 
 
 def test_rows_mode_prepares_k_anonymous_data(paths, source_files):
     report = prepare_workspace(paths, project_spec(access="rows"), source_files, version=1)
-    assert report.k_ok and report.datasets["patients"]["k_min_class_size"] == 10
+    assert report.k_ok and report.datasets["patients"].k_min_class_size == 10
 
 
 # --- failure paths and atomicity -------------------------------------------------------------------

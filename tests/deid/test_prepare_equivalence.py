@@ -151,7 +151,7 @@ def digests(paths: Paths, report: PreparationReport) -> dict[str, str]:
             con.close()
         out[f"ledger/{name}"] = hashlib.sha256(repr(subjects).encode()).hexdigest()
     findings = {
-        name: {key: value for key, value in dataset.items() if not key.endswith("_sha256")}
+        name: {key: value for key, value in dataset.to_dict().items() if not key.endswith("_sha256")}
         for name, dataset in report.datasets.items()
     }
     summary = [findings, report.k_ok, report.ledger_subjects, report.date_shift, report.date_jitter_days]

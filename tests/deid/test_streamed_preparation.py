@@ -78,7 +78,7 @@ def test_no_working_column_or_raw_key_reaches_any_written_file(paths, source_fil
             report.prepared_dir / f"{name}.parquet",
             report.prepared_dir / "twin" / f"{name}.parquet",
         ):
-            assert columns_of(path) == facts["columns"], path
+            assert columns_of(path) == facts.columns, path
             pids = {r[0] for r in rows_of(path, "SELECT DISTINCT pid FROM t")}
             assert pids and all(isinstance(p, str) and p.startswith("p_") and len(p) == 18 for p in pids)
 
@@ -98,9 +98,9 @@ def test_counts_and_ledger_agree_with_the_prepared_rows_when_keys_are_missing(pa
         visits, "SELECT count(*), count(DISTINCT pid), count(*) - count(pid) FROM t"
     )[0]
     assert (rows, nulls) == (len(visits_frame()) + 4, 3)
-    assert report.datasets["visits"]["rows"] == rows
-    assert report.datasets["visits"]["persons"] == persons == 61
-    assert report.datasets["visits"]["person_key_unique"] is False
+    assert report.datasets["visits"].rows == rows
+    assert report.datasets["visits"].persons == persons == 61
+    assert report.datasets["visits"].person_key_unique is False
     key = ledger.ledger_key(paths)
     staged = next((paths.vault / "ledger").rglob("visits.parquet"))
     subjects = {r[0] for r in rows_of(staged, "SELECT subject FROM t")}
@@ -122,9 +122,9 @@ def test_rows_without_a_person_key_each_count_as_a_person_after_aggregation(path
     spec = project_spec(datasets={"patients": ["pid", "postcode", "age", "sex"]}, access="rows")
     report = prepare_workspace(paths, spec, files, version=1)  # k = 5 holds: 1 person + 4 rows
     patients = report.datasets["patients"]
-    assert patients["k_ok"] and patients["k_min_class_size"] == 5
-    assert patients["rows"] == len(frame) and patients["persons"] == len(frame) - 4
-    assert patients["person_key_unique"] is False
+    assert patients.k_ok and patients.k_min_class_size == 5
+    assert patients.rows == len(frame) and patients.persons == len(frame) - 4
+    assert patients.person_key_unique is False
     # One key-less row fewer and the same class holds only 4: refused.
     frame.drop(index=len(frame) - 1).to_parquet(path, index=False)
     with pytest.raises(Refused):
@@ -133,8 +133,8 @@ def test_rows_without_a_person_key_each_count_as_a_person_after_aggregation(path
 
 def test_person_key_unique_only_when_every_row_is_another_person(paths, source_files):
     report = prepare_workspace(paths, project_spec(), source_files, version=1)
-    assert report.datasets["patients"]["person_key_unique"] is True
-    assert report.datasets["visits"]["person_key_unique"] is False  # three visits per person
+    assert report.datasets["patients"].person_key_unique is True
+    assert report.datasets["visits"].person_key_unique is False  # three visits per person
     (rows, distinct) = rows_of(
         report.prepared_dir / "patients.parquet", "SELECT count(*), count(DISTINCT pid) FROM t"
     )[0]
@@ -160,9 +160,9 @@ def test_report_hashes_are_the_files_sha256(paths, source_files):
     report = prepare_workspace(paths, project_spec(), source_files, version=1)
     for name, facts in report.datasets.items():
         source = source_files[name][1]
-        assert facts["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+        assert facts.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
         prepared = report.prepared_dir / f"{name}.parquet"
-        assert facts["prepared_sha256"] == hashlib.sha256(prepared.read_bytes()).hexdigest()
+        assert facts.prepared_sha256 == hashlib.sha256(prepared.read_bytes()).hexdigest()
 
 
 def test_background_hasher_reports_errors_and_refuses_duplicates(tmp_path):
@@ -183,7 +183,7 @@ def test_per_person_offsets_from_the_person_map_match_the_keyed_hash_of_each_row
     # HMAC(offset key, pid), plus the person's jitter, HMAC(jitter key, pid), within ±7 days.
     files = with_extra_visits(tmp_path, [extra_visit(9001, None), extra_visit(9002, 777)])
     report = prepare_workspace(paths, project_spec(), files, version=1, per_person_offset=True)
-    assert report.datasets["visits"]["transforms"]["visit_date"] == "date_shift_per_person+jitter"
+    assert report.datasets["visits"].transforms["visit_date"] == "date_shift_per_person+jitter"
     offset_key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "date_offset")
     jitter_key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "date_jitter")
     pseudonym_key = derive_key(load_secrets(paths, "cardio-2026").pseudonym_key, "pseudonym")
