@@ -16,7 +16,7 @@ from enclave import audit, ledger
 from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import ExportRequest
-from export_review.workflow import ExportState
+from enclave.export_states import ExportState
 
 
 def subject_history(session: Session, paths: Paths, source_id: str, *, actor: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, object_session
 from enclave import audit, crashpoints, signing
 from enclave.audit import AuditAction, canonical_json
 from enclave.committee import CommitteeRule
+from enclave.committee_keys import keys_dir
 from enclave.config import Paths
 from enclave.db.models import ExportRequest, ExportVote
 from enclave.errors import BadInput, NotFound, Refused
@@ -44,7 +45,7 @@ from export_review import permissions, reproduction
 from export_review.outbox import Outbox
 from export_review.repository import get_request, lock_request
 from export_review.submission import file_store
-from export_review.voting import check_vote, keys_dir, verify_approval
+from export_review.voting import check_vote, verify_approval
 from export_review.workflow import Actor, ExportState, check_transition, set_state
 
 MANIFEST = "manifest.json"

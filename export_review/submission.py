@@ -15,8 +15,10 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -149,6 +151,29 @@ def _counted_rows(stored: list[StoredFile]) -> int:
     return sum(len(t.frame) for s in stored for t in s.content.tables)
 
 
+def _check_committee_can_decide(session: Session, project_id: str, settings: ReviewSettings) -> None:
+    """Refuse a request the project's seated committee could never approve under the rule."""
+    seated = seated_committee(session, project_id)
+    needed = settings.committee.needed(len(seated))
+    if not settings.committee.reachable(len(seated)):
+        raise BadInput(
+            "export_committee_too_small",
+            f"Project {project_id} has {len(seated)} voting committee members; approval needs {needed}",
+            f"项目 {project_id} 有 {len(seated)} 名表决委员；批准需要 {needed} 票",
+        )
+
+
+def _check_total_size(staged: list[StagedFile], settings: ReviewSettings) -> None:
+    """Refuse files that add up to more than the request's cap."""
+    total = sum(s.size for s in staged)
+    if total > settings.checks.max_request_bytes:
+        raise Refused(
+            "export_request_too_large",
+            f"The files add up to {total} bytes, above the cap of {settings.checks.max_request_bytes}",
+            f"文件合计 {total} 字节，超过上限 {settings.checks.max_request_bytes}",
+        )
+
+
 def submit(
     session: Session,
     paths: Paths,
@@ -190,14 +215,7 @@ def submit(
     if run is None:
         permissions.check_user_can_submit(session, project_id, requester, today)
     previous = _previous(session, revises, project_id, requester) if revises else None
-    seated = seated_committee(session, project_id)
-    needed = settings.committee.needed(len(seated))
-    if not settings.committee.reachable(len(seated)):
-        raise BadInput(
-            "export_committee_too_small",
-            f"Project {project_id} has {len(seated)} voting committee members; approval needs {needed}",
-            f"项目 {project_id} 有 {len(seated)} 名表决委员；批准需要 {needed} 票",
-        )
+    _check_committee_can_decide(session, project_id, settings)
     store = file_store(paths)
     staged: list[StagedFile] = []
     try:
@@ -205,27 +223,9 @@ def submit(
             staged.append(store.stage(Path(source), name, settings.checks.max_file_bytes))
         if run is not None:
             staged += provenance.stage_outputs(paths, store, run, taken, settings.checks.max_file_bytes)
-        total = sum(s.size for s in staged)
-        if total > settings.checks.max_request_bytes:
-            raise Refused(
-                "export_request_too_large",
-                f"The files add up to {total} bytes, above the cap of {settings.checks.max_request_bytes}",
-                f"文件合计 {total} 字节，超过上限 {settings.checks.max_request_bytes}",
-            )
-        request = _create(
-            session,
-            paths,
-            project_id,
-            requester,
-            justification,
-            staged,
-            settings,
-            key_space,
-            abroad,
-            records,
-            previous,
-            run,
-        )
+        _check_total_size(staged, settings)
+        draft = _Draft(project_id, requester, justification, abroad, records, previous, run)
+        request = _create(session, draft, staged, settings, key_space)
         if run is not None:
             runs.rerun(session, paths, run_id=run.id, actor=requester, export_request_id=request.id)
         for item in staged:
@@ -236,71 +236,122 @@ def submit(
     return request
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """What the requester asks for: the project, who asks and why, whether it goes abroad (with the
+    records declared), the request it revises and the run its files come from."""
+
+    project_id: str
+    requester: str
+    justification: str
+    abroad: bool
+    records: int | None
+    previous: ExportRequest | None
+    run: Run | None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The vault's copies as the checks saw them, each file's findings, and the project's k."""
+
+    stored: list[StoredFile]
+    findings: dict[str, list[dict]]
+    k: int
+
+
 def _create(
     session: Session,
-    paths: Paths,
-    project_id: str,
-    requester: str,
-    justification: str,
+    draft: _Draft,
     staged: list[StagedFile],
     settings: ReviewSettings,
     key_space: KeySpaceProvider,
-    abroad: bool,
-    records: int | None,
-    previous: ExportRequest | None,
-    run: Run | None = None,
 ) -> ExportRequest:
+    """Check the staged files, count the records going abroad, write the request and its files,
+    and move it draft → submitted → checked → in_review, one audit record per step."""
+    checked = _run_checks(session, draft.project_id, staged, settings, key_space)
+    counted = _records_abroad(session, draft, checked.stored, settings)
+    origin = None if draft.run is None else provenance.build(draft.run, [(s.name, s.sha256) for s in staged])
+    request = _new_request(session, draft, checked, counted, origin)
+    _enter_review(session, request, draft, checked, origin)
+    return request
+
+
+def _run_checks(
+    session: Session,
+    project_id: str,
+    staged: list[StagedFile],
+    settings: ReviewSettings,
+    key_space: KeySpaceProvider,
+) -> _Checked:
+    """Run the automated checks on the vault's copies; refuse the whole request on a blocking finding."""
     k = project_k(session, project_id)
     policy = CheckPolicy(k=k, limits=settings.checks, key_space=key_space(project_id))
     stored = [StoredFile(s.name, s.path, s.sha256, s.size) for s in staged]
     findings = {s.name: [f.to_dict() for f in run_checks(s, policy)] for s in stored}
     _block(findings)
-    counted = 0
-    if abroad:
-        lock_project(session, project_id)
-        counted = check_cross_border(
-            session,
-            project_id,
-            None if records is None else max(records, _counted_rows(stored)),
-            settings.cross_border_cap,
-        )
+    return _Checked(stored, findings, k)
+
+
+def _records_abroad(
+    session: Session, draft: _Draft, stored: list[StoredFile], settings: ReviewSettings
+) -> int:
+    """The records the request counts against the cross-border cap (R-EXP-7): none unless it goes
+    abroad; then checked under the project's lock, so two submissions cannot both take the rest."""
+    if not draft.abroad:
+        return 0
+    lock_project(session, draft.project_id)
+    return check_cross_border(
+        session,
+        draft.project_id,
+        None if draft.records is None else max(draft.records, _counted_rows(stored)),
+        settings.cross_border_cap,
+    )
+
+
+def _new_request(
+    session: Session, draft: _Draft, checked: _Checked, counted: int, origin: dict[str, Any] | None
+) -> ExportRequest:
+    """Write the request (a draft, with its digest) and its files, each with its findings."""
     request_id = f"exp-{uuid.uuid4().hex[:16]}"
+    previous = draft.previous
     version = previous.version + 1 if previous else 1
-    origin = None if run is None else provenance.build(run, [(s.name, s.sha256) for s in staged])
     now = audit.now_iso()
+    acro = acro_summary(checked.stored)
     request = ExportRequest(
         id=request_id,
-        project_id=project_id,
-        requester=requester,
+        project_id=draft.project_id,
+        requester=draft.requester,
         state=ExportState.DRAFT.value,
         version=version,
         previous_id=previous.id if previous else None,
-        justification=justification.strip(),
-        abroad=abroad,
+        justification=draft.justification.strip(),
+        abroad=draft.abroad,
         records=counted,
         digest=request_digest(
             request_id=request_id,
             version=version,
             previous_id=previous.id if previous else None,
-            project=project_id,
-            requester=requester,
-            justification=justification.strip(),
-            abroad=abroad,
+            project=draft.project_id,
+            requester=draft.requester,
+            justification=draft.justification.strip(),
+            abroad=draft.abroad,
             records=counted,
-            files=[(s.name, s.sha256, s.size) for s in staged],
+            files=[(s.name, s.sha256, s.size) for s in checked.stored],
             provenance=origin,
         ),
-        k=k,
-        acro_json=json.dumps(acro_summary(stored), ensure_ascii=False) if acro_summary(stored) else None,
-        lineage_json=json.dumps(query_lineage(session, project_id, requester), ensure_ascii=False),
-        run_id=None if run is None else run.id,
+        k=checked.k,
+        acro_json=json.dumps(acro, ensure_ascii=False) if acro else None,
+        lineage_json=json.dumps(
+            query_lineage(session, draft.project_id, draft.requester), ensure_ascii=False
+        ),
+        run_id=None if draft.run is None else draft.run.id,
         provenance_json=None if origin is None else json.dumps(origin, ensure_ascii=False),
         lock_seq=0,
         created_at=now,
         updated_at=now,
     )
     session.add(request)
-    for item in stored:
+    for item in checked.stored:
         session.add(
             ExportFile(
                 request_id=request_id,
@@ -308,27 +359,36 @@ def _create(
                 sha256=item.sha256,
                 size=item.size,
                 kind=item.kind,
-                findings_json=json.dumps(findings[item.name], ensure_ascii=False),
-                failed=failed(findings[item.name]),
+                findings_json=json.dumps(checked.findings[item.name], ensure_ascii=False),
+                failed=failed(checked.findings[item.name]),
             )
         )
     session.flush()
-    summary = {
-        "files": [{"name": s.name, "sha256": s.sha256, "size": s.size} for s in staged],
+    return request
+
+
+def _enter_review(
+    session: Session, request: ExportRequest, draft: _Draft, checked: _Checked, origin: dict[str, Any] | None
+) -> None:
+    """Move the new request draft → submitted → checked → in_review, each move with its audit record."""
+    summary: dict[str, Any] = {
+        "files": [{"name": s.name, "sha256": s.sha256, "size": s.size} for s in checked.stored],
         "digest": request.digest,
-        "abroad": abroad,
-        "records": counted,
-        "records_declared": records,
-        "revises": previous.id if previous else None,
+        "abroad": draft.abroad,
+        "records": request.records,
+        "records_declared": draft.records,
+        "revises": draft.previous.id if draft.previous else None,
     }
     if origin is not None:
         summary["run"] = origin["run"]
         summary["edited_after_run"] = [f["name"] for f in origin["files"] if f["edited_after_run"]]
         summary["not_from_run"] = [f["name"] for f in origin["files"] if not f["from_run"]]
-    set_state(session, request, ExportState.SUBMITTED, user=requester, actor=Actor.REQUESTER, details=summary)
+    set_state(
+        session, request, ExportState.SUBMITTED, user=draft.requester, actor=Actor.REQUESTER, details=summary
+    )
     check_summary = {
         name: {"failed": failed(items), "codes": sorted({f["code"] for f in items})}
-        for name, items in findings.items()
+        for name, items in checked.findings.items()
     }
     set_state(
         session,
@@ -336,10 +396,9 @@ def _create(
         ExportState.CHECKED,
         user="export-review",
         actor=Actor.SYSTEM,
-        details={"k": k, "findings": check_summary},
+        details={"k": checked.k, "findings": check_summary},
     )
     set_state(session, request, ExportState.IN_REVIEW, user="export-review", actor=Actor.SYSTEM)
-    return request
 
 
 def withdraw(session: Session, request_id: str, *, user: str, reason: str = "") -> ExportRequest:

@@ -6,7 +6,9 @@ takes the decision (R-APP-7, R-APP-10, R-APP-25, R-EXP-6, T2).
 
 A vote is signed with a **server-held** key (in the vault, the default for small sites) or, once
 the reviewer has registered their own public key, only with that **reviewer-held** key: the
-enclave then cannot sign for them. Which key was in force is decided by when the vote was cast.
+enclave then cannot sign for them (the keys and their registry are ``enclave.committee_keys``',
+shared with application countersignatures). Which key was in force is decided by when the vote was
+cast.
 The decision is signed by the enclave key with the committee and rule it was taken under, and
 ``verify_approval`` recomputes it from the votes before anything is released or downloaded.
 """
@@ -15,10 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,8 +27,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from enclave import audit, signing
-from enclave.audit import AuditAction, canonical_json
+from enclave.audit import AuditAction
 from enclave.committee import CommitteeRule, Tally, stricter, tally
+from enclave.committee_keys import (
+    REGISTRATION_PURPOSE,
+    REVIEWER_HELD,
+    SERVER_HELD,
+    anchored_registrations,
+    append_registration,
+    enclave_sign,
+    enclave_signed,
+    registered_key,
+    registration_body,
+    reviewer_public_key,
+    signing_key,
+)
 from enclave.config import Paths
 from enclave.db.models import ExportFile, ExportRequest, ExportVote, ReviewerKey
 from enclave.errors import BadInput, Forbidden, NotFound, Reason, Refused
@@ -39,125 +52,19 @@ from export_review.repository import lock_request, seated_committee
 from export_review.workflow import Actor, ExportState, Vote, decide, set_state
 
 MAX_TEXT = 5000
-SERVER_HELD = "server-held"
-REVIEWER_HELD = "reviewer-held"
 
-
-def keys_dir(paths: Paths) -> Path:
-    return paths.vault / "keys"
-
-
-def reviewer_public_key(paths: Paths, reviewer: str) -> str | None:
-    path = signing.key_path(keys_dir(paths), reviewer)
-    if not path.exists():
-        return None
-    return signing.public_key_hex(signing.load_or_create_key(keys_dir(paths), reviewer))
-
-
-def _enclave_key(paths: Paths) -> Ed25519PrivateKey:
-    return signing.load_or_create_key(keys_dir(paths), signing.ENCLAVE_SIGNER)
-
-
-def enclave_signed(paths: Paths, purpose: str, body: dict[str, Any], signature: object) -> bool:
-    """``signature`` is the enclave key's over ``body`` for ``purpose`` (domain-separated)."""
-    message = canonical_json({"purpose": purpose, "body": body}).encode("utf-8")
-    public = signing.public_key_hex(_enclave_key(paths))
-    return isinstance(signature, str) and signing.verify(public, message, signature)
-
-
-def enclave_sign(paths: Paths, purpose: str, body: dict[str, Any]) -> str:
-    message = canonical_json({"purpose": purpose, "body": body}).encode("utf-8")
-    return signing.sign(_enclave_key(paths), message)
-
-
-# ---- reviewer-held keys: the registry in the vault ---------------------------------------------
-#
-# Trust in a registration comes only from an append-only file in the vault, which write access to
-# the database cannot change; ``export_reviewer_keys`` is its mirror for listing. Each line is
-# countersigned by the enclave key and also lists the server-held votes the reviewer had cast until
-# then: those keep counting, and no later (or backdated) server-held vote in their name does.
-
-
-@dataclass(frozen=True)
-class Registration:
-    """One line of the registry; ``public_key`` is "" for a line that does not verify (matches no key)."""
-
-    reviewer: str
-    public_key: str
-    registered_at: str
-    registered_by: str
-    server_held_votes: frozenset[str]
-
-    @property
-    def fingerprint(self) -> str:
-        return signing.fingerprint(self.public_key) if self.public_key else ""
-
-
-def registry_path(paths: Paths) -> Path:
-    return keys_dir(paths) / "registered-keys.jsonl"
+# ---- registering a reviewer's own key (the registry itself is ``enclave.committee_keys``') -------
 
 
 def _vote_tag(vote: ExportVote) -> str:
+    """How a registry line names a server-held vote it keeps valid."""
     return hashlib.sha256(vote.signature.encode("ascii", "replace")).hexdigest()
-
-
-def _registration_body(row: ReviewerKey, server_held_votes: list[str]) -> dict[str, Any]:
-    return {
-        "reviewer": row.reviewer,
-        "public_key": row.public_key,
-        "registered_at": row.registered_at,
-        "registered_by": row.registered_by,
-        "server_held_votes": sorted(server_held_votes),
-    }
-
-
-def _append_registration(paths: Paths, line: dict[str, Any]) -> None:
-    path = registry_path(paths)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (canonical_json(line) + "\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _parse_registration(paths: Paths, raw: str) -> Registration | None:
-    try:
-        line = json.loads(raw)
-        body = {k: v for k, v in line.items() if k != "signature"}
-        reviewer = str(body["reviewer"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-    valid = enclave_signed(paths, "reviewer-key", body, line.get("signature"))
-    return Registration(
-        reviewer=reviewer,
-        public_key=str(body.get("public_key", "")) if valid else "",
-        registered_at=str(body.get("registered_at", "")),
-        registered_by=str(body.get("registered_by", "")),
-        server_held_votes=frozenset(body.get("server_held_votes") or ()) if valid else frozenset(),
-    )
-
-
-def anchored_registrations(paths: Paths, reviewer: str) -> list[Registration]:
-    """The registry's lines for ``reviewer``, oldest first; each key was in force until the next one."""
-    path = registry_path(paths)
-    if not path.exists():
-        return []
-    found = [_parse_registration(paths, raw) for raw in path.read_text("utf-8").splitlines() if raw.strip()]
-    return sorted((r for r in found if r and r.reviewer == reviewer), key=lambda r: r.registered_at)
 
 
 def registrations(session: Session, reviewer: str) -> list[ReviewerKey]:
     """The database's mirror of ``reviewer``'s registrations, oldest first (for listing only)."""
     query = select(ReviewerKey).where(ReviewerKey.reviewer == reviewer)
     return list(session.scalars(query.order_by(ReviewerKey.registered_at, ReviewerKey.id)))
-
-
-def registered_key(paths: Paths, reviewer: str) -> Registration | None:
-    """The reviewer's key in force now, or ``None`` while they use the server-held key."""
-    rows = anchored_registrations(paths, reviewer)
-    return rows[-1] if rows else None
 
 
 def register_key(
@@ -191,8 +98,8 @@ def register_key(
         for v in session.scalars(select(ExportVote).where(ExportVote.reviewer == reviewer))
         if server_key is not None and v.public_key == server_key
     ]
-    body = _registration_body(row, kept)
-    row.signature = enclave_sign(paths, "reviewer-key", body)
+    body = registration_body(row, kept)
+    row.signature = enclave_sign(paths, REGISTRATION_PURPOSE, body)
     session.add(row)
     session.flush()
     details = {
@@ -207,7 +114,7 @@ def register_key(
     )
     # Last, so a refused registration leaves no line; a line whose transaction then fails to commit
     # only names a key the reviewer holds.
-    _append_registration(paths, {**body, "signature": row.signature})
+    append_registration(paths, {**body, "signature": row.signature})
     return {**details, "registered_at": row.registered_at}
 
 
@@ -422,35 +329,6 @@ def _signing_key(
     )
 
 
-def signing_key(
-    paths: Paths,
-    user: str,
-    own: Ed25519PrivateKey | None,
-    *,
-    not_registered: Forbidden,
-    key_required: Forbidden,
-    mismatch_code: str,
-) -> tuple[Ed25519PrivateKey, str]:
-    """The key ``user`` must sign with now, and who holds it: the server-held one while ``user`` has no
-    registered key (``not_registered`` if ``own`` is given then), else ``own``, which must be given
-    (``key_required``) and be the registered one (``mismatch_code``). Export votes and application
-    countersignatures share this rule; each says its refusals in its own words."""
-    current = registered_key(paths, user)
-    if current is None:
-        if own is not None:
-            raise not_registered
-        return signing.load_or_create_key(keys_dir(paths), user), SERVER_HELD
-    if own is None:
-        raise key_required
-    if signing.public_key_hex(own) != current.public_key:
-        raise Forbidden(
-            mismatch_code,
-            f"This is not {user}'s registered key (fingerprint {current.fingerprint[:16]}…)",
-            f"这不是 {user} 的登记密钥（指纹 {current.fingerprint[:16]}…）",
-        )
-    return own, REVIEWER_HELD
-
-
 def _targets(request: ExportRequest, file_name: str | None) -> list[ExportFile]:
     if file_name is None:
         return list(request.files)
@@ -462,6 +340,28 @@ def _targets(request: ExportRequest, file_name: str | None) -> list[ExportFile]:
             f"导出申请 {request.id} 中没有文件 {file_name!r}",
         )
     return match
+
+
+@dataclass(frozen=True)
+class _Ballot:
+    """A reviewer's ballot once checked: the choice, its comment and the written override reason."""
+
+    choice: Vote
+    comment: str | None
+    override: str | None
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """Who signs the votes, the key they must sign with now, and who holds that key."""
+
+    user: str
+    key: Ed25519PrivateKey
+    kind: str
+
+    @property
+    def public(self) -> str:
+        return signing.public_key_hex(self.key)
 
 
 def vote(
@@ -484,6 +384,24 @@ def vote(
     ``private_key`` is the reviewer's own key (read by the CLI from their file); it is required
     once they have registered one, and refused before.
     """
+    ballot = _ballot(choice, comment, override)
+    request = lock_request(session, request_id)
+    targets = _open_targets(session, request, user, file_name, today)
+    _check_override(ballot, targets)
+    signer = _Signer(user, *_signing_key(session, paths, user, private_key))
+    cast = _sign_votes(session, request, targets, ballot, signer)
+    _record_vote(session, request, ballot, signer, cast)
+    decision = _decide(session, paths, request, settings, user)
+    return {
+        "request": request.id,
+        "state": request.state,
+        "voted": [v.file.name for v in cast],
+        "decision": decision,
+    }
+
+
+def _ballot(choice: str, comment: str | None, override: str | None) -> _Ballot:
+    """Check the choice and the texts before anything is locked."""
     try:
         ballot = Vote(choice)
     except ValueError:
@@ -499,7 +417,13 @@ def vote(
             "A rejection or a request for changes needs a comment",
             "拒绝或要求修改时必须填写意见",
         )
-    request = lock_request(session, request_id)
+    return _Ballot(ballot, comment, override)
+
+
+def _open_targets(
+    session: Session, request: ExportRequest, user: str, file_name: str | None, today: date | None
+) -> list[ExportFile]:
+    """The files ``user`` votes on now: they may vote, votes are open, and they have not voted on any."""
     permissions.check_user_can_vote(session, request, user, today)
     if request.state != ExportState.IN_REVIEW:
         raise Forbidden(
@@ -517,8 +441,13 @@ def vote(
             f"{user} has already voted on {already}",
             f"{user} 已对 {already} 投过票",
         )
+    return targets
+
+
+def _check_override(ballot: _Ballot, targets: list[ExportFile]) -> None:
+    """Approving a file that failed the automated checks needs a written override reason."""
     needs_override = sorted(f.name for f in targets if f.failed)
-    if ballot is Vote.APPROVE and needs_override and override is None:
+    if ballot.choice is Vote.APPROVE and needs_override and ballot.override is None:
         raise Refused(
             "export_override_required",
             f"{needs_override} failed automated checks: approving needs a written override reason "
@@ -526,52 +455,58 @@ def vote(
             f"{needs_override} 未通过自动检查：批准需要书面的超越理由（--override）",
             details={"files": needs_override},
         )
-    key, kind = _signing_key(session, paths, user, private_key)
-    public = signing.public_key_hex(key)
+
+
+def _sign_votes(
+    session: Session, request: ExportRequest, targets: list[ExportFile], ballot: _Ballot, signer: _Signer
+) -> list[ExportVote]:
+    """Write one signed vote per file (under the request's lock), then reload the request's votes."""
+    public = signer.public
     cast = []
     for file in targets:
         row = ExportVote(
             request_id=request.id,
             file_id=file.id,
-            reviewer=user,
-            choice=ballot.value,
-            comment=comment,
-            override_reason=override if ballot is Vote.APPROVE and file.failed else None,
+            reviewer=signer.user,
+            choice=ballot.choice.value,
+            comment=ballot.comment,
+            override_reason=ballot.override if ballot.choice is Vote.APPROVE and file.failed else None,
             public_key=public,
             signature="",
             created_at=audit.now_iso(),
             key_fingerprint=signing.fingerprint(public),
         )
         row.file = file
-        row.signature = signing.sign(key, _message(request, file, row))
+        row.signature = signing.sign(signer.key, _message(request, file, row))
         session.add(row)
         cast.append(row)
     session.flush()
     session.refresh(request, ["votes"])
+    return cast
+
+
+def _record_vote(
+    session: Session, request: ExportRequest, ballot: _Ballot, signer: _Signer, cast: list[ExportVote]
+) -> None:
+    """The vote's audit record: the ballot, each file's signature, and the key that made them."""
+    public = signer.public
     audit.record(
         session,
         AuditAction.EXPORT_VOTE,
-        actor=user,
+        actor=signer.user,
         obj=f"export:{request.id}",
         project=request.project_id,
         details={
-            "choice": ballot.value,
+            "choice": ballot.choice.value,
             "files": [{"name": v.file.name, "signature": v.signature} for v in cast],
-            "comment": comment,
-            "override": override,
+            "comment": ballot.comment,
+            "override": ballot.override,
             "digest": request.digest,
             "public_key": public,
-            "key_kind": kind,
+            "key_kind": signer.kind,
             "key_fingerprint": signing.fingerprint(public),
         },
     )
-    decision = _decide(session, paths, request, settings, user)
-    return {
-        "request": request.id,
-        "state": request.state,
-        "voted": [v.file.name for v in cast],
-        "decision": decision,
-    }
 
 
 def _decide(

@@ -1,4 +1,5 @@
-"""The export request's life in one place: one state enum and three tables (STYLE §5.7).
+"""The export request's moves in one place: three tables over its states (STYLE §5.7), which are
+``enclave.export_states``' so that the vault can name them.
 
 ``VALID_TRANSITIONS`` says which moves exist and which actor may make each one; ``STATE_OWNER``
 says whose turn it is in each state; ``STATE_AUDIT_ACTION`` names the audit record each move
@@ -20,18 +21,7 @@ from enclave import audit, committee, workflow
 from enclave.audit import AuditAction
 from enclave.committee import Tally
 from enclave.db.models import ExportRequest
-
-
-class ExportState(StrEnum):
-    DRAFT = "draft"
-    SUBMITTED = "submitted"
-    CHECKED = "checked"
-    IN_REVIEW = "in_review"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    CHANGES_REQUESTED = "changes_requested"
-    RELEASED = "released"
-    WITHDRAWN = "withdrawn"
+from enclave.export_states import ExportState
 
 
 class Actor(StrEnum):
@@ -96,7 +86,6 @@ STATE_AUDIT_ACTION: dict[ExportState, AuditAction] = {
     S.WITHDRAWN: AuditAction.EXPORT_WITHDRAW,
 }
 
-TERMINAL_STATES = frozenset(s for s, moves in VALID_TRANSITIONS.items() if not moves)
 # Requests that still hold part of the cross-border cap (R-EXP-7).
 COUNTING_STATES = frozenset({S.DRAFT, S.SUBMITTED, S.CHECKED, S.IN_REVIEW, S.APPROVED, S.RELEASED})
 

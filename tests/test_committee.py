@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from enclave import committee
+from enclave import committee, committee_keys
 from enclave.committee import ApprovalChain, CommitteeRule, stricter, tally
 
 
@@ -107,3 +107,6 @@ def test_one_committee_rule_for_exports_and_applications() -> None:
     assert release.CommitteeRule is committee.CommitteeRule
     assert not hasattr(workflow, "tally_file") and not hasattr(workflow, "FileTally")
     assert workflow.Vote.APPROVE == committee.APPROVE and workflow.Vote.CHANGES == committee.CHANGES
+    # One key rule for export votes and countersignatures, in the vault: the registry is shared.
+    assert export_voting.signing_key is voting.signing_key is committee_keys.signing_key
+    assert export_voting.anchored_registrations is voting.anchored_registrations

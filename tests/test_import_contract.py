@@ -44,11 +44,6 @@ RULES = [
         ("enclave/**/*.py",),
         ("export_review",),
         lazy_allowed_in=(*COMPOSITION, "enclave/audit_checkpoints.py"),
-        exceptions={
-            "enclave/applications/voting.py:export_review.voting": "the committee's signing keys and "
-            "countersignature checks still live with export review",
-            "enclave/lookback.py:export_review.workflow": "the released state of an export request",
-        },
     ),
     Rule(
         "the shared hub-service base knows no particular service",
@@ -71,10 +66,6 @@ RULES = [
         "the query service is the gateway's core, not a part of the gateway",
         ("enclave/query_service.py",),
         ("enclave.gateway",),
-        exceptions={
-            "enclave/query_service.py:enclave.gateway.admission": "the admission's ServerUnavailable "
-            "is raised for a query that found the server busy",
-        },
     ),
     Rule(
         "batch runs' domain modules do not know their service, Docker or export review",

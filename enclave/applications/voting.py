@@ -4,8 +4,8 @@
 A member votes once (approve or reject) on the application's current digest, and every member who
 voted yes countersigns: an Ed25519 signature over the application, its revision and digest, the
 member and their vote. It is made with the member's server-held key in the vault or, once they
-have registered their own key in the export review's registry (``export_review.voting``), only
-with that key. An approval counts once countersigned.
+have registered their own key in the registry (``enclave.committee_keys``, shared with export votes),
+only with that key. An approval counts once countersigned.
 
 The rule is ``enclave.committee``'s: approved when the countersigned approvals of the *seated*
 members reach ``CommitteeRule.needed`` (more than two thirds, never fewer than two), every yes-voter
@@ -44,17 +44,17 @@ from enclave.applications.settings import GovernanceSettings, load_governance
 from enclave.applications.workflow import DECISIONS, ApplicationActor, ApplicationState
 from enclave.audit import AuditAction, canonical_json
 from enclave.committee import APPROVE, REJECT, CommitteeRule, Tally, stricter, tally
-from enclave.config import Paths
-from enclave.db.models import Application, ApplicationVote, AuditEvent, StaffRole
-from enclave.errors import BadInput, Forbidden, NotFound, Reason
-from enclave.roles import Role
-from export_review.voting import (
+from enclave.committee_keys import (
     anchored_registrations,
     enclave_sign,
     enclave_signed,
     reviewer_public_key,
     signing_key,
 )
+from enclave.config import Paths
+from enclave.db.models import Application, ApplicationVote, AuditEvent, StaffRole
+from enclave.errors import BadInput, Forbidden, NotFound, Reason
+from enclave.roles import Role
 
 CHOICES = (APPROVE, REJECT)
 MAX_COMMENT = 5000
@@ -501,52 +501,16 @@ def vote(
 
     An approval counts only once countersigned (``countersign``); a vote cannot be changed.
     """
-    if choice not in CHOICES:
-        raise BadInput(
-            "application_vote_invalid",
-            f"A vote is approve or reject, not {choice!r}",
-            f"表决只能是 approve（同意）或 reject（不同意），而不是 {choice!r}",
-        )
+    _check_choice(choice)
     text = _clean(comment)
     settings = load_governance(paths)
     app = _lock(session, app_id)
     _check_open(app)
-    seat = _recorded_seat(session, paths, app)
-    _check_voter(session, app, member, _chain_for(app, settings, seat.chain if seat else ()))
-    if _vote_of(session, app.id, member) is not None:
-        raise Forbidden(
-            "application_already_voted",
-            f"{member} has already voted on application {app.id}: a vote cannot be changed",
-            f"{member} 已对申请 {app.id} 表决：表决不能更改",
-            details={"application": app.id, "user": member},
-        )
-    seat = seat or _seat(session, paths, app, settings, user=member)
-    row = ApplicationVote(
-        application_id=app.id,
-        member=member,
-        choice=choice,
-        comment=text,
-        digest=app.digest,
-        voted_at=audit.now_iso(),
-    )
-    session.add(row)
-    session.flush()
-    chain = _chain_for(app, settings, seat.chain)
-    counted = member in seat.seated or any(member in _holders(session, app, r) for r in chain)
-    audit.record(
-        session,
-        AuditAction.APPLICATION_VOTE,
-        actor=member,
-        obj=_obj(app.id),
-        details={
-            "choice": choice,
-            "comment": text,
-            "revision": app.revision,
-            "digest": app.digest,
-            "seated": member in seat.seated,
-            "counted": counted,
-        },
-    )
+    recorded = _recorded_seat(session, paths, app)
+    _check_first_vote(session, app, member, _chain_for(app, settings, recorded.chain if recorded else ()))
+    seat = recorded or _seat(session, paths, app, settings, user=member)
+    row = _add_vote(session, app, member, choice, text)
+    counted = _record_vote(session, app, row, seat, settings)
     decision = _decide(session, paths, app, seat, settings, user=member)
     return {
         "application": app.id,
@@ -562,6 +526,66 @@ def vote(
     }
 
 
+def _check_choice(choice: str) -> None:
+    """A vote is approve or reject (``application_vote_invalid`` otherwise)."""
+    if choice not in CHOICES:
+        raise BadInput(
+            "application_vote_invalid",
+            f"A vote is approve or reject, not {choice!r}",
+            f"表决只能是 approve（同意）或 reject（不同意），而不是 {choice!r}",
+        )
+
+
+def _check_first_vote(session: Session, app: Application, member: str, chain: tuple[str, ...]) -> None:
+    """``member`` may vote on ``app`` (``_check_voter``) and has not voted on it yet."""
+    _check_voter(session, app, member, chain)
+    if _vote_of(session, app.id, member) is not None:
+        raise Forbidden(
+            "application_already_voted",
+            f"{member} has already voted on application {app.id}: a vote cannot be changed",
+            f"{member} 已对申请 {app.id} 表决：表决不能更改",
+            details={"application": app.id, "user": member},
+        )
+
+
+def _add_vote(session: Session, app: Application, member: str, choice: str, comment: str) -> ApplicationVote:
+    """Write ``member``'s vote on the application's current digest (not countersigned yet)."""
+    row = ApplicationVote(
+        application_id=app.id,
+        member=member,
+        choice=choice,
+        comment=comment,
+        digest=app.digest,
+        voted_at=audit.now_iso(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _record_vote(
+    session: Session, app: Application, row: ApplicationVote, seat: Seat, settings: GovernanceSettings
+) -> bool:
+    """The vote's audit record; return whether it counts (a seated member's, or a chain role holder's)."""
+    chain = _chain_for(app, settings, seat.chain)
+    counted = row.member in seat.seated or any(row.member in _holders(session, app, r) for r in chain)
+    audit.record(
+        session,
+        AuditAction.APPLICATION_VOTE,
+        actor=row.member,
+        obj=_obj(app.id),
+        details={
+            "choice": row.choice,
+            "comment": row.comment,
+            "revision": app.revision,
+            "digest": app.digest,
+            "seated": row.member in seat.seated,
+            "counted": counted,
+        },
+    )
+    return counted
+
+
 def countersign(
     session: Session, paths: Paths, app_id: str, *, member: str, key_file: Path | None = None
 ) -> dict[str, Any]:
@@ -572,35 +596,7 @@ def countersign(
     app = _lock(session, app_id)
     _check_open(app)
     _check_not_involved(app, member)
-    row = _vote_of(session, app.id, member)
-    if row is None:
-        raise Forbidden(
-            "application_not_voted",
-            f"{member} has not voted on application {app.id}: vote approve first",
-            f"{member} 尚未对申请 {app.id} 表决：请先表决同意",
-            details={"application": app.id, "user": member},
-        )
-    if row.choice != APPROVE:
-        raise Forbidden(
-            "application_countersign_not_approve",
-            f"{member} voted {row.choice} on application {app.id}: only members who voted yes countersign",
-            f"{member} 对申请 {app.id} 的表决为 {row.choice}：只有表决同意的委员会签",
-            details={"application": app.id, "user": member, "choice": row.choice},
-        )
-    if row.signature is not None:
-        raise Forbidden(
-            "application_already_countersigned",
-            f"{member} has already countersigned application {app.id}",
-            f"{member} 已会签申请 {app.id}",
-            details={"application": app.id, "user": member},
-        )
-    if row.digest != app.digest:
-        raise Forbidden(
-            "application_digest_changed",
-            f"Application {app.id} changed after {member} voted: the vote was on another digest",
-            f"{member} 表决后申请 {app.id} 已变更：该表决针对的是另一摘要",
-            details={"application": app.id, "voted_on": row.digest, "digest": app.digest},
-        )
+    row = _approval_to_countersign(session, app, member)
     seat = _seat(session, paths, app, settings, user=member)
     _check_voter(session, app, member, _chain_for(app, settings, seat.chain))
     key, kind = _signing_key(paths, member, own)
@@ -634,6 +630,40 @@ def countersign(
         "state": app.state,
         "decision": decision,
     }
+
+
+def _approval_to_countersign(session: Session, app: Application, member: str) -> ApplicationVote:
+    """``member``'s approving vote, on the application's current digest and not yet countersigned."""
+    row = _vote_of(session, app.id, member)
+    if row is None:
+        raise Forbidden(
+            "application_not_voted",
+            f"{member} has not voted on application {app.id}: vote approve first",
+            f"{member} 尚未对申请 {app.id} 表决：请先表决同意",
+            details={"application": app.id, "user": member},
+        )
+    if row.choice != APPROVE:
+        raise Forbidden(
+            "application_countersign_not_approve",
+            f"{member} voted {row.choice} on application {app.id}: only members who voted yes countersign",
+            f"{member} 对申请 {app.id} 的表决为 {row.choice}：只有表决同意的委员会签",
+            details={"application": app.id, "user": member, "choice": row.choice},
+        )
+    if row.signature is not None:
+        raise Forbidden(
+            "application_already_countersigned",
+            f"{member} has already countersigned application {app.id}",
+            f"{member} 已会签申请 {app.id}",
+            details={"application": app.id, "user": member},
+        )
+    if row.digest != app.digest:
+        raise Forbidden(
+            "application_digest_changed",
+            f"Application {app.id} changed after {member} voted: the vote was on another digest",
+            f"{member} 表决后申请 {app.id} 已变更：该表决针对的是另一摘要",
+            details={"application": app.id, "voted_on": row.digest, "digest": app.digest},
+        )
+    return row
 
 
 def _vote_dict(paths: Paths, app: Application, v: ApplicationVote) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from enclave import audit, roles, signing
+from enclave import audit, committee_keys, roles, signing
 from enclave.applications import voting
 from enclave.applications.settings import load_governance
 from enclave.applications.workflow import ApplicationState
@@ -241,7 +241,7 @@ def test_the_countersignature_is_the_members_own_over_the_digest(env: AppEnv) ->
     cast(env, app_id, "carol")
     out = sign(env, app_id, "carol")
     app = env.app(app_id)
-    carol = signing.public_key_hex(signing.load_or_create_key(export_voting.keys_dir(env.paths), "carol"))
+    carol = signing.public_key_hex(signing.load_or_create_key(committee_keys.keys_dir(env.paths), "carol"))
     with env.session() as s:
         row = s.scalar(select(ApplicationVote).where(ApplicationVote.member == "carol"))
         assert signing.verify(carol, voting.countersign_message(app, row), out["signature"])
@@ -343,7 +343,7 @@ def test_the_decision_is_signed_and_verified(env: AppEnv) -> None:
     assert decision["rule"]["rule"] == "> 2/3 of seated" and decision["rule"]["needed"] == 3
     assert [a["member"] for a in decision["approvers"]] == members
     assert all(a["signature"] for a in decision["approvers"])
-    assert export_voting.enclave_signed(
+    assert committee_keys.enclave_signed(
         env.paths,
         voting.DECISION_PURPOSE,
         {k: v for k, v in decision.items() if k != "signature"},

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select, text
 
 from enclave import signing
+from enclave.committee_keys import keys_dir
 from enclave.db.models import ExportVote
 from enclave.errors import BadInput, EnclaveError, Refused
 from export_review import release as releasing
 from export_review.service import ExportService
-from export_review.voting import keys_dir
 from export_review.workflow import ExportState
 from tests.export_review.factories import (
     GOOD_CSV,

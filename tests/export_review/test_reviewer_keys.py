@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from enclave import audit, signing
+from enclave import audit, committee_keys, signing
 from enclave.cli import export
 from enclave.db.models import ExportVote, ReviewerKey
 from enclave.errors import EnclaveError, Forbidden, Refused
@@ -129,7 +129,7 @@ def test_the_server_held_key_cannot_sign_for_a_reviewer_with_their_own(any_env: 
     cast(env, request_id, "rev1")  # cast with the server-held key, before rev1 had their own
     own_key(env, "rev1")
     cast(env, request_id, "rev2")
-    vault = signing.load_or_create_key(voting.keys_dir(env.paths), "rev3")
+    vault = signing.load_or_create_key(committee_keys.keys_dir(env.paths), "rev3")
     own_key(env, "rev3")
     with pytest.raises(Forbidden) as web:  # what the web UI does: no key of the reviewer's own
         service(env).vote(request_id, user="rev3", choice="approve")
@@ -217,7 +217,7 @@ def test_a_backdated_server_held_vote_does_not_count(any_env: ExportEnv) -> None
     cast(env, request_id, "rev2")  # before rev2 registers: kept by the registration
     own_key(env, "rev1")
     own_key(env, "rev2")
-    vault = signing.load_or_create_key(voting.keys_dir(env.paths), "rev1")
+    vault = signing.load_or_create_key(committee_keys.keys_dir(env.paths), "rev1")
     with env.session() as s:
         genuine = s.scalars(select(ExportVote).where(ExportVote.reviewer == "rev2")).one()
         forge_vote(s, genuine, "rev1", vault, created_at="2000-01-01T00:00:00+00:00")  # long before rev1's
@@ -256,13 +256,13 @@ def test_the_registry_lives_in_the_vault_and_fails_closed(env: ExportEnv) -> Non
     make_project(env)
     request_id = submit(env)
     own_key(env, "rev1")
-    registry = voting.registry_path(env.paths)
+    registry = committee_keys.registry_path(env.paths)
     assert stat.S_IMODE(registry.stat().st_mode) == 0o600
     assert [json.loads(line)["reviewer"] for line in registry.read_text().splitlines()] == ["rev1"]
     # A line that does not verify names the reviewer but no key: nothing signs for them any more.
     with registry.open("a") as out:
         out.write(json.dumps({"reviewer": "rev3", "public_key": "ab" * 32, "signature": "00" * 64}) + "\n")
-    assert voting.anchored_registrations(env.paths, "rev3")[0].public_key == ""
+    assert committee_keys.anchored_registrations(env.paths, "rev3")[0].public_key == ""
     with pytest.raises(Forbidden) as info:
         vote_with(env, request_id, "rev3", None)
     assert info.value.code == "export_vote_key_required"
