@@ -42,12 +42,10 @@ from enclave.config import Paths
 from enclave.db.models import AccountApplication, AuditEvent, LocalUser, Project, ProjectMember
 from enclave.errors import BadInput, Forbidden, NotFound, Reason
 from enclave.files import private_dir, write_private
-from enclave.roles import ProjectRole, Role
+from enclave.roles import AccountProjectRole, Role
 
 IDENTITY_KEY_FILE = "identity.hmac"
 IDENTITY_KEY_BYTES = 32
-IDENTITY_KINDS = ("id_card", "passport", "staff_badge")
-ACCOUNT_ROLES = (ProjectRole.PI.value, ProjectRole.ANALYST.value)
 _NUMBER = re.compile(r"[A-Z0-9-]{5,32}")
 _ID_CARD = re.compile(r"[0-9]{17}[0-9X]")
 # GB 11643-1999: the 18th character of a resident identity card number is an ISO 7064 MOD 11-2 check.
@@ -83,7 +81,7 @@ class AccountApplicationForm(BaseModel):
 
     username: str
     project_id: str
-    role: Literal["pi", "analyst"]
+    role: AccountProjectRole
     identity_kind: Literal["id_card", "passport", "staff_badge"]
 
 

@@ -25,7 +25,7 @@ from enclave import audit
 from enclave.audit import AuditAction
 from enclave.db.models import AuditEvent
 from enclave.errors import BadInput
-from enclave.roles import Role, check_role
+from enclave.roles import SEARCH_AUDIT_LOG, require
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -48,7 +48,7 @@ def _invalid(field: str, value: object, en: str, zh: str) -> BadInput:
 
 def check_auditor(session: Session, user: str) -> None:
     """Raise ``Forbidden`` (``role_required``) unless ``user`` is a security auditor (R-ROLE-4)."""
-    check_role(session, user, Role.SECURITY_AUDITOR, "search the audit log", "检索审计日志")
+    require(session, user, SEARCH_AUDIT_LOG)
 
 
 def _moment(field: str, value: str | date | datetime | None, *, end: bool) -> str | None:

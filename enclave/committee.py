@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from enclave.roles import Role
+
 APPROVE, REJECT, CHANGES = "approve", "reject", "changes"
 
 
@@ -149,7 +151,7 @@ class ApprovalChain(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    steps: dict[int, tuple[str, ...]] = Field(default_factory=lambda: {4: ("security_admin",)})
+    steps: dict[int, tuple[str, ...]] = Field(default_factory=lambda: {4: (Role.SECURITY_ADMIN.value,)})
 
     def roles_for(self, level: int) -> tuple[str, ...]:
         """The roles that must approve at ``level``, lowest level's first.

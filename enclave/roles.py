@@ -17,12 +17,19 @@ external identity provider (OIDC, LDAP), whose accounts never appear in ``local_
 must still be a valid user name (``users.check_username``), so ``Alice`` and ``alice`` are never two
 holders. Checks and grants are serialised on the audit chain's write lock, so two sessions granting
 conflicting roles at once cannot both succeed.
+
+This is the one permissions module (issue 15): the role names live here only, as ``Role`` and
+``ProjectRole``, and so does the role each console page needs (a ``Permission``, checked with
+``require``), so web handlers carry no role logic. ``tests/test_role_literals.py`` keeps it so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from enum import StrEnum
 from itertools import combinations
+from typing import Literal
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -47,9 +54,16 @@ class Role(StrEnum):
 
 
 class ProjectRole(StrEnum):
+    """A role in one project (``project_members.role``). The values are stored: never rename one."""
+
     PI = "pi"
     ANALYST = "analyst"
     COMMITTEE = "committee"
+
+
+# The project roles an account application asks for (R-APP-18). A plain ``Literal``, not the enum's
+# members: pydantic names the allowed values in its errors, and those must read 'pi' or 'analyst'.
+AccountProjectRole = Literal["pi", "analyst"]
 
 
 ROLE_LABELS_ZH: dict[Role, str] = {
@@ -74,6 +88,31 @@ INCOMPATIBLE: frozenset[frozenset[Role]] = frozenset(
 )
 # Project roles a de-identification operator may never hold (R-ROLE-5).
 DEID_EXCLUDED_PROJECT_ROLES = frozenset({ProjectRole.PI, ProjectRole.ANALYST})
+
+
+@dataclass(frozen=True)
+class Permission:
+    """What a page or an action needs: a platform role, and what its holder does (for the refusal)."""
+
+    role: Role
+    doing: str
+    doing_zh: str
+
+    def held_by(self, held: Collection[Role]) -> bool:
+        """Whether one holding the roles ``held`` has this permission, e.g. to show a link to it.
+
+        >>> PRE_REVIEW.held_by({Role.OFFICE}), PRE_REVIEW.held_by({Role.STEWARD})
+        (True, False)
+        """
+        return self.role in held
+
+
+PRE_REVIEW = Permission(Role.OFFICE, "pre-review applications", "初审申请")
+VOTE_ON_APPLICATIONS = Permission(Role.COMMITTEE, "vote on applications", "对申请投票")
+PROVISION_PROJECTS = Permission(Role.STEWARD, "provision projects", "开通项目")
+RUN_LIFECYCLE = Permission(Role.STEWARD, "run a project's lifecycle", "管理项目生命周期")
+UNLOCK_ANALYSTS = Permission(Role.STEWARD, "unlock analysts", "解锁分析人员")
+SEARCH_AUDIT_LOG = Permission(Role.SECURITY_AUDITOR, "search the audit log", "检索审计日志")
 
 
 def parse_role(value: str) -> Role:
@@ -113,6 +152,12 @@ def check_role(session: Session, username: str, role: Role, doing: str, doing_zh
             f"{username} 不能{doing_zh}：需要{ROLE_LABELS_ZH[role]}角色",
             details={"user": username, "role": role.value},
         )
+
+
+def require(session: Session, username: str, permission: Permission) -> None:
+    """Raise ``Forbidden`` (``role_required``) unless ``username`` has ``permission``: for pages and
+    actions whose domain call does not check the caller itself."""
+    check_role(session, username, permission.role, permission.doing, permission.doing_zh)
 
 
 def _lock(session: Session) -> None:

@@ -7,7 +7,6 @@ Rules that need the catalog (datasets and columns exist) live in ``enclave.proje
 from __future__ import annotations
 
 import math
-import re
 from datetime import date
 from enum import IntEnum, StrEnum
 from pathlib import Path
@@ -311,9 +310,11 @@ class ProjectSpec(_Strict):
 
     def members(self) -> list[tuple[str, str]]:
         """(username, role) pairs."""
-        pairs = [(self.pi, "pi")]
-        pairs += [(a, "analyst") for a in self.analysts]
-        pairs += [(c, "committee") for c in self.committee]
+        from enclave.roles import ProjectRole  # not at the top: the roles' own imports reach this module
+
+        pairs = [(self.pi, ProjectRole.PI.value)]
+        pairs += [(a, ProjectRole.ANALYST.value) for a in self.analysts]
+        pairs += [(c, ProjectRole.COMMITTEE.value) for c in self.committee]
         return pairs
 
 
@@ -399,7 +400,3 @@ def load_dataset_spec(path: Path) -> DatasetSpec:
 
 def load_project_spec(path: Path) -> ProjectSpec:
     return parse_project_spec(load_yaml(path))
-
-
-def is_valid_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None

@@ -18,9 +18,10 @@ from enclave import lifecycle
 from enclave.db.models import ExportRequest, Project
 from enclave.errors import EnclaveError, Forbidden
 from enclave.projects import ProjectState, get, roles_of
+from enclave.roles import ProjectRole
 from export_review.workflow import ExportState
 
-REQUESTER_ROLES = frozenset({"analyst", "pi"})
+REQUESTER_ROLES = frozenset({ProjectRole.ANALYST, ProjectRole.PI})
 
 
 def _as_bool(check: Callable[[], None]) -> bool:
@@ -54,10 +55,6 @@ def check_user_can_submit(session: Session, project_id: str, user: str, today: d
     check_project_open_for_exports(project, today)
 
 
-def user_can_submit(session: Session, project_id: str, user: str) -> bool:
-    return _as_bool(lambda: check_user_can_submit(session, project_id, user))
-
-
 def check_user_is_not_requester(request: ExportRequest, user: str, what: str, what_zh: str) -> None:
     if user == request.requester:
         raise Forbidden(
@@ -71,7 +68,7 @@ def check_user_can_vote(
     session: Session, request: ExportRequest, user: str, today: date | None = None
 ) -> None:
     check_user_is_not_requester(request, user, "vote on", "投票审核")
-    if "committee" not in roles_of(session, request.project_id, user):
+    if ProjectRole.COMMITTEE not in roles_of(session, request.project_id, user):
         raise Forbidden(
             "export_not_committee",
             f"{user} is not a voting committee member of project {request.project_id}",
@@ -84,11 +81,16 @@ def user_can_vote(session: Session, request: ExportRequest, user: str) -> bool:
     return _as_bool(lambda: check_user_can_vote(session, request, user))
 
 
+def user_is_reviewer(session: Session, request: ExportRequest, user: str, stewards: Collection[str]) -> bool:
+    """A steward or a committee member of the request's project: who may release it and preview it."""
+    return user in stewards or ProjectRole.COMMITTEE in roles_of(session, request.project_id, user)
+
+
 def check_user_can_release(
     session: Session, request: ExportRequest, user: str, stewards: Collection[str], today: date | None = None
 ) -> None:
     check_user_is_not_requester(request, user, "release", "发布")
-    if user not in stewards and "committee" not in roles_of(session, request.project_id, user):
+    if not user_is_reviewer(session, request, user, stewards):
         raise Forbidden(
             "export_not_releaser",
             f"{user} is neither a committee member of project {request.project_id} nor a steward",
@@ -99,6 +101,23 @@ def check_user_can_release(
 
 def user_can_release(session: Session, request: ExportRequest, user: str, stewards: Collection[str]) -> bool:
     return _as_bool(lambda: check_user_can_release(session, request, user, stewards))
+
+
+def check_user_can_preview(
+    session: Session, request: ExportRequest, user: str, stewards: Collection[str]
+) -> None:
+    """Stored bytes are shown to reviewers only (committee members and stewards), never to others,
+    and never to the requester."""
+    if user == request.requester or not user_is_reviewer(session, request, user, stewards):
+        raise Forbidden(
+            "export_preview_forbidden",
+            f"Only reviewers of export request {request.id} may preview its files",
+            f"只有导出申请 {request.id} 的审核人可以预览其文件",
+        )
+
+
+def user_can_preview(session: Session, request: ExportRequest, user: str, stewards: Collection[str]) -> bool:
+    return _as_bool(lambda: check_user_can_preview(session, request, user, stewards))
 
 
 def check_user_can_download(
@@ -143,10 +162,6 @@ def check_user_can_withdraw(request: ExportRequest, user: str) -> None:
         )
 
 
-def user_can_withdraw(request: ExportRequest, user: str) -> bool:
-    return _as_bool(lambda: check_user_can_withdraw(request, user))
-
-
 def check_user_can_register_key(reviewer: str, user: str, stewards: Collection[str]) -> None:
     """A reviewer registers their own key; a steward may do it for them (audited either way)."""
     if user != reviewer and user not in stewards:
@@ -169,16 +184,12 @@ def check_user_can_view(
     )
 
 
-def user_can_view(session: Session, request: ExportRequest, user: str, stewards: Collection[str]) -> bool:
-    return _as_bool(lambda: check_user_can_view(session, request, user, stewards))
-
-
 def user_sees_votes(session: Session, request: ExportRequest, user: str | None, everyone_voted: bool) -> bool:
     """Reviewers are blind to each other's votes until all have voted or the committee decided;
     the requester's side sees them once decided; the operator (no user) sees all."""
     if user is None:
         return True
     decided = request.state not in (ExportState.IN_REVIEW, ExportState.CHECKED, ExportState.SUBMITTED)
-    if "committee" in roles_of(session, request.project_id, user):
+    if ProjectRole.COMMITTEE in roles_of(session, request.project_id, user):
         return everyone_voted or decided
     return decided

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from enclave.db.models import ExportRequest, Project, ProjectMember
 from enclave.errors import NotFound
 from enclave.projects import current_spec_row
+from enclave.roles import ProjectRole
 from enclave.specs import MIN_K
 
 
@@ -60,7 +61,7 @@ def seated_committee(session: Session, project_id: str) -> list[str]:
     return sorted(
         session.scalars(
             select(ProjectMember.username).where(
-                ProjectMember.project_id == project_id, ProjectMember.role == "committee"
+                ProjectMember.project_id == project_id, ProjectMember.role == ProjectRole.COMMITTEE.value
             )
         )
     )

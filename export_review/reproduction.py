@@ -30,6 +30,7 @@ from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.prepare import layout
 from enclave.projects import get as get_project
 from enclave.projects import roles_of
+from enclave.roles import ProjectRole
 from enclave.runs import compare
 from enclave.runs import service as runs
 from enclave.runs.states import RunState, is_terminal
@@ -205,7 +206,7 @@ def check_user_can_rerun(
     if (
         user != request.requester
         and user not in stewards
-        and "committee" not in roles_of(session, request.project_id, user)
+        and ProjectRole.COMMITTEE not in roles_of(session, request.project_id, user)
     ):
         raise Forbidden(
             "export_rerun_forbidden",

@@ -478,12 +478,13 @@ def test_removing_a_member_refuses_the_next_gateway_query_at_once(env: Env) -> N
     """The gateway checks the membership in the database for every query (its token cache holds who
     the caller is, never what they may do)."""
     from enclave.gateway.monitor import QueryMonitor
-    from enclave.gateway.runner import QueryLimits, QueryRunner
+    from enclave.gateway.runner import QueryRunner
+    from enclave.guard.limits import QueryLimits
     from enclave.services.auth import Caller
 
     make_project(env, "live-2026", {"start": "2026-01-01", "end": "2099-12-31"}, prepare=True)
     decide(env, apply(env, project="live-2026"))
-    limits = QueryLimits(timeout_s=30, memory_limit="1GB", threads=1, max_rows=1000)
+    limits = QueryLimits(rows=1000, memory="1GB", threads=1, timeout_s=30)
     runner = QueryRunner(env.session, env.paths, QueryMonitor(), limits, workers=1)
     caller = Caller("bob", "live-2026")
 

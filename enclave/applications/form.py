@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from enclave import catalog
 from enclave.errors import BadInput, NotFound, Reason
+from enclave.roles import ProjectRole
 from enclave.specs import (
     MIN_K,
     NAME_PATTERN,
@@ -50,8 +51,10 @@ class Track(StrEnum):
 
 
 class TeamRole(StrEnum):
-    PI = "pi"
-    ANALYST = "analyst"
+    """The project roles an application's team may ask for: its members become the project's."""
+
+    PI = ProjectRole.PI.value
+    ANALYST = ProjectRole.ANALYST.value
 
 
 class LegalBasis(StrEnum):

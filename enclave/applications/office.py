@@ -21,7 +21,6 @@ from enclave.applications.workflow import ApplicationActor, ApplicationState, ch
 from enclave.config import Paths
 from enclave.db.models import Application, ApplicationReview, ExportRequest, Project, ProjectSpecVersion
 from enclave.errors import BadInput, Forbidden, Reason
-from enclave.roles import Role
 
 # R-APP-8: what the review covers (合法性、正当性、必要性、目的、内容、使用方), the applicant's
 # data-security capability, and their willingness to sign the data-use agreement.
@@ -76,7 +75,7 @@ OUTCOMES = {"forward": ApplicationState.COMMITTEE_REVIEW, "return": ApplicationS
 
 
 def _check_reviewer(session: Session, app: Application, reviewer: str) -> None:
-    roles.check_role(session, reviewer, Role.OFFICE, "pre-review applications", "初审申请")
+    roles.require(session, reviewer, roles.PRE_REVIEW)
     if service.involves(app, reviewer):
         raise Forbidden(
             "application_self_review",

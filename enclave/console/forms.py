@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from enclave.errors import BadInput
+from enclave.roles import ProjectRole
 
 TEAM_ROWS = 6  # rows of the team table on the form (no script adds rows)
 
@@ -52,7 +53,7 @@ class FormValues:
     def team_rows(self) -> list[tuple[str, str]]:
         """The team table's rows: the members, then empty rows up to ``TEAM_ROWS``."""
         rows = list(self.team)
-        return rows + [("", "analyst")] * max(TEAM_ROWS - len(rows), 1)
+        return rows + [("", ProjectRole.ANALYST.value)] * max(TEAM_ROWS - len(rows), 1)
 
 
 def _one(args: Arguments, name: str) -> str:
@@ -92,10 +93,6 @@ def values_from_arguments(args: Arguments, dataset_names: Iterable[str]) -> Form
         ethics_ref=_one(args, "ethics_ref"),
         cross_border=_one(args, "cross_border") in ("yes", "on", "true", "1"),
     )
-
-
-def _or_none(value: str) -> str | None:
-    return value or None
 
 
 def form_data(values: FormValues) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from enclave.roles import ROLE_LABELS_ZH, Role
+from enclave.roles import ROLE_LABELS_ZH, ProjectRole, Role
 from enclave.services.i18n import Labels, Translator
 
 LABELS: Labels = {
@@ -294,9 +294,9 @@ CHOICES: dict[str, dict[str, tuple[str, str]]] = {
         "rows": ("row-level, inside the enclave", "在安全环境内访问明细数据"),
     },
     "team": {
-        "pi": ("principal investigator", "项目负责人"),
-        "analyst": ("analyst", "分析人员"),
-        "committee": ("export committee", "导出审核委员"),
+        ProjectRole.PI.value: ("principal investigator", "项目负责人"),
+        ProjectRole.ANALYST.value: ("analyst", "分析人员"),
+        ProjectRole.COMMITTEE.value: ("export committee", "导出审核委员"),
     },
     "column": {
         "person_key": ("person key", "个人标识键"),

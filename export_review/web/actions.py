@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound
-from enclave.projects import roles_of
+from enclave.committee_keys import registered_key
+from enclave.errors import BadInput, EnclaveError, NotFound
 from export_review import permissions, reproduction
 from export_review.repository import get_request
 from export_review.service import ExportService
-from export_review.voting import registered_key
 from export_review.web.preview import TablePreview, image_type, stored_file, table_previews
 
 MAX_UPLOAD_NAME = 200
@@ -137,7 +136,6 @@ def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
     settings = ctx.settings()
     with ctx.session() as session:
         request = get_request(session, request_id)
-        reviewer = user in settings.stewards or "committee" in roles_of(session, request.project_id, user)
         voted = frozenset(v.file.name for v in request.votes if v.reviewer == user)
         return Abilities(
             vote=request.state == "in_review"
@@ -146,7 +144,7 @@ def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
             release=request.state == "approved"
             and permissions.user_can_release(session, request, user, settings.stewards),
             download=permissions.user_can_download(session, request, user),
-            preview=reviewer and user != request.requester,
+            preview=permissions.user_can_preview(session, request, user, settings.stewards),
             voted_files=voted,
             own_key=registered_key(ctx.paths, user) is not None,
             rerun=_can(lambda: reproduction.check_user_can_rerun(session, request, user, settings.stewards)),
@@ -162,21 +160,20 @@ def _can(check: Callable[[], None]) -> bool:
 
 
 def check_can_preview(ctx: ExportService, request_id: str, user: str) -> None:
-    """Stored bytes are shown to reviewers only (committee members and stewards), never to others."""
-    if not abilities(ctx, request_id, user).preview:
-        raise Forbidden(
-            "export_preview_forbidden",
-            f"Only reviewers of export request {request_id} may preview its files",
-            f"只有导出申请 {request_id} 的审核人可以预览其文件",
-        )
+    """``permissions.check_user_can_preview``: reviewers only."""
+    settings = ctx.settings()
+    with ctx.session() as session:
+        permissions.check_user_can_preview(session, get_request(session, request_id), user, settings.stewards)
 
 
 def previews(ctx: ExportService, request_id: str, user: str) -> dict[str, list[TablePreview]]:
     """Each file's table previews, for a reviewer; empty for everyone else."""
-    if not abilities(ctx, request_id, user).preview:
-        return {}
+    settings = ctx.settings()
     with ctx.session() as session:
-        return {f.name: table_previews(ctx.paths, f) for f in get_request(session, request_id).files}
+        request = get_request(session, request_id)
+        if not permissions.user_can_preview(session, request, user, settings.stewards):
+            return {}
+        return {f.name: table_previews(ctx.paths, f) for f in request.files}
 
 
 def image(ctx: ExportService, request_id: str, file_name: str, user: str) -> tuple[str, bytes]:

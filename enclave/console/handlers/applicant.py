@@ -23,6 +23,7 @@ from enclave.console import forms, views
 from enclave.console.forms import FormValues
 from enclave.console.handlers.base import APP_ID, ConsolePage, ConsoleUpload
 from enclave.errors import EnclaveError, NotFound
+from enclave.roles import ProjectRole
 
 
 def _uploads(handler: ConsoleUpload) -> list[tuple[str, str, bytes]]:
@@ -118,7 +119,7 @@ class ApplicationFormPage(ConsoleUpload):
 class NewApplicationPage(ApplicationFormPage):
     @authenticated
     def get(self) -> None:
-        self.render_form(FormValues(team=[(self.user, "pi")]))
+        self.render_form(FormValues(team=[(self.user, ProjectRole.PI.value)]))
 
     def post(self) -> None:  # not @authenticated: the xsrf token is in the streamed body, parsed first
         self.save(None)

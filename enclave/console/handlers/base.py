@@ -1,18 +1,16 @@
 """The console's base handlers: the shared service handlers (``enclave.services.handlers``) with the
 console's labels, a stricter stylesheet policy (its one stylesheet is a local file), the navigation
-by the reader's roles, and the role check of pages whose domain call takes no viewer."""
+by the reader's roles (each link names the ``roles.Permission`` its page checks)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy.orm import Session
-
 from enclave import roles
 from enclave.console.context import ConsoleContext
 from enclave.console.i18n import ConsoleTranslator
 from enclave.errors import EnclaveError
-from enclave.roles import Role
+from enclave.roles import Permission, Role
 from enclave.services import handlers
 from enclave.services.handlers import UploadHandler
 from enclave.services.http_errors import error_body, status_for
@@ -25,22 +23,22 @@ CSP = (
 APP_ID = r"(app-[0-9a-f]{16})"
 PROJECT_ID = r"([a-z0-9][a-z0-9-]{1,62})"
 
-# (element id, label, path, the role it is for): a link is shown to holders of its role; every page
-# still checks the role on the server, through the domain call or ``require``.
-NAV: tuple[tuple[str, str, str, Role | None], ...] = (
+# (element id, label, path, the permission its page needs): a link is shown to whoever has it; every
+# page still checks it on the server, through the domain call or ``roles.require``.
+NAV: tuple[tuple[str, str, str, Permission | None], ...] = (
     ("nav-mine", "nav_mine", "", None),
     ("nav-new", "nav_new", "applications/new", None),
-    ("nav-office", "nav_office", "office", Role.OFFICE),
-    ("nav-committee", "nav_committee", "committee", Role.COMMITTEE),
-    ("nav-steward", "nav_steward", "steward", Role.STEWARD),
-    ("nav-projects", "nav_projects", "projects", Role.STEWARD),
-    ("nav-monitoring", "nav_monitoring", "monitoring", Role.STEWARD),
-    ("nav-audit", "nav_audit", "audit", Role.SECURITY_AUDITOR),
+    ("nav-office", "nav_office", "office", roles.PRE_REVIEW),
+    ("nav-committee", "nav_committee", "committee", roles.VOTE_ON_APPLICATIONS),
+    ("nav-steward", "nav_steward", "steward", roles.PROVISION_PROJECTS),
+    ("nav-projects", "nav_projects", "projects", roles.RUN_LIFECYCLE),
+    ("nav-monitoring", "nav_monitoring", "monitoring", roles.UNLOCK_ANALYSTS),
+    ("nav-audit", "nav_audit", "audit", roles.SEARCH_AUDIT_LOG),
 )
 
 
 def nav_for(held: set[Role]) -> list[tuple[str, str, str]]:
-    return [(el, label, path) for el, label, path, role in NAV if role is None or role in held]
+    return [(el, label, path) for el, label, path, need in NAV if need is None or need.held_by(held)]
 
 
 def page_errors(error: EnclaveError) -> tuple[int, list[dict[str, Any]]]:
@@ -49,11 +47,6 @@ def page_errors(error: EnclaveError) -> tuple[int, list[dict[str, Any]]]:
     status = status_for(error)
     top = {"code": error.code, "message": {"en": error.message, "zh": error.message_zh}}
     return status, [top, *(error_body(error, status)["errors"] if error.reasons else [])]
-
-
-def require(session: Session, user: str, role: Role, doing: str, doing_zh: str) -> None:
-    """``roles.check_role``: for pages whose domain call does not check the caller itself."""
-    roles.check_role(session, user, role, doing, doing_zh)
 
 
 class ConsolePage(handlers.PageHandler):

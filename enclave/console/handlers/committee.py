@@ -10,10 +10,8 @@ from tornado.web import authenticated
 from enclave.applications import voting
 from enclave.applications.workflow import ApplicationActor
 from enclave.console import views
-from enclave.console.handlers.base import APP_ID, ConsolePage, require
-from enclave.roles import Role
-
-DOING = ("vote on applications", "对申请投票")
+from enclave.console.handlers.base import APP_ID, ConsolePage
+from enclave.roles import VOTE_ON_APPLICATIONS, require
 
 
 class CommitteeQueuePage(ConsolePage):
@@ -21,7 +19,7 @@ class CommitteeQueuePage(ConsolePage):
     def get(self) -> None:
         user = self.user
         with self.ctx.session() as session:
-            require(session, user, Role.COMMITTEE, *DOING)
+            require(session, user, VOTE_ON_APPLICATIONS)
             rows = views.queue(session, user, ApplicationActor.COMMITTEE.value)
         self.render("queue.html", title_key="committee_queue_title", rows=rows, open_path="committee/")
 
@@ -31,7 +29,7 @@ class CommitteeVotePage(ConsolePage):
     def get(self, app_id: str) -> None:
         user = self.user
         with self.ctx.session() as session:
-            require(session, user, Role.COMMITTEE, *DOING)
+            require(session, user, VOTE_ON_APPLICATIONS)
             info = views.application_for(session, self.ctx.paths, app_id, user)
         mine = next((v for v in info["votes"] if v.get("member") == user), None)
         self.render(

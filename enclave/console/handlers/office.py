@@ -9,10 +9,8 @@ from tornado.web import authenticated
 from enclave.applications import office
 from enclave.applications.workflow import ApplicationActor
 from enclave.console import forms, views
-from enclave.console.handlers.base import APP_ID, ConsolePage, require
-from enclave.roles import Role
-
-DOING = ("pre-review applications", "初审申请")
+from enclave.console.handlers.base import APP_ID, ConsolePage
+from enclave.roles import PRE_REVIEW, require
 
 
 class OfficeQueuePage(ConsolePage):
@@ -20,7 +18,7 @@ class OfficeQueuePage(ConsolePage):
     def get(self) -> None:
         user = self.user
         with self.ctx.session() as session:
-            require(session, user, Role.OFFICE, *DOING)
+            require(session, user, PRE_REVIEW)
             rows = views.queue(session, user, ApplicationActor.OFFICE.value)
         self.render("queue.html", title_key="office_queue_title", rows=rows, open_path="office/")
 
@@ -30,7 +28,7 @@ class OfficeReviewPage(ConsolePage):
     def get(self, app_id: str) -> None:
         user = self.user
         with self.ctx.session() as session:
-            require(session, user, Role.OFFICE, *DOING)
+            require(session, user, PRE_REVIEW)
             info = views.application_for(session, self.ctx.paths, app_id, user)
             history = office.history(session, app_id)
         self.render(

@@ -5,7 +5,7 @@ destroy with its signed certificate); monitoring alerts and unlocking a locked a
 
 Provisioning and the DUA check the steward role themselves (``enclave.provisioning``,
 ``enclave.agreements``); the lifecycle and the locks take an actor without checking it (the CLI runs
-as the host operator), so these pages check it first with ``require``.
+as the host operator), so these pages check it first with ``roles.require``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from enclave import agreements, audit, lifecycle, project_states, projects, prov
 from enclave.applications.workflow import ApplicationState
 from enclave.audit import AuditAction
 from enclave.console import forms, views
-from enclave.console.handlers.base import APP_ID, PROJECT_ID, ConsolePage, ConsoleUpload, require
+from enclave.console.handlers.base import APP_ID, PROJECT_ID, ConsolePage, ConsoleUpload
 from enclave.errors import NotFound
 from enclave.prepare.destroy import certificates_dir
-from enclave.roles import Role
+from enclave.roles import PROVISION_PROJECTS, RUN_LIFECYCLE, UNLOCK_ANALYSTS, require
 
-PROVISION = ("provision projects", "开通项目")
-LIFECYCLE = ("run a project's lifecycle", "管理项目生命周期")
-UNLOCK = ("unlock analysts", "解锁分析人员")
 # Each lifecycle step and the project state it moves to (``enclave.lifecycle``).
 STEP_TARGETS = {"suspend": "suspended", "resume": "active", "expire": "expired", "destroy": "destroyed"}
 LIFECYCLE_STEPS = tuple(STEP_TARGETS)
@@ -40,7 +37,7 @@ class StewardQueuePage(ConsolePage):
         user = self.user
         rows = []
         with self.ctx.session() as session:
-            require(session, user, Role.STEWARD, *PROVISION)
+            require(session, user, PROVISION_PROJECTS)
             for row in views.queue(session, user, "", state=ApplicationState.APPROVED.value):
                 if views.project_of(session, row["id"]) is None:
                     rows.append({**row, "dua": agreements.current_dua(session, row["id"]) is not None})
@@ -54,7 +51,7 @@ class StewardApplicationPage(ConsolePage):
     def get(self, app_id: str) -> None:
         user = self.user
         with self.ctx.session() as session:
-            require(session, user, Role.STEWARD, *PROVISION)
+            require(session, user, PROVISION_PROJECTS)
             info = views.application_for(session, self.ctx.paths, app_id, user)
             duas = agreements.describe(session, self.ctx.paths, app_id)
             project = views.project_of(session, app_id)
@@ -126,7 +123,7 @@ class ProjectsPage(ConsolePage):
     def get(self) -> None:
         user = self.user
         with self.ctx.session() as session:
-            require(session, user, Role.STEWARD, *LIFECYCLE)
+            require(session, user, RUN_LIFECYCLE)
             rows = [views.project_summary(p) for p in projects.list_projects(session)]
         folder = certificates_dir(self.ctx.paths)
         for row in rows:
@@ -158,7 +155,7 @@ class LifecycleAction(ConsolePage):
         reason = self.arg("reason")
         hooks = self.ctx.revocation_hooks()
         with self.ctx.session() as session:
-            require(session, user, Role.STEWARD, *LIFECYCLE)
+            require(session, user, RUN_LIFECYCLE)
             if step == "suspend":
                 lifecycle.suspend(session, project_id, actor=user, reason=reason, hooks=hooks)
             elif step == "resume":
@@ -185,7 +182,7 @@ class CertificatePage(ConsolePage):
     @authenticated
     def get(self, project_id: str) -> None:
         with self.ctx.session() as session:
-            require(session, self.user, Role.STEWARD, *LIFECYCLE)
+            require(session, self.user, RUN_LIFECYCLE)
         name, data = _certificate(self, project_id)
         if self.get_query_argument("download", ""):
             self.send_download(name, data, "application/json")
@@ -200,7 +197,7 @@ class MonitoringPage(ConsolePage):
     @authenticated
     def get(self) -> None:
         with self.ctx.session() as session:
-            require(session, self.user, Role.STEWARD, *UNLOCK)
+            require(session, self.user, UNLOCK_ANALYSTS)
             alerts = audit.events_to_dicts(
                 audit.tail(session, limit=200, action=AuditAction.QUERY_ALERT.value)
             )
@@ -214,7 +211,7 @@ class UnlockAction(ConsolePage):
         user = self.user
         reason = self.arg("reason") or "reviewed by a steward"  # the CLI's default
         with self.ctx.session() as session:
-            require(session, user, Role.STEWARD, *UNLOCK)
+            require(session, user, UNLOCK_ANALYSTS)
             user_locks.unlock_user(session, self.arg("project"), self.arg("user"), actor=user, reason=reason)
         self.see_other("monitoring")
 
