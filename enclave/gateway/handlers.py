@@ -24,11 +24,17 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from enclave import metrics
 from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
-from enclave.gateway.admission import ServerUnavailable
 from enclave.gateway.runner import QueryRunner, check_query_id
-from enclave.query_service import check_analyst_access
+from enclave.query_service import ServerUnavailable, check_analyst_access
 from enclave.services.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
-from enclave.services.http_errors import body_too_large, error_body, http_error_body, status_for
+from enclave.services.http_errors import (
+    body_too_large,
+    check_content_length,
+    error_body,
+    http_error_body,
+    json_object,
+    status_for,
+)
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 
 MAX_SQL_CHARS = 100_000
@@ -56,11 +62,7 @@ class BaseHandler(RequestHandler):
         self._caller: Caller | None = None
 
     async def prepare(self) -> None:
-        length = self.request.headers.get("Content-Length", "0")
-        if not length.isdigit():
-            raise BadInput("body_invalid", "Content-Length must be a number", "Content-Length 必须是数字")
-        if int(length) > MAX_BODY_BYTES:
-            raise body_too_large(MAX_BODY_BYTES)
+        check_content_length(self.request.headers.get("Content-Length"), MAX_BODY_BYTES)
         if self.authenticate:
             self._caller = await self.authenticator.caller(
                 self.request.headers.get("Authorization"), self.request.headers.get(PROJECT_HEADER)
@@ -130,13 +132,7 @@ class BaseHandler(RequestHandler):
             check_analyst_access(session, caller.project, caller.user)
 
     def json_body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(bytes(self._body) or b"{}")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = None
-        if not isinstance(body, dict):
-            raise BadInput("body_invalid", "The request body must be a JSON object", "请求体必须是 JSON 对象")
-        return body
+        return json_object(bytes(self._body))
 
 
 class ViewsHandler(BaseHandler):

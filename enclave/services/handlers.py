@@ -19,7 +19,14 @@ from tornado.web import RequestHandler, stream_request_body
 
 from enclave.errors import BadInput, EnclaveError
 from enclave.services.auth import Unauthenticated
-from enclave.services.http_errors import error_body, http_error_body, status_for
+from enclave.services.http_errors import (
+    body_too_large,
+    check_content_length,
+    error_body,
+    http_error_body,
+    json_object,
+    status_for,
+)
 from enclave.services.i18n import Translator, pick_language
 
 # Pages load nothing from elsewhere and run no script; images only from the service itself.
@@ -115,8 +122,32 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
         self.finish(data)
 
 
+@stream_request_body
 class ApiHandler(ServiceHandler):
-    """JSON in and out; errors in the gateway's one JSON shape."""
+    """JSON in and out; errors in the gateway's one JSON shape.
+
+    The body streams in, so one over ``body_cap`` is refused in that shape (413 ``body_too_large``)
+    before it is read, instead of by the server's bare 400 after its ``max_body_size``;
+    ``json_body`` reads it as a JSON object (400 ``body_invalid``).
+    """
+
+    body_cap: int = MAX_FORM_BYTES
+    _body: bytearray
+
+    async def prepare(self) -> None:
+        self._body = bytearray()
+        check_content_length(self.request.headers.get("Content-Length"), self.body_cap)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._body += chunk
+        if len(self._body) > self.body_cap:
+            error = body_too_large(self.body_cap)
+            self.send_error(413, exc_info=(type(error), error, None))
+
+    def json_body(self) -> dict[str, Any]:
+        return json_object(bytes(self._body))
 
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -187,15 +218,8 @@ class UploadHandler(ServiceHandler):
         if self.request.method != "POST":
             return
         user = await self._identify()
-        length = self.request.headers.get("Content-Length", "0")
         cap = self.max_upload_bytes
-        if not length.isdigit() or int(length) > cap:
-            raise BadInput(
-                "body_too_large",
-                f"The upload is larger than {cap} bytes or has no valid length",
-                f"上传内容超过 {cap} 字节或长度无效",
-                details={"max_bytes": cap},
-            )
+        check_content_length(self.request.headers.get("Content-Length"), cap)
         self.settings["upload_slots"].acquire(user)
         self._slot_user = user
         self.request.connection.set_max_body_size(cap)

@@ -4,10 +4,23 @@
 A guard refusal's reasons become the ``errors`` list; any other error is its own single entry.
 A failure the server caused (``Unavailable``, e.g. the gateway's ``server_busy``, ``server_shutdown``)
 is a 503 with a ``Retry-After`` header, so clients can tell it from a refusal of the query.
+
+A request body is refused the same way by every service: a declared length over the route's cap is
+413 ``body_too_large`` before a byte is read (``check_content_length``), a length that is no number
+or a body that is not a JSON object is 400 ``body_invalid`` (``json_object``).
+
+>>> json_object(b'{"a": 1}')
+{'a': 1}
+>>> try:
+...     json_object(b"[1]")
+... except BadInput as error:
+...     print(error.code, status_for(error))
+body_invalid 400
 """
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -23,6 +36,34 @@ def body_too_large(limit: int) -> BadInput:
         f"请求体超过 {limit} 字节",
         details={"max_bytes": limit},
     )
+
+
+def body_invalid(
+    en: str = "The request body must be a JSON object", zh: str = "请求体必须是 JSON 对象"
+) -> BadInput:
+    """The refusal of a malformed request body (400), the same from every service."""
+    return BadInput("body_invalid", en, zh)
+
+
+def check_content_length(value: str | None, limit: int) -> None:
+    """Refuse a body declared over ``limit`` bytes (413 ``body_too_large``) or a declared length that
+    is not a number (400 ``body_invalid``); no header is an empty (or chunked) body."""
+    length = "0" if value is None else value.strip()
+    if not length.isdigit():
+        raise body_invalid("Content-Length must be a number", "Content-Length 必须是数字")
+    if int(length) > limit:
+        raise body_too_large(limit)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object (an empty body is ``{}``), or 400 ``body_invalid``."""
+    try:
+        value = json.loads(body or b"{}")
+    except (UnicodeDecodeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise body_invalid()
+    return value
 
 
 STATUS_BY_CODE = {
@@ -69,7 +110,7 @@ def http_error_body(status: int) -> dict[str, Any]:
         return {
             "ok": False,
             "errors": [
-                _entry("internal_error", "The gateway failed; the error was logged", "网关出错；错误已记录")
+                _entry("internal_error", "The service failed; the error was logged", "服务出错；错误已记录")
             ],
             "status": status,
         }

@@ -26,7 +26,6 @@ import json
 from typing import Any
 
 from sqlalchemy.orm import Session
-from tornado.web import stream_request_body
 
 from enclave.errors import BadInput, NotFound
 from enclave.query_service import check_analyst_access
@@ -35,7 +34,7 @@ from enclave.runs.states import RunState
 from enclave.runs.web.context import RunsContext
 from enclave.services.auth import PROJECT_HEADER, Caller, token_from_header
 from enclave.services.handlers import DOWNLOAD_CSP, MAX_FORM_BYTES, ApiHandler
-from enclave.services.http_errors import body_too_large, http_error_body
+from enclave.services.http_errors import http_error_body
 from enclave.services.hub import check_revoker, clear_token_cache
 
 RUN_ID = r"(run-[0-9a-f]{12})"
@@ -48,9 +47,9 @@ def run_not_found(run_id: str) -> NotFound:
     return NotFound("run_not_found", f"No run {run_id!r}", f"没有批处理作业 {run_id!r}")
 
 
-@stream_request_body
 class RunsApi(ApiHandler):
-    """Token-authenticated (never a cookie, so there is no cross-site request to forge)."""
+    """Token-authenticated (never a cookie, so there is no cross-site request to forge); the body
+    streams in and is capped as ``ApiHandler``'s, a submission's at the notebook cap."""
 
     ctx: RunsContext
     submit = False  # a handler whose POST carries a notebook
@@ -63,12 +62,7 @@ class RunsApi(ApiHandler):
         return MAX_SUBMIT_BYTES if self.submit and self.request.method == "POST" else MAX_FORM_BYTES
 
     async def prepare(self) -> None:
-        self._body = bytearray()
-        length = self.request.headers.get("Content-Length", "0")
-        if not length.isdigit():
-            raise BadInput("body_invalid", "Content-Length must be a number", "Content-Length 必须是数字")
-        if int(length) > self.body_cap:
-            raise body_too_large(self.body_cap)
+        await super().prepare()  # the body's declared length (``http_errors.check_content_length``)
         self._caller = await self.ctx.caller(
             self.request.headers.get("Authorization"), self.request.headers.get(PROJECT_HEADER)
         )
@@ -79,14 +73,6 @@ class RunsApi(ApiHandler):
             self._slot_user = self._caller.user
             self.request.connection.set_max_body_size(self.body_cap)
 
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        self._body += chunk
-        if len(self._body) > self.body_cap:
-            error = body_too_large(self.body_cap)
-            self.send_error(413, exc_info=(type(error), error, None))
-
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated: no cookie is read, so there is nothing to forge."""
 
@@ -94,15 +80,6 @@ class RunsApi(ApiHandler):
     def caller(self) -> Caller:
         assert self._caller is not None
         return self._caller
-
-    def json_body(self) -> dict[str, Any]:
-        try:
-            body = json.loads(bytes(self._body) or b"{}")
-        except (UnicodeDecodeError, ValueError):
-            body = None
-        if not isinstance(body, dict):
-            raise BadInput("body_invalid", "The request body must be a JSON object", "请求体必须是 JSON 对象")
-        return body
 
     def visible_run(self, session: Session, run_id: str) -> Any:
         """A run of the token's project that the caller may see; ``run_not_found`` for any other."""

@@ -15,7 +15,6 @@ GET  metrics                           Prometheus metrics of the queue (a token 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from enclave import metrics
@@ -60,16 +59,6 @@ class RequestApi(ApiHandler):
         self.write_json({"ok": True, "request": actions.describe(self.ctx, request_id, self.user)})
 
 
-def _json_body(handler: ApiHandler) -> dict[str, Any]:
-    try:
-        body = json.loads(handler.request.body or b"{}")
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise BadInput("json_invalid", "The body must be a JSON object", "请求体必须是 JSON 对象")
-    return body
-
-
 def _text(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is not None and not isinstance(value, str):
@@ -80,7 +69,7 @@ def _text(body: dict[str, Any], key: str) -> str | None:
 class VotesApi(ApiHandler):
     def post(self, request_id: str) -> None:
         user = self.user
-        body = _json_body(self)
+        body = self.json_body()
         result = self.ctx.vote(
             request_id,
             user=user,
