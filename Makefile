@@ -32,7 +32,7 @@ bench: setup
 clean:
 	rm -rf $(VENV) demo .pytest_cache
 
-include scripts/docker/images.mk
+include images/images.mk
 
 # The demo through JupyterHub and Docker workspaces (needs root): check it headless, stop it.
 .PHONY: demo-check demo-stop

@@ -116,7 +116,7 @@ def main() -> None:
     from hub_config.batch import BatchSettings, DockerRunExecutor
 
     sh("bash", str(REPO / "scripts/docker/start-dockerd.sh"))
-    sh("bash", str(REPO / "scripts/docker/build-images.sh"))
+    sh("bash", str(REPO / "images/build.sh"))
     remove_named(PREFIX)
     results: dict[str, list[float]] = {"worker + container": [], "papermill on the host": []}
     try:

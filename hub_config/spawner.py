@@ -45,7 +45,6 @@ from hub_config import firewall, lockdown, network, publish, roles, workspace_po
 from hub_config.errors import WorkspaceRefused, not_prepared
 from hub_config.workspace_policy import Limits, WorkspacePlan, WorkspaceSettings
 
-DATA_IN_CONTAINER = "/data"
 AUDIT_SOURCE = "hub"
 
 # Why a server stopped, as written in the audit record's details["cause"].
@@ -381,7 +380,7 @@ class EnclaveSpawner(WorkspaceSpawnerMixin, DockerSpawner):
 
     @default("pull_policy")
     def _default_pull_policy(self) -> str:
-        return "never"  # no registry: images are built on this host (scripts/docker/build-images.sh)
+        return "never"  # no registry: images are built on this host (images/build.sh)
 
     @default("use_internal_ip")
     def _default_use_internal_ip(self) -> bool:

@@ -7,7 +7,7 @@ IMAGE=${BASE_IMAGE:-enclave/base:bookworm}
 SUITE=${BASE_SUITE:-bookworm}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-bash "$HERE/start-dockerd.sh"
+bash "$HERE/../scripts/docker/start-dockerd.sh"
 if [ "${FORCE:-0}" != 1 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
     echo "$IMAGE is already built" >&2
     exit 0

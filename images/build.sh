@@ -5,14 +5,14 @@
 # The build itself runs with no network. Safe to run again: an image whose inputs have not changed
 # is kept (its label org.enclave.inputs holds their hash); FORCE=1 rebuilds.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 BASE_IMAGE=${BASE_IMAGE:-enclave/base:bookworm}
 ANALYST_IMAGE=${ANALYST_IMAGE:-enclave/analyst:latest}
 WORK=${IMAGE_BUILD_DIR:-build/images/analyst}
 
-BASE_IMAGE=$BASE_IMAGE bash scripts/docker/build-base.sh
+BASE_IMAGE=$BASE_IMAGE bash images/build-base.sh
 
 # Everything the image is built from lives under images/analyst (its own client and lock-down
 # packages included): the vault package `enclave` is not an input and is not installed.

@@ -3,6 +3,6 @@
 dockerd:
 	bash scripts/docker/start-dockerd.sh
 images: setup
-	VENV=$(VENV) bash scripts/docker/build-images.sh
+	VENV=$(VENV) bash images/build.sh
 images-force: setup
-	FORCE=1 VENV=$(VENV) bash scripts/docker/build-images.sh
+	FORCE=1 VENV=$(VENV) bash images/build.sh

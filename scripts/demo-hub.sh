@@ -41,7 +41,7 @@ stop_hub
 
 step "Docker and the workspace images / Docker 与镜像"
 bash scripts/docker/start-dockerd.sh
-VENV=$VENV bash scripts/docker/build-images.sh
+VENV=$VENV bash images/build.sh
 [ -x node_modules/.bin/configurable-http-proxy ] || command -v configurable-http-proxy >/dev/null \
     || bash scripts/install-hub.sh
 

@@ -1,8 +1,9 @@
 """The analyst client (images/analyst/client) is its own distribution that carries none of the vault.
 
 It is installed in every workspace, so whatever it imports is in reach of analysts: it talks to
-the gateway over HTTP only and must not need the vault package ``enclave`` or any server-side
-library. Checked statically, so a lazy import inside a function is caught too.
+the gateway over HTTP, reads the project's published DuckDB files (``enclave_client.local`` only)
+and must not need the vault package ``enclave`` or any server-side library. Checked statically, so
+a lazy import inside a function is caught too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 CLIENT = Path(__file__).resolve().parents[1] / "images" / "analyst" / "client"
 FORBIDDEN = {
     "enclave",  # the vault: preparation, secrets, the guard, export review
-    "duckdb",
     "sqlglot",
     "sqlalchemy",
     "psycopg",
@@ -26,7 +26,9 @@ FORBIDDEN = {
     "hub_config",
     "export_review",
 }
-ALLOWED_THIRD_PARTY = {"pyarrow", "pandas", "IPython"}
+ALLOWED_THIRD_PARTY = {"pyarrow", "pandas", "IPython", "duckdb"}
+# The one module that opens files of the workspace with DuckDB (read-only, locked down).
+DUCKDB_ONLY_IN = {"enclave_client/local.py"}
 
 
 def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
@@ -64,7 +66,17 @@ def test_the_client_imports_nothing_of_the_vault_or_the_servers() -> None:
     assert offending == []
 
 
-def test_the_client_imports_only_the_standard_library_pyarrow_pandas_and_ipython() -> None:
+def test_only_the_local_module_imports_duckdb() -> None:
+    users = {
+        path.relative_to(CLIENT).as_posix()
+        for path in client_sources()
+        for _, module in imported_modules(ast.parse(path.read_text(), str(path)))
+        if module == "duckdb"
+    }
+    assert users == DUCKDB_ONLY_IN
+
+
+def test_the_client_imports_only_the_standard_library_and_its_dependencies() -> None:
     import sys
 
     allowed = set(sys.stdlib_module_names) | ALLOWED_THIRD_PARTY | {"enclave_client", "__future__"}
@@ -85,11 +97,11 @@ def test_the_checker_sees_lazy_and_dynamic_imports() -> None:
     assert [m for _, m in imported_modules(ast.parse(code))] == ["enclave", "sqlglot", "minio"]
 
 
-def test_the_distribution_depends_on_pyarrow_and_pandas_only() -> None:
+def test_the_distribution_depends_on_pyarrow_pandas_and_duckdb_only() -> None:
     project = tomllib.loads((CLIENT / "pyproject.toml").read_text())["project"]
     assert project["name"] == "enclave-client"
     names = {dep.split(">")[0].split("=")[0].split("<")[0].strip() for dep in project["dependencies"]}
-    assert names == {"pyarrow", "pandas"}
+    assert names == {"pyarrow", "pandas", "duckdb"}
     extras = {dep for deps in project.get("optional-dependencies", {}).values() for dep in deps}
     assert all(dep.startswith("ipython") for dep in extras), extras
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-AGE_GROUPS = ("child", "adult", "senior")
 CHILD_BELOW = 14
 SENIOR_FROM = 60
 

@@ -58,10 +58,6 @@ def as_number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def kind_of_pair(before: str, after: str) -> Kind:
-    return _classify(before, after)[0]
-
-
 def _classify(before: str, after: str) -> tuple[Kind, float, float]:
     a, b = as_number(before), as_number(after)
     if a is not None and b is not None:

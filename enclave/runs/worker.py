@@ -58,7 +58,6 @@ OpenSession = Callable[[], AbstractContextManager[Session]]
 OnFinished = Callable[[Session, Paths, Run], None]
 
 LIVE_LOG_CAP = 10 * 1024 * 1024
-EXECUTED_CAP = collect.MAX_FILE_BYTES
 # A run whose out/ passes these is stopped: it could never keep what it writes (collect's caps),
 # and out/ is on the vault host's disk.
 OUT_WATCH_FILES = 20 * collect.MAX_FILES

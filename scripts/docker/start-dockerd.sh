@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure a Docker Engine runs on this machine: install Debian's docker.io (and debootstrap, which
-# build-base.sh needs) when missing, start dockerd in the background when it is not running, and wait
+# images/build-base.sh needs) when missing, start dockerd in the background when it is not running, and wait
 # until `docker info` answers. Safe to run again; needs root.
 set -euo pipefail
 LOG=${DOCKERD_LOG:-/var/log/enclave-dockerd.log}

@@ -1,7 +1,7 @@
 """deploy/single-host/install.sh on a fresh Debian in a container with no network (issue #13).
 
 The container starts from the offline base image (enclave/base:bookworm) plus this host's Node.js;
-Python packages come from wheels gathered on the host (as scripts/docker/build-images.sh does), and
+Python packages come from wheels gathered on the host (as images/build.sh does), and
 the state database is this host's PostgreSQL, reached through its Unix socket mounted into the
 container, so ``--network none`` holds. The test runs the installer, starts the installed units with
 run-foreground.sh (no systemd as PID 1 in a container), and checks files and modes, the units,
@@ -53,7 +53,7 @@ def _why_not() -> str | None:
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
         return "needs a running Docker (scripts/docker/start-dockerd.sh)"
     if subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True).returncode:
-        return f"needs the base image {BASE_IMAGE} (scripts/docker/build-base.sh)"
+        return f"needs the base image {BASE_IMAGE} (images/build-base.sh)"
     if shutil.which("node") is None or not (REPO / "node_modules" / "configurable-http-proxy").is_dir():
         return "needs node and configurable-http-proxy in node_modules (scripts/install-hub.sh)"
     if not (PG_SOCKET_DIR / ".s.PGSQL.5432").exists():

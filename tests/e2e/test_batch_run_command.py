@@ -126,7 +126,7 @@ def _wait_ready(url: str, token: str, container: str) -> None:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    built = sh("bash", str(REPO / "scripts/docker/build-images.sh"), check=False)
+    built = sh("bash", str(REPO / "images/build.sh"), check=False)
     assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
     with recording_service(answer) as service:
         name = f"{PREFIX}{secrets.token_hex(4)}"

@@ -135,7 +135,11 @@ def test_no_raw_or_prepared_data_only_the_twin(alice: str) -> None:
         "print('TWIN', con.sql('SELECT count(*) FROM patients').fetchone()[0])\n"
         f"root = os.path.dirname({twin_db!r})\n"
         "print('FILES', sorted(os.listdir(root)))\n"
-        "try:\n    open(os.path.join(root, 'x'), 'w')\nexcept OSError as e:\n    print('RO', e.errno)\n",
+        "try:\n    open(os.path.join(root, 'x'), 'w')\nexcept OSError as e:\n    print('RO', e.errno)\n"
+        "import enclave_client\n"
+        "print('CLIENT', enclave_client.twin().sql('SELECT count(*) FROM patients').fetchone()[0])\n"
+        "try:\n    enclave_client.rows()\n"
+        "except enclave_client.QueryError as e:\n    print('NOROWS', e.code)\n",
     )
     assert "TWIN" in done.stdout and int(done.stdout.split("TWIN ")[1].split()[0]) > 0, (
         done.stdout + done.stderr
@@ -143,6 +147,10 @@ def test_no_raw_or_prepared_data_only_the_twin(alice: str) -> None:
     files = done.stdout.split("FILES ")[1].splitlines()[0]
     assert "rows" not in files and "views.duckdb" not in files, files
     assert "RO" in done.stdout
+    # The client opens the same twin (ENCLAVE_TWIN_DB) and says the project has no rows.
+    assert "CLIENT " in done.stdout, done.stdout + done.stderr
+    assert done.stdout.split("CLIENT ")[1].split()[0] == done.stdout.split("TWIN ")[1].split()[0]
+    assert "NOROWS no_row_access" in done.stdout, done.stdout + done.stderr
 
 
 def test_no_route_out(alice: str) -> None:

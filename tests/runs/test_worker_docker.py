@@ -52,7 +52,7 @@ def image_ready() -> Iterator[None]:
         "docker", "run", "--rm", "--pull", "never", IMAGE, "papermill", "--version", check=False
     )
     if has_papermill.returncode != 0:
-        built = sh("bash", str(REPO / "scripts/docker/build-images.sh"), check=False)
+        built = sh("bash", str(REPO / "images/build.sh"), check=False)
         assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
     remove_named(PREFIX)
     yield
