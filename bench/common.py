@@ -11,7 +11,7 @@ from pathlib import Path
 from enclave import catalog, db, projects
 from enclave.config import Paths
 from enclave.specs import parse_project_spec
-from tests import factories
+from tests.harness import factories
 
 TABLES = {
     "patients": (factories.patients_table, factories.PATIENT_COLUMNS),

@@ -50,8 +50,8 @@ from enclave.db.models import AuditEvent  # noqa: E402
 from enclave.guard import QueryLimits  # noqa: E402
 from enclave.specs import parse_project_spec  # noqa: E402
 from tests.conftest import _fresh_postgres_database  # noqa: E402
-from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
 from tests.gateway.conftest import Enclave, running_hub, start_gateway  # noqa: E402
+from tests.harness.factories import PATIENT_COLUMNS, VISIT_COLUMNS, project_spec, write_dataset  # noqa: E402
 
 PROJECT = "bench-2026"
 ANALYSTS = ["alice", "bob", "mallory", "frank"]

@@ -34,17 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from enclave.config import Paths
 from enclave.prepare.build import prepare_workspace
 from enclave.specs import parse_dataset_spec, parse_project_spec
+from tests.harness.factories import dataset_spec
 
-PATIENTS_SPEC = {
-    "name": "patients",
-    "title": "Patients",
-    "steward": "bench",
-    "level": 4,
-    "category": "personal_attributes",
-    "share_type": "conditional",
-    "source": "patients.parquet",
-    "person_key": "pid",
-    "columns": {
+PATIENTS_SPEC = dataset_spec(
+    "patients",
+    "patients.parquet",
+    {
         "pid": {"role": "person_key"},
         "name": {"role": "direct_id"},
         "id_number": {"role": "direct_id"},
@@ -55,17 +50,14 @@ PATIENTS_SPEC = {
         "age": {"role": "quasi_id", "generalize": "age_band_5"},
         "sex": {"role": "quasi_id"},
     },
-}
-VISITS_SPEC = {
-    "name": "visits",
-    "title": "Visits",
-    "steward": "bench",
-    "level": 4,
-    "category": "medical_care",
-    "share_type": "conditional",
-    "source": "visits.parquet",
-    "person_key": "pid",
-    "columns": {
+    title="Patients",
+    steward="bench",
+    level=4,
+)
+VISITS_SPEC = dataset_spec(
+    "visits",
+    "visits.parquet",
+    {
         "visit_id": {"role": "attribute"},
         "pid": {"role": "person_key"},
         "visit_date": {"role": "date"},
@@ -76,7 +68,11 @@ VISITS_SPEC = {
         "visit_type": {"role": "attribute"},
         "notes": {"role": "text"},
     },
-}
+    title="Visits",
+    steward="bench",
+    level=4,
+    category="medical_care",
+)
 APPROVED = {
     "patients": ["pid", "name", "postcode", "age", "sex"],
     "visits": ["pid", "visit_id", "visit_date", "discharge_date", "department", "dx", "cost", "visit_type"],

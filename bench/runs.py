@@ -32,7 +32,7 @@ from enclave import db  # noqa: E402
 from enclave.config import Paths  # noqa: E402
 from enclave.runs import service  # noqa: E402
 from enclave.runs.worker import Worker  # noqa: E402
-from tests.docker_objects import remove_named, sh  # noqa: E402
+from tests.harness.docker_objects import remove_named, sh  # noqa: E402
 from tests.runs.factories import notebook_bytes  # noqa: E402
 
 PROJECT = "bench-runs"

@@ -17,21 +17,19 @@ import argparse
 import json
 import os
 import re
-import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import make_home, print_load, summary  # noqa: E402
-from enclave.config import Paths  # noqa: E402
-from tests.docker_objects import remove_named, sh  # noqa: E402
-from tests.e2e.conftest import Hub, _proxy_command, free_port  # noqa: E402
+from tests.e2e.conftest import Hub, launch_hub  # noqa: E402
+from tests.harness.docker_objects import remove_named, sh  # noqa: E402
 
 PROJECT = "bench-spawn"
 USER = "alice"
@@ -97,42 +95,6 @@ def step_medians(log: Path, skip: int) -> dict[str, float]:
             name, _, value = part.rpartition(" ")
             steps.setdefault(name, []).append(float(value))
     return {name: statistics.median(values) for name, values in steps.items() if values}
-
-
-def start_hub(paths: Paths, config: Path, workdir: Path) -> Hub:
-    port, api_port, token = free_port(), free_port(), secrets.token_hex(32)
-    env = {
-        **os.environ,
-        "ENCLAVE_HOME": str(paths.home),
-        "ENCLAVE_HUB_STATE": str(workdir),
-        "ENCLAVE_HUB_PORT": str(port),
-        "ENCLAVE_HUB_API_PORT": str(api_port),
-        "ENCLAVE_HUB_SERVICES": "none",
-        "ENCLAVE_TEST_ADMIN_TOKEN": token,
-        "ENCLAVE_TEST_PROXY_API_PORT": str(free_port()),  # two hubs at once, and others' hubs
-        "PATH": f"{Path(_proxy_command()).parent}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PYTHONPATH": str(REPO),
-    }
-    log = workdir / "hub.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    hub = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api", token, process, log, paths)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if hub.call("GET", "/")[0] == 200:
-                return hub
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the hub did not start:\n{log_tail(log)}")
-        time.sleep(0.3)
 
 
 def time_spawns(hub: Hub, runs: int) -> list[float]:
@@ -202,7 +164,7 @@ def main() -> None:
         print_load()
         time_firewall(max(runs, 20))
         return
-    sh("bash", str(REPO / "scripts/docker/build-images.sh"))
+    sh("bash", str(REPO / "images/build.sh"))
     remove_named(PREFIX, volumes=True)
     results: dict[str, list[float]] = {}
     hub_times: dict[str, list[float]] = {}
@@ -224,13 +186,13 @@ def main() -> None:
                 args.only or "", list(configs)
             )
             hubs: dict[str, Hub] = {}
-            try:
+            with ExitStack() as started:
                 for label in wanted:
                     config, text = configs[label]
                     config.write_text(text)
                     workdir = root / label
                     workdir.mkdir()
-                    hubs[label] = start_hub(paths, config, workdir)
+                    hubs[label] = started.enter_context(launch_hub(paths, workdir, config))
                     time_spawns(hubs[label], 1)  # warm-up: image cached, network created, data published
                 # interleaved, order swapped every round: a change of the host's load hits both alike
                 results = {label: [] for label in hubs}
@@ -240,10 +202,6 @@ def main() -> None:
                 if "EnclaveSpawner" in hubs:
                     steps = step_medians(hubs["EnclaveSpawner"].log, skip=1)
                 hub_times = {label: hub_spawn_times(hub.log, skip=1) for label, hub in hubs.items()}
-            finally:
-                for hub in hubs.values():
-                    hub.process.terminate()
-                    hub.process.wait(30)
     finally:
         remove_named(PREFIX, volumes=True)
     print_load()

@@ -7,7 +7,6 @@ role (R-CAT-14), so nothing reaches a project unclassified.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,10 +24,10 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import Dataset, DatasetVersion
 from enclave.errors import BadInput, NotFound, Reason
+from enclave.files import sha256_file
 from enclave.specs import DatasetSpec, load_dataset_spec, parse_dataset_spec
 
 SOURCE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
-HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -49,14 +48,6 @@ class Registration:
             "created": self.created,
             "new_version": self.new_version,
         }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_source(spec: DatasetSpec, spec_path: Path) -> tuple[Path, str]:

@@ -4,7 +4,7 @@ Inert unless the process's environment names the point: ``ENCLAVE_TEST_PAUSE_AT=
 ``ENCLAVE_TEST_PAUSE_DIR=<folder>`` (both required, test-only settings, never set by a deployment).
 A thread that reaches the named point creates ``<folder>/<point>`` and then waits (at most
 ``PAUSE_S``) so the test, which polls for that file, can send SIGKILL while the step is half done.
-``tests/gateway/test_crash.py`` and ``tests/export_review/web_ui/test_crash.py`` use them.
+``tests/gateway/test_crash.py`` and ``tests/export_review/web/test_crash.py`` use them.
 
 The points, in the order a service reaches them:
 

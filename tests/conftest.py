@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from enclave import audit, db
 from enclave.config import Paths
 from enclave.db.session import dispose_all
+from enclave.specs import DatasetSpec
+from tests.harness.planted import sources
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ENCLAVE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -89,6 +91,16 @@ def paths(tmp_path: Path) -> Paths:
     home = tmp_path / "home"
     home.mkdir()
     return Paths(home)
+
+
+@pytest.fixture
+def source_files(tmp_path: Path) -> dict[str, tuple[DatasetSpec, Path]]:
+    return sources(tmp_path / "sources")
+
+
+@pytest.fixture
+def rare_source_files(tmp_path: Path) -> dict[str, tuple[DatasetSpec, Path]]:
+    return sources(tmp_path / "rare-sources", rare=True)
 
 
 def write_yaml(path: Path, data: dict) -> Path:

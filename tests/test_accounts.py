@@ -38,7 +38,7 @@ from enclave.db.session import dispose_all
 from enclave.errors import BadInput, EnclaveError, Forbidden, NotFound
 from enclave.roles import Role
 from enclave.specs import parse_project_spec
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

@@ -32,7 +32,13 @@ from enclave.db import session_scope
 from enclave.db.models import DataUseAgreement, Project
 from enclave.errors import BadInput, Forbidden
 from enclave.roles import Role
-from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, visits_table, write_dataset
+from tests.harness.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    visits_table,
+    write_dataset,
+)
 
 OFFICE = "olga"
 COMMITTEE = ("carol", "dave", "erin")

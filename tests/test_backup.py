@@ -18,7 +18,13 @@ from typer.testing import CliRunner
 from enclave.cli import app
 from enclave.db.session import dispose_all
 from tests.conftest import _fresh_postgres_database, write_yaml
-from tests.factories import NO_APPLICATION_ARGS, PATIENT_COLUMNS, patients_table, project_spec, write_dataset
+from tests.harness.factories import (
+    NO_APPLICATION_ARGS,
+    PATIENT_COLUMNS,
+    patients_table,
+    project_spec,
+    write_dataset,
+)
 
 runner = CliRunner()
 PASSWORD = "Correct-Horse-42-battery"

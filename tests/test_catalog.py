@@ -13,7 +13,7 @@ from enclave import audit, catalog
 from enclave.config import Paths
 from enclave.db import session_scope
 from enclave.errors import BadInput, NotFound
-from tests.factories import PATIENT_COLUMNS, patients_table, write_dataset
+from tests.harness.factories import PATIENT_COLUMNS, patients_table, write_dataset
 
 
 def register(sessions: sessionmaker[Session], paths: Paths, spec: Path) -> catalog.Registration:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from enclave.cli import app
 from tests.conftest import write_yaml
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION_ARGS,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

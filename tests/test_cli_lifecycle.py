@@ -13,7 +13,7 @@ from traitlets.config import Config
 
 from enclave import lifecycle
 from tests.conftest import write_yaml
-from tests.factories import NO_APPLICATION_ARGS, project_spec
+from tests.harness.factories import NO_APPLICATION_ARGS, project_spec
 from tests.test_cli import app, assert_error_shape, register_all, run, runner
 
 REPO = Path(__file__).resolve().parents[1]

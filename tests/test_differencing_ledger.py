@@ -41,7 +41,7 @@ from enclave.guard.ledger import Sketch
 from enclave.guard.limits import QueryLimits
 from enclave.services.auth import Caller
 from enclave.specs import parse_project_spec
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

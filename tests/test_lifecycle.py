@@ -17,7 +17,7 @@ from enclave.db.models import GuardLedgerEntry
 from enclave.errors import BadInput, Forbidden
 from enclave.projects import ProjectState
 from enclave.specs import parse_project_spec
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

@@ -26,7 +26,7 @@ from enclave.query_service import check_analyst_access, run_query
 from enclave.specs import ProjectSpec, parse_project_spec
 from hub_config.access import check_workspace_access
 from hub_config.errors import WorkspaceRefused
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

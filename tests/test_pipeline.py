@@ -15,7 +15,7 @@ from enclave.cli import app
 from enclave.config import Paths
 from enclave.demo_data import generate
 from enclave.prepare.destroy import verify_certificate
-from tests.factories import NO_APPLICATION_ARGS
+from tests.harness.factories import NO_APPLICATION_ARGS
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent

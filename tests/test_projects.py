@@ -16,7 +16,7 @@ from enclave.db import session_scope
 from enclave.db.models import Project, ProjectMember, ProjectSpecVersion
 from enclave.errors import BadInput, Refused
 from enclave.specs import parse_project_spec
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

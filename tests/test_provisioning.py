@@ -26,7 +26,7 @@ from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.roles import Role
 from enclave.specs import ProjectSpec, parse_project_spec
 from tests.conftest import write_yaml
-from tests.factories import project_spec
+from tests.harness.factories import project_spec
 from tests.test_agreements import (
     COMMITTEE,
     END,

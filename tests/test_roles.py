@@ -25,7 +25,7 @@ from enclave.db.models import AccountApplication, AuditEvent, Project, ProjectMe
 from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.roles import Role
 from enclave.specs import parse_project_spec
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

@@ -22,7 +22,7 @@ from tornado.routing import PathMatches
 from tornado.web import Application, RequestHandler
 
 from tests.export_review.factories import GOOD_CSV, PROJECT
-from tests.export_review.web_ui.conftest import Response, Stack, call, multipart, stack  # noqa: F401
+from tests.export_review.web.conftest import Response, Stack, call, multipart, stack  # noqa: F401
 from tests.gateway.conftest import (  # noqa: F401 (fixtures)
     OTHER_PROJECT,
     Hub,

@@ -17,7 +17,7 @@ from enclave.specs import (
     parse_project_spec,
     parse_stored_project_spec,
 )
-from tests.factories import PATIENT_COLUMNS, dataset_spec, project_spec
+from tests.harness.factories import PATIENT_COLUMNS, dataset_spec, project_spec
 
 
 def fields_of(error: BadInput) -> list[str]:

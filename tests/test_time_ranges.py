@@ -29,7 +29,7 @@ from enclave.prepare import secrets as project_secrets
 from enclave.prepare.build import PreparationReport, prepare_workspace
 from enclave.prepare.layout import current_views_db
 from enclave.specs import DatasetSpec, ProjectSpec, TimeRange, parse_dataset_spec, parse_project_spec
-from tests.factories import visits_table
+from tests.harness.factories import visits_table
 from tests.test_agreements import STEWARD, Gov, make_gov, refused
 
 START, END = date(2019, 3, 1), date(2019, 8, 31)

@@ -21,7 +21,13 @@ from enclave.config import Paths
 from enclave.db import session_scope
 from enclave.db.models import Application
 from enclave.roles import Role
-from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, visits_table, write_dataset
+from tests.harness.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    visits_table,
+    write_dataset,
+)
 
 OFFICE = ("olga", "oscar")
 COMMITTEE = ("carol", "dave", "erin")

@@ -31,10 +31,16 @@ from enclave import catalog, db, roles
 from enclave.config import Paths
 from enclave.roles import Role
 from tests.conftest import state_database
-from tests.export_review.web_ui.conftest import Response
-from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, visits_table, write_dataset
+from tests.export_review.web.conftest import Response
 from tests.gateway.conftest import RunningService
-from tests.hub import hub_with_service
+from tests.harness.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    visits_table,
+    write_dataset,
+)
+from tests.harness.services import hub_with_service
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "console"

@@ -28,8 +28,8 @@ from enclave import catalog, db, roles, users
 from enclave.config import Paths
 from enclave.roles import Role
 from tests.e2e.conftest import Hub, docker_ready, free_port, launch_hub, remove_test_objects  # noqa: F401
-from tests.export_review.web_ui.test_browser import browser  # noqa: F401 (the Chromium fixture)
-from tests.hub import wait_for_route
+from tests.export_review.web.test_browser import browser  # noqa: F401 (the Chromium fixture)
+from tests.harness.services import wait_for_route
 
 PASSWORD = "Console-Test-Passw0rd!"
 ACCOUNTS: dict[str, tuple[Role, ...]] = {

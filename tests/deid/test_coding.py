@@ -19,7 +19,7 @@ from enclave.errors import BadInput
 from enclave.prepare.build import prepare_workspace
 from enclave.prepare.secrets import load_secrets
 from enclave.specs import parse_dataset_spec
-from tests.deid.conftest import project_spec
+from tests.harness.planted import project_spec
 
 PLANTED = 61  # the person with the extreme income
 EXTREME = 1_000_000

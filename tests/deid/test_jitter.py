@@ -17,7 +17,7 @@ from enclave.prepare import secrets as project_secrets
 from enclave.prepare.build import prepare_workspace
 from enclave.prepare.secrets import load_secrets
 from enclave.specs import DEFAULT_DATE_JITTER_DAYS, parse_dataset_spec
-from tests.deid.conftest import PERSONS, project_spec, sources
+from tests.harness.planted import PERSONS, project_spec, sources
 
 OFFSET = 100
 PUBLIC_EVENT = date(2020, 1, 25)  # a public holiday: every person of the cohort has a visit that day

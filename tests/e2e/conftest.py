@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,10 +26,11 @@ import pytest
 from enclave import catalog, db, projects
 from enclave.config import Paths
 from enclave.specs import parse_project_spec
-from tests import factories
-from tests.docker_objects import remove_named, sh
+from tests.harness import factories
+from tests.harness.docker_objects import remove_named, sh
+from tests.harness.jupyterhub import REPO, free_port, running_jupyterhub
 
-REPO = Path(__file__).resolve().parents[2]
+HUB_TEST_CONFIG = REPO / "tests/e2e/hub_test_config.py"
 PREFIX = "enclave-test-"
 PROJECT_A = "e2e-alpha"
 PROJECT_B = "e2e-beta"
@@ -44,12 +42,6 @@ if os.geteuid() != 0:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def remove_test_objects() -> None:
     """Every container, network, volume and firewall chain named enclave-test-*."""
     remove_named(PREFIX, volumes=True)
@@ -57,37 +49,11 @@ def remove_test_objects() -> None:
 
 @pytest.fixture(scope="session")
 def docker_ready() -> Iterator[None]:
-    built = sh("bash", str(REPO / "scripts/docker/build-images.sh"), check=False)
+    built = sh("bash", str(REPO / "images/build.sh"), check=False)
     assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
     remove_test_objects()
     yield
     remove_test_objects()
-
-
-def _proxy_command() -> str:
-    found = REPO / "node_modules/.bin/configurable-http-proxy"
-    if found.exists():
-        return str(found)
-    on_path = shutil.which("configurable-http-proxy")
-    if on_path:
-        return on_path
-    installer = REPO / "scripts/install-hub.sh"
-    if installer.exists():
-        sh("bash", str(installer))
-        if found.exists():
-            return str(found)
-    prefix = REPO / "build/chp"
-    sh(
-        "npm",
-        "install",
-        "--silent",
-        "--no-audit",
-        "--no-fund",
-        "--prefix",
-        str(prefix),
-        "configurable-http-proxy",
-    )
-    return str(prefix / "node_modules/.bin/configurable-http-proxy")
 
 
 @pytest.fixture(scope="session")
@@ -187,58 +153,22 @@ class Hub:
 
 
 @contextmanager
-def launch_hub(paths: Paths, workdir: Path, **settings: str) -> Iterator[Hub]:
-    """A real hub with the test config on free ports, stopped on exit. ``settings`` are extra
-    ``ENCLAVE_*`` variables (``ENCLAVE_HUB_SERVICES`` defaults to "none")."""
-    port, api_port = free_port(), free_port()
-    token = secrets.token_hex(32)
+def launch_hub(paths: Paths, workdir: Path, config: Path = HUB_TEST_CONFIG, **settings: str) -> Iterator[Hub]:
+    """A real hub with the test config (or ``config``) on free ports, stopped on exit. ``settings``
+    are extra ``ENCLAVE_*`` variables (``ENCLAVE_HUB_SERVICES`` defaults to "none")."""
+    port, token = free_port(), secrets.token_hex(32)
     env = {
-        **os.environ,
         "ENCLAVE_HOME": str(paths.home),
         "ENCLAVE_HUB_STATE": str(workdir),
         "ENCLAVE_HUB_PORT": str(port),
-        "ENCLAVE_HUB_API_PORT": str(api_port),
+        "ENCLAVE_HUB_API_PORT": str(free_port()),
         "ENCLAVE_HUB_SERVICES": "none",
         "ENCLAVE_TEST_ADMIN_TOKEN": token,
         "ENCLAVE_TEST_PROXY_API_PORT": str(free_port()),  # never a fixed port another process may hold
-        "PATH": f"{Path(_proxy_command()).parent}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PYTHONPATH": str(REPO),
         **settings,
     }
-    log = workdir / "hub.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "jupyterhub"),
-                "-f",
-                str(REPO / "tests/e2e/hub_test_config.py"),
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    hub = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api", token, process, log, paths)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the hub exited:\n{log.read_text()[-4000:]}")
-            try:
-                if hub.call("GET", "/")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the hub did not start:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
-        yield hub
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with running_jupyterhub(config, workdir, env, hub_port=port, admin_token=token) as started:
+        yield Hub(f"http://127.0.0.1:{port}", started.api_url, token, started.process, started.log, paths)
 
 
 @pytest.fixture(scope="session")

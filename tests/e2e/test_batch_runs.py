@@ -8,7 +8,7 @@ reproduced by a rerun the same worker executes, voted, released and downloaded w
 against the same home. Egress is proven only with this machine's addresses (ARCHITECTURE §8).
 
 The e2e home (``conftest.enclave_home``): alice (PI) and bob analysts of alpha, frank of beta; the
-committee is carol, dave and erin (``tests.factories.project_spec``). A project's PI may read its
+committee is carol, dave and erin (``tests.harness.factories.project_spec``). A project's PI may read its
 runs (``enclave.runs.service.can_see``), so "another analyst's run" is checked with bob against a
 run of alice's, and alice against bob's only for what a PI may not do (cancel).
 """

@@ -19,8 +19,8 @@ from enclave.db.session import dispose_all
 from enclave.prepare.destroy import verify_certificate
 from enclave.specs import parse_project_spec
 from hub_config import firewall, network, publish
-from tests import factories
 from tests.e2e.conftest import PREFIX, REPO, remove_test_objects, sh
+from tests.harness import factories
 
 PROJECT = "e2e-doomed"
 NEIGHBOUR = "e2e-doomed-b"  # its id starts with PROJECT's: label matching must keep it

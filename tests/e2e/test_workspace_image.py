@@ -14,8 +14,8 @@ import pytest
 from enclave import audit, db, projects
 from enclave.config import Paths
 from enclave.specs import parse_project_spec
-from tests import factories
 from tests.e2e.conftest import PROJECT_A, Hub, exec_python, free_port, launch_hub, sh
+from tests.harness import factories
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from export_review import submission, voting
 from export_review.outbox import LocalOutbox, Outbox
 from export_review.policy import ReviewSettings
 from export_review.workflow import ExportState
-from tests.factories import project_spec
+from tests.harness.factories import project_spec
 
 PROJECT = "cardio-2026"
 PSEUDONYMS = frozenset(f"p_{i:012x}" for i in range(100))

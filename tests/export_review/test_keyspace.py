@@ -11,7 +11,7 @@ import pytest
 from enclave.errors import NotFound
 from enclave.specs import parse_dataset_spec
 from export_review import keyspace
-from tests.factories import PATIENT_COLUMNS, dataset_spec
+from tests.harness.factories import PATIENT_COLUMNS, dataset_spec
 
 
 def test_reads_pseudonyms_from_the_prepared_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -31,7 +28,7 @@ from enclave import audit, catalog, db, lifecycle, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
@@ -40,21 +37,14 @@ from tests.factories import (
     visits_table,
     write_dataset,
 )
+from tests.harness.jupyterhub import free_port, proxy_command, running_jupyterhub
 
-REPO = Path(__file__).resolve().parents[2]
-CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 
 PROJECT = "cardio-2026"
 OTHER_PROJECT = "diab-2026"
 EXPIRED_PROJECT = "old-2025"
 N_PATIENTS = 400
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -132,51 +122,19 @@ class Hub:
 @contextmanager
 def running_hub(directory: Path) -> Iterator[Hub]:
     """Start JupyterHub (with configurable-http-proxy) on free local ports; stop it on exit."""
-    if not CHP.exists():
-        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
-    hub_port = free_port()
+    hub_port, admin_token, gateway_token = free_port(), secrets.token_hex(32), secrets.token_hex(32)
     env = {
-        **os.environ,
         "TEST_HUB_PORT": str(hub_port),
         "TEST_HUB_PROXY_PORT": str(free_port()),
         "TEST_HUB_PROXY_API_PORT": str(free_port()),
-        "TEST_HUB_CHP": str(CHP),
+        "TEST_HUB_CHP": proxy_command(),
         "TEST_HUB_DIR": str(directory),
-        "TEST_GATEWAY_TOKEN": secrets.token_hex(32),
-        "TEST_ADMIN_TOKEN": secrets.token_hex(32),
+        "TEST_GATEWAY_TOKEN": gateway_token,
+        "TEST_ADMIN_TOKEN": admin_token,
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
     }
-    log = (directory / "hub.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
-        cwd=directory,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        api_url = f"http://127.0.0.1:{hub_port}/hub/api"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, _ = http("GET", f"{api_url}/", env["TEST_ADMIN_TOKEN"])
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "JupyterHub did not start:\n" + (directory / "hub.log").read_text()[-4000:]
-                )
-            time.sleep(0.2)
-        yield Hub(api_url, env["TEST_ADMIN_TOKEN"], env["TEST_GATEWAY_TOKEN"], process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with running_jupyterhub(HUB_CONFIG, directory, env, hub_port=hub_port, admin_token=admin_token) as hub:
+        yield Hub(hub.api_url, admin_token, gateway_token, hub.process)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,7 @@ class TinyHTTPSpawner(Spawner):
 
 
 # The settings every test hub shares: ports, proxy, state directory, the dummy authenticator.
-load_subconfig(str(Path(__file__).resolve().parents[1] / "hub_base_config.py"))  # noqa: F821
+load_subconfig(str(Path(__file__).resolve().parents[1] / "harness" / "hub_base_config.py"))  # noqa: F821
 c.JupyterHub.spawner_class = TinyHTTPSpawner
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.cleanup_servers = True

@@ -14,7 +14,6 @@ from traitlets.config import Config
 
 from enclave import catalog, db
 from enclave.db.session import dispose_all
-from tests.factories import PATIENT_COLUMNS, VISIT_COLUMNS, patients_table, visits_table, write_dataset
 from tests.gateway.conftest import (
     N_PATIENTS,
     PROJECT,
@@ -25,6 +24,13 @@ from tests.gateway.conftest import (
     start_gateway,
 )
 from tests.gateway.test_gateway import AGGREGATE, ROW_LEVEL, connection
+from tests.harness.factories import (
+    PATIENT_COLUMNS,
+    VISIT_COLUMNS,
+    patients_table,
+    visits_table,
+    write_dataset,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -217,7 +217,13 @@ def test_unlock(sessions: sessionmaker[Session], tmp_path: Any) -> None:
     from enclave import catalog, projects
     from enclave.config import Paths
     from enclave.specs import parse_project_spec
-    from tests.factories import NO_APPLICATION, PATIENT_COLUMNS, patients_table, project_spec, write_dataset
+    from tests.harness.factories import (
+        NO_APPLICATION,
+        PATIENT_COLUMNS,
+        patients_table,
+        project_spec,
+        write_dataset,
+    )
 
     with db.session_scope(sessions) as session:
         catalog.register(

@@ -35,7 +35,7 @@ from enclave.prepare.build import prepare_workspace
 from enclave.prepare.destroy import DestructionFailed, destroy_workspace, verify_certificate
 from enclave.specs import parse_project_spec
 from export_review.keyspace import prepared_key_space
-from tests.factories import NO_APPLICATION_ARGS
+from tests.harness.factories import NO_APPLICATION_ARGS
 
 pytest.importorskip("minio")
 pytest.importorskip("duckdb_extension_httpfs")

@@ -21,7 +21,7 @@ from enclave.demo_data import generate
 from enclave.guard import GuardPolicy, check, run
 from enclave.prepare.layout import current_prepared_dir
 from enclave.query_service import unique_person_keys
-from tests.factories import NO_APPLICATION_ARGS
+from tests.harness.factories import NO_APPLICATION_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 

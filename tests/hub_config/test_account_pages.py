@@ -21,7 +21,7 @@ from enclave.db.models import AuditEvent, LocalUser
 from enclave.db.session import dispose_all
 from hub_config.auth import LOGIN_REFUSED
 from tests.e2e.conftest import Hub, launch_hub
-from tests.export_review.web_ui.test_browser import browser  # noqa: F401 (a fixture)
+from tests.export_review.web.test_browser import browser  # noqa: F401 (a fixture)
 
 STEWARDS_PASSWORD = "Steward-Chose-This-1"
 OWN_PASSWORD = "Picked-My-Own-Pass-22"

@@ -23,7 +23,7 @@ from hub_config import destruction, publish
 from hub_config.access import check_workspace_access
 from hub_config.auth import LOGIN_REFUSED, EnclaveAuthenticator
 from hub_config.errors import WorkspaceRefused
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

@@ -30,7 +30,8 @@ from hub_config.errors import WorkspaceRefused
 from hub_config.kubespawner import EnclaveKubeSpawner, k8s_quantity
 from hub_config.network import ProjectNetwork
 from hub_config.spawner import EnclaveSpawner
-from tests.factories import (
+from tests.deploy.k8s.kube_models import model_errors
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
@@ -39,7 +40,6 @@ from tests.factories import (
     visits_table,
     write_dataset,
 )
-from tests.k8s.kube_models import model_errors
 
 GATEWAY_IP = "10.9.0.1"  # the Docker project network's gateway in these tests
 SERVICE_URLS = {"gateway": f"http://{GATEWAY_IP}:8101", "export-review": f"http://{GATEWAY_IP}:8102"}

@@ -22,7 +22,7 @@ from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
 from hub_config.errors import WorkspaceRefused
 from hub_config.spawner import CAUSE_ACCESS, CAUSE_HUB, CAUSE_IDLE, CAUSE_REQUEST, EnclaveSpawner
-from tests.factories import (
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,

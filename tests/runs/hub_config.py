@@ -13,7 +13,7 @@ c = get_config()  # type: ignore[name-defined]  # noqa: F821 (provided by Jupyte
 # The settings every test hub shares (ports, proxy, state directory, the dummy authenticator) and
 # the registration of the service under test.
 base = runpy.run_path(
-    str(Path(__file__).resolve().parents[1] / "hub_base_config.py"),
+    str(Path(__file__).resolve().parents[1] / "harness" / "hub_base_config.py"),
     {"get_config": get_config},  # noqa: F821
 )
 c.Authenticator.allow_all = True

@@ -30,9 +30,9 @@ from enclave.runs.states import RunActor, RunState, move
 from tests.conftest import state_database
 from tests.console.conftest import Browser, xsrf_of
 from tests.export_review.factories import ExportEnv, make_project
-from tests.export_review.web_ui.conftest import Response
+from tests.export_review.web.conftest import Response
 from tests.gateway.conftest import RunningService, http
-from tests.hub import hub_with_service
+from tests.harness.services import hub_with_service
 from tests.hub_config.test_bind_config import load, managed_service
 from tests.runs.factories import TABLE_NOTEBOOK, fake_prepared, notebook, notebook_bytes
 from tests.test_routes_default_deny import methods, routes, sample_path

@@ -23,8 +23,8 @@ from enclave.roles import Role, grant
 from enclave.runs import compose, service
 from enclave.runs.notebooks import MAX_NOTEBOOK_BYTES
 from enclave.runs.states import RunActor, RunState, move
-from tests.docker_objects import docker_usable, remove_named
 from tests.export_review.factories import ExportEnv, make_project
+from tests.harness.docker_objects import docker_usable, remove_named
 from tests.runs.factories import TABLE_NOTEBOOK, fake_prepared, notebook_bytes
 
 PROJECT = "cardio-2026"

@@ -28,8 +28,8 @@ from enclave.db.session import dispose_all
 from enclave.runs import queue, service
 from enclave.runs.worker import Worker
 from tests.crash import wait_until
-from tests.docker_objects import docker_usable, remove_named, sh
 from tests.export_review.factories import ExportEnv, make_project
+from tests.harness.docker_objects import docker_usable, remove_named, sh
 from tests.runs.factories import fake_prepared, notebook_bytes
 
 REPO = Path(__file__).resolve().parents[2]

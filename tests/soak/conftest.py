@@ -29,7 +29,8 @@ from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
 from tests.conftest import _fresh_postgres_database
-from tests.factories import (
+from tests.gateway.conftest import Enclave, Hub, free_port, running_hub
+from tests.harness.factories import (
     NO_APPLICATION,
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
@@ -38,7 +39,6 @@ from tests.factories import (
     visits_table,
     write_dataset,
 )
-from tests.gateway.conftest import Enclave, Hub, free_port, running_hub
 
 PROJECT = "soak-2026"
 N_PATIENTS = 400

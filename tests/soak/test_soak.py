@@ -51,7 +51,7 @@ SAMPLE_EVERY_S = 5.0
 # the noise of glibc arenas and DuckDB's buffers with room to spare, and catches a leak of about
 # 20 KiB per query over the ~3,400 queries after the warm-up (a leaked result table, say).
 MEMORY_GROWTH_BOUND_MIB = 64
-K = 5  # the project's min_cell_count (tests.factories.project_spec)
+K = 5  # the project's min_cell_count (tests.harness.factories.project_spec)
 # Admission control's 503s for a server short of room (``enclave.gateway.admission``): counted apart
 # and reported, not errors. ``server_shutdown`` is not among them: nothing stops the gateway here.
 BUSY_CODES = frozenset({"server_busy", "server_resources", "server_timeout"})

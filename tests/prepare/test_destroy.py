@@ -12,7 +12,7 @@ from enclave.prepare.build import current_views_db, prepare_workspace
 from enclave.prepare.certificate import DestroyedItem
 from enclave.prepare.destroy import DestructionFailed, destroy_workspace, verify_certificate
 from enclave.prepare.secrets import create_secrets, load_secrets, secrets_dir
-from tests.deid.conftest import project_spec
+from tests.harness.planted import project_spec
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from enclave.prepare.build import prepare_workspace
 from enclave.prepare.hashing import BackgroundHasher
 from enclave.prepare.secrets import load_secrets
 from enclave.specs import parse_dataset_spec
-from tests.deid.conftest import (
+from tests.harness.planted import (
     PATIENTS_SPEC,
     VISITS_SPEC,
     patients_frame,

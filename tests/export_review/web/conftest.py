@@ -20,7 +20,7 @@ from enclave.config import Paths
 from enclave.db.session import dispose_all
 from tests.export_review.factories import PROJECT, ExportEnv, make_project
 from tests.gateway.conftest import RunningService
-from tests.hub import hub_with_service
+from tests.harness.services import hub_with_service
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "enclave-export"

@@ -12,7 +12,7 @@ import ast
 import tomllib
 from pathlib import Path
 
-CLIENT = Path(__file__).resolve().parents[1] / "images" / "analyst" / "client"
+CLIENT = Path(__file__).resolve().parents[2] / "images" / "analyst" / "client"
 FORBIDDEN = {
     "enclave",  # the vault: preparation, secrets, the guard, export review
     "sqlglot",

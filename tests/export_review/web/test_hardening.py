@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from export_review.web.app import ExportReviewApp
 from hub_config.revocation import clear_service_auth_caches
 from tests.export_review.factories import GOOD_CSV, PROJECT
-from tests.export_review.web_ui.conftest import SERVICE, SERVICE_PREFIX, Stack, call, multipart
-from tests.export_review.web_ui.test_browser import _login, browser  # noqa: F401 (a fixture)
+from tests.export_review.web.conftest import SERVICE, SERVICE_PREFIX, Stack, call, multipart
+from tests.export_review.web.test_browser import _login, browser  # noqa: F401 (a fixture)
 from tests.gateway.conftest import http
 from tests.raw_http import read_response
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.k8s.kube_models import model_errors
-from tests.k8s.z2jh_keys import KEYS_FILE, load_documented_keys, schema_key_paths, undocumented
+from tests.deploy.k8s.kube_models import model_errors
+from tests.deploy.k8s.z2jh_keys import KEYS_FILE, load_documented_keys, schema_key_paths, undocumented
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
 VALUES = DEPLOY / "values.yaml"
 KINDS = {
     "ConfigMap",
@@ -87,7 +87,7 @@ EMBEDDED = [
 
 @pytest.mark.parametrize(("path", "model"), EMBEDDED)
 def test_objects_inside_the_values_are_valid_api_objects(path: str, model: str) -> None:
-    from tests.k8s.kube_models import field_errors
+    from tests.deploy.k8s.kube_models import field_errors
 
     node: Any = values()
     for key in path.split("."):

@@ -1,4 +1,6 @@
-"""Small deterministic fixtures for de-identification and workspace tests."""
+"""Planted source data for the de-identification and preparation tests: small deterministic tables
+with the rare values, outliers and near-unique groups the rules must catch, and their specs. The
+root conftest's ``source_files`` fixtures write them."""
 
 from __future__ import annotations
 
@@ -7,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
-from enclave.config import Paths
 from enclave.specs import DatasetSpec, ProjectSpec, parse_dataset_spec, parse_project_spec
+from tests.harness.factories import dataset_spec
 
 GROUP_AGES = [31, 38, 47, 52, 66, 93]
 GROUP_POSTCODES = ["100080", "100081", "200001", "200002", "300100", "300200"]
@@ -18,16 +19,10 @@ PERSONS = 60
 RARE_DX = "C53"  # two persons only: must never reach the twin (GB/T 39725 §10.2 e example)
 OUTLIER_COST = 999_999.5
 
-PATIENTS_SPEC: dict[str, Any] = {
-    "name": "patients",
-    "title": "Patients",
-    "steward": "data-office",
-    "level": 4,
-    "category": "personal_attributes",
-    "share_type": "conditional",
-    "source": "patients.parquet",
-    "person_key": "pid",
-    "columns": {
+PATIENTS_SPEC: dict[str, Any] = dataset_spec(
+    "patients",
+    "patients.parquet",
+    {
         "pid": {"role": "person_key"},
         "name": {"role": "direct_id"},
         "id_number": {"role": "direct_id"},
@@ -37,17 +32,13 @@ PATIENTS_SPEC: dict[str, Any] = {
         "age": {"role": "quasi_id", "generalize": "age_band_5"},
         "sex": {"role": "quasi_id"},
     },
-}
-VISITS_SPEC: dict[str, Any] = {
-    "name": "visits",
-    "title": "Visits",
-    "steward": "data-office",
-    "level": 4,
-    "category": "medical_care",
-    "share_type": "conditional",
-    "source": "visits.parquet",
-    "person_key": "pid",
-    "columns": {
+    title="Patients",
+    level=4,
+)
+VISITS_SPEC: dict[str, Any] = dataset_spec(
+    "visits",
+    "visits.parquet",
+    {
         "visit_id": {"role": "attribute"},
         "pid": {"role": "person_key"},
         "visit_date": {"role": "date"},
@@ -59,7 +50,10 @@ VISITS_SPEC: dict[str, Any] = {
         "visit_type": {"role": "attribute"},
         "notes": {"role": "text"},
     },
-}
+    title="Visits",
+    level=4,
+    category="medical_care",
+)
 PATIENT_COLUMNS = ["pid", "name", "postcode", "age", "sex"]
 VISIT_COLUMNS = [
     "pid",
@@ -138,13 +132,6 @@ def visits_frame() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-@pytest.fixture
-def paths(tmp_path: Path) -> Paths:
-    home = tmp_path / "home"
-    home.mkdir()
-    return Paths(home)
-
-
 def write_frame(frame: pd.DataFrame, path: Path) -> Path:
     if path.suffix == ".csv":
         frame.to_csv(path, index=False)
@@ -177,13 +164,3 @@ def project_spec(project_id: str = "cardio-2026", **overrides: Any) -> ProjectSp
     }
     data.update(overrides)
     return parse_project_spec(data)
-
-
-@pytest.fixture
-def source_files(tmp_path: Path) -> dict[str, tuple[DatasetSpec, Path]]:
-    return sources(tmp_path / "sources")
-
-
-@pytest.fixture
-def rare_source_files(tmp_path: Path) -> dict[str, tuple[DatasetSpec, Path]]:
-    return sources(tmp_path / "rare-sources", rare=True)

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from export_review.workflow import ExportState
 from tests.export_review.factories import GOOD_CSV, PROJECT
-from tests.export_review.web_ui.conftest import Response, Stack, call
+from tests.export_review.web.conftest import Response, Stack, call
 from tests.gateway.conftest import http
 
 

@@ -9,7 +9,7 @@ import duckdb
 from enclave import ledger
 from enclave.prepare.build import prepare_workspace
 from enclave.prepare.destroy import destroy_workspace
-from tests.deid.conftest import PERSONS, project_spec
+from tests.harness.planted import PERSONS, project_spec
 
 
 def test_subject_look_back_across_projects_and_versions(paths, source_files):

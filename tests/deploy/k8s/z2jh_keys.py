@@ -4,7 +4,8 @@
 header names the version, the commit and the source path); regenerate it for a new chart with::
 
     git show <tag>:jupyterhub/values.schema.yaml > /tmp/schema.yaml
-    python -m tests.k8s.z2jh_keys /tmp/schema.yaml <tag> <commit> > tests/k8s/z2jh_values_keys.txt
+    python -m tests.deploy.k8s.z2jh_keys /tmp/schema.yaml <tag> <commit> \\
+        > tests/deploy/k8s/z2jh_values_keys.txt
 
 A path ending in ``.*`` is a free-form mapping (``hub.config``, ``hub.extraConfig``, labels): any key
 below it is allowed. A list (``hub.extraVolumes``) or a scalar is a leaf.
@@ -71,7 +72,7 @@ def undocumented(values: Mapping[str, Any], leaves: frozenset[str], free: frozen
 if __name__ == "__main__":
     schema_file, tag, commit = sys.argv[1:4]
     print(f"# Zero to JupyterHub chart {tag} (commit {commit}): the key paths that")
-    print("# jupyterhub/values.schema.yaml documents, made by tests/k8s/z2jh_keys.py.")
+    print("# jupyterhub/values.schema.yaml documents, made by tests/deploy/k8s/z2jh_keys.py.")
     print("# `.*`: a free-form mapping, any key below it is allowed.")
     for key_path in schema_key_paths(yaml.safe_load(Path(schema_file).read_text())):
         print(key_path)

@@ -7,7 +7,7 @@ import json
 import zipfile
 
 from tests.export_review.factories import GOOD_CSV, PROJECT
-from tests.export_review.web_ui.conftest import Stack, call
+from tests.export_review.web.conftest import Stack, call
 
 SMALL_CELL_CSV = b"dx,n\nI10,25\nE11,3\nJ18,15\n"
 

@@ -9,10 +9,7 @@ and the service's own ones: ``hub_with_service`` sets the ``TEST_SERVICE_*`` one
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from tests.gateway.conftest import CHP, REPO, free_port, http
+from tests.gateway.conftest import http
+from tests.harness.jupyterhub import free_port, proxy_command, running_jupyterhub
 
 
 @dataclass
@@ -31,59 +29,26 @@ class StartedHub:
     admin_token: str
 
 
-def wait_for_hub(api_url: str, token: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if http("GET", f"{api_url}/", token)[0] == 200:
-                return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("JupyterHub did not start:\n" + log.read_text()[-4000:])
-        time.sleep(0.2)
-
-
 @contextmanager
 def started_hub(
     root: Path, config: Path, proxy_port: int, service_env: Mapping[str, str]
 ) -> Iterator[StartedHub]:
     """JupyterHub with ``config``, its proxy on ``proxy_port``, its log in ``root/hub.log``; the hub
     answers its API before this yields, and is stopped on exit."""
-    if not CHP.exists():
-        subprocess.run([str(REPO / "scripts" / "install-hub.sh")], check=True)
     hub_port = free_port()
     admin_token = secrets.token_hex(32)
     env = {
-        **os.environ,
         "TEST_HUB_PORT": str(hub_port),
         "TEST_HUB_PROXY_PORT": str(proxy_port),
         "TEST_HUB_PROXY_API_PORT": str(free_port()),
-        "TEST_HUB_CHP": str(CHP),
+        "TEST_HUB_CHP": proxy_command(),
         "TEST_HUB_DIR": str(root),
         "TEST_ADMIN_TOKEN": admin_token,
         "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
         **service_env,
     }
-    log_path = root / "hub.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config)],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    api_url = f"http://127.0.0.1:{hub_port}/hub/api"
-    try:
-        wait_for_hub(api_url, admin_token, process, log_path)
-        yield StartedHub(api_url, admin_token)
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with running_jupyterhub(config, root, env, hub_port=hub_port, admin_token=admin_token, stop_timeout_s=20):
+        yield StartedHub(f"http://127.0.0.1:{hub_port}/hub/api", admin_token)
 
 
 class Stoppable(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.export_review.factories import PROJECT
 from tests.export_review.run_factories import SUMMARY, TABLE, finish_rerun, make_run
-from tests.export_review.web_ui.conftest import Stack, call
+from tests.export_review.web.conftest import Stack, call
 from tests.runs.factories import fake_prepared
 
 

@@ -22,7 +22,7 @@ from enclave.prepare.build import (
     prepare_workspace,
 )
 from enclave.prepare.secrets import load_secrets
-from tests.deid.conftest import (
+from tests.harness.planted import (
     OUTLIER_COST,
     PERSONS,
     RARE_DX,

@@ -30,20 +30,15 @@ from enclave.prepare import build as prepare_module
 from enclave.prepare import secrets as project_secrets
 from enclave.prepare.build import PreparationReport, prepare_workspace
 from enclave.specs import parse_dataset_spec, parse_project_spec
+from tests.harness.factories import dataset_spec
 
 PERSONS = 900
 STRING_KEYS = ["", "张三", "Zoë", "o'brien", 'a"b', " padded ", "Ω≈ç√", "x" * 80]
 
-PATIENTS = {
-    "name": "patients",
-    "title": "Patients",
-    "steward": "data-office",
-    "level": 4,
-    "category": "personal_attributes",
-    "share_type": "conditional",
-    "source": "patients.parquet",
-    "person_key": "pid",
-    "columns": {
+PATIENTS = dataset_spec(
+    "patients",
+    "patients.parquet",
+    {
         "pid": {"role": "person_key"},
         "name": {"role": "direct_id"},
         "postcode": {"role": "quasi_id", "generalize": "postcode_prefix_3"},
@@ -52,17 +47,13 @@ PATIENTS = {
         "sex": {"role": "quasi_id"},
         "income": {"role": "measure"},
     },
-}
-VISITS = {
-    "name": "visits",
-    "title": "Visits",
-    "steward": "data-office",
-    "level": 4,
-    "category": "medical_care",
-    "share_type": "conditional",
-    "source": "visits.parquet",
-    "person_key": "pid",
-    "columns": {
+    title="Patients",
+    level=4,
+)
+VISITS = dataset_spec(
+    "visits",
+    "visits.parquet",
+    {
         "visit_id": {"role": "attribute"},
         "pid": {"role": "person_key"},
         "visit_date": {"role": "date"},
@@ -73,7 +64,10 @@ VISITS = {
         "cost": {"role": "measure"},
         "notes": {"role": "text"},
     },
-}
+    title="Visits",
+    level=4,
+    category="medical_care",
+)
 
 
 def _key(index: int, string_keys: bool) -> Any:

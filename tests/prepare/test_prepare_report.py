@@ -19,7 +19,7 @@ from enclave.prepare.build import prepare_workspace
 from enclave.prepare.destroy import _prepared_objects
 from enclave.prepare.report import DatasetReport, PreparationReport
 from enclave.query_service import unique_person_keys
-from tests.deid.conftest import project_spec
+from tests.harness.planted import project_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,8 +26,8 @@ from export_review.workflow import ExportState
 from tests.conftest import state_database
 from tests.crash import ServiceProcess, check_audit_chain, in_background
 from tests.export_review.factories import GOOD_CSV, ExportEnv, make_project, make_request
-from tests.export_review.web_ui.conftest import HUB_CONFIG, SERVICE, SERVICE_PREFIX, call
-from tests.hub import ServiceHub, hub_with_service
+from tests.export_review.web.conftest import HUB_CONFIG, SERVICE, SERVICE_PREFIX, call
+from tests.harness.services import ServiceHub, hub_with_service
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.export_review.web_ui.conftest import Stack
+from tests.export_review.web.conftest import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
