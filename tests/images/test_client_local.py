@@ -52,6 +52,31 @@ def test_twin_reads_the_environment_and_answers_locally(published: Path) -> None
     assert con.sql("SELECT avg(age) FROM patients WHERE sex = 'F'").fetchone() == (50.0,)
 
 
+def test_twin_twice_in_one_kernel(published: Path) -> None:
+    """A cell run again asks for the twin again while the first connection is open."""
+    first, second = enclave_client.twin(), enclave_client.twin()
+    assert first.sql("SELECT count(*) FROM patients").fetchone() == (3,)
+    assert second.sql("SELECT count(*) FROM patients").fetchone() == (3,)
+    second.close()
+    assert first.sql("SELECT count(*) FROM patients").fetchone() == (3,)
+    with pytest.raises(duckdb.Error, match="locked"):
+        second_again = enclave_client.twin()
+        second_again.execute("SET enable_external_access = true")
+
+
+def test_twin_already_opened_another_way_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "elsewhere" / "v1"
+    monkeypatch.setenv("ENCLAVE_TWIN_DB", str(publish(root, "twin", [("F", 40)])))
+    own = duckdb.connect(str(root / "twin.duckdb"), read_only=True)
+    try:
+        with pytest.raises(QueryError) as caught:
+            enclave_client.twin()
+        assert caught.value.code == "local_data_in_use"
+        assert "DuckDB" in str(caught.value) and "连接" in caught.value.errors[0]["message"]["zh"]
+    finally:
+        own.close()
+
+
 def test_twin_is_read_only(published: Path) -> None:
     with pytest.raises(duckdb.Error, match="read-only"):
         enclave_client.twin().execute("CREATE TABLE copied AS SELECT * FROM patients")

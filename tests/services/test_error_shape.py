@@ -406,7 +406,8 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(services: dict[str, Se
         for method in (m for m in methods(handler) if m in BODY_METHODS):
             where = f"{service.name} {method} {path}"
             headers = {"Content-Length": str(BEYOND_EVERY_CAP)}
-            answer = service.send(method, path, ANALYST, b"{", headers)
+            # Headers only: a body byte the server never reads could turn its early answer into a reset.
+            answer = service.send(method, path, ANALYST, None, headers)
             if kind(handler) == "api" and not is_catch_all(pattern, handler):
                 assert answer.codes(413, where) == ["body_too_large"]
                 tried += 1

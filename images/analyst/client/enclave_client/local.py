@@ -36,13 +36,17 @@ def _error(code: str, en: str, zh: str) -> QueryError:
     return QueryError(0, [error_entry(code, en, zh)])
 
 
+# One locked-down database per file for the life of the kernel: DuckDB keeps one instance per file
+# and process, and its locked configuration cannot be set again, so every call hands out a cursor.
+_OPEN: dict[Path, duckdb.DuckDBPyConnection] = {}
+
+
 def open_views_db(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
     """A locked-down, read-only connection to a published views file at ``path``.
 
-    Only ``path`` and the folder named after it (``twin.duckdb`` → ``twin/``) can be read.
+    Only ``path`` and the folder named after it (``twin.duckdb`` → ``twin/``) can be read. Calling
+    it again (a cell run twice) gives another cursor on the same locked database.
     """
-    import duckdb
-
     db = Path(os.path.abspath(path))
     if not db.is_file():
         raise _error(
@@ -50,11 +54,29 @@ def open_views_db(path: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
             f"The published data file {db} is not there (is this the project's workspace?)",
             f"找不到已发布的数据文件 {db}（当前是否在该项目的工作空间中？）",
         )
-    con = duckdb.connect(
-        str(db),
-        read_only=True,
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
+    base = _OPEN.get(db)
+    if base is None:
+        base = _OPEN[db] = _locked(db)
+    return base.cursor()
+
+
+def _locked(db: Path) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    try:
+        con = duckdb.connect(
+            str(db),
+            read_only=True,
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        )
+    except duckdb.ConnectionException as error:
+        raise _error(
+            "local_data_in_use",
+            f"{db} is already open in this kernel through another DuckDB connection ({error}). Close "
+            "that connection (or restart the kernel) and use this one",
+            f"{db} 已在此内核中通过另一个 DuckDB 连接打开（{error}）。"
+            "请关闭该连接（或重启内核）后再使用本连接",
+        ) from None
     try:
         # allowed_directories can be set only while external access is still on, hence SET, in order.
         folder = str(db.with_suffix("")).replace("'", "''")
