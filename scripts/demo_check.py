@@ -254,17 +254,23 @@ async def _run_cells(ws_url: str, token: str, cells: list[str], timeout: float) 
 
 def run_notebook(story: Story, notebook: Path = NOTEBOOK, timeout: float = 120) -> list[str]:
     """Start a kernel in the workspace and run the notebook's code cells in order over the websocket."""
+    cells = [
+        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for cell in json.loads(notebook.read_text())["cells"]
+        if cell["cell_type"] == "code"
+    ]
+    return _run_in_kernel(story, cells, timeout)
+
+
+def _run_in_kernel(story: Story, cells: list[str], timeout: float) -> list[str]:
+    """Start a kernel in the analyst's workspace, run ``cells`` in it over the websocket (what each
+    printed), and shut it down."""
     token = story.token_of(story.analyst)
     kernel = expect(
         http("POST", f"{story.server_url}/api/kernels", token, body=json.dumps({"name": "python3"}).encode()),
         201,
         what="start a kernel",
     ).json()
-    cells = [
-        "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        for cell in json.loads(notebook.read_text())["cells"]
-        if cell["cell_type"] == "code"
-    ]
     ws_url = story.server_url.replace("http", "ws", 1) + f"/api/kernels/{kernel['id']}/channels"
     try:
         return asyncio.run(_run_cells(ws_url, token, cells, timeout))
@@ -460,22 +466,12 @@ def run_story(story: Story) -> dict:
 def run_template(story: Story, timeout: float = 300) -> dict:
     """From a kernel in the analyst's workspace, run the project's approved template as a batch job
     (``enclave_client.runs``) and wait for it: it runs in a fresh locked-down container of its own."""
-    token = story.token_of(story.analyst)
-    kernel = expect(
-        http("POST", f"{story.server_url}/api/kernels", token, body=json.dumps({"name": "python3"}).encode()),
-        201,
-        what="start a kernel",
-    ).json()
     code = (
         "import json\nfrom enclave_client import runs\n"
         f"run = runs.submit(None, {{'group': 'sex'}}, template={TEMPLATE!r}, wait=True)\n"
         f"print({RESULT_MARKER!r} + json.dumps(runs.status(run.id).data))"
     )
-    ws_url = story.server_url.replace("http", "ws", 1) + f"/api/kernels/{kernel['id']}/channels"
-    try:
-        [printed] = asyncio.run(_run_cells(ws_url, token, [code], timeout))
-    finally:
-        http("DELETE", f"{story.server_url}/api/kernels/{kernel['id']}", token)
+    [printed] = _run_in_kernel(story, [code], timeout)
     # The kernel's stdout and stderr (the progress line) arrive together: the result follows a marker.
     marker = printed.rfind(RESULT_MARKER)
     if marker < 0:

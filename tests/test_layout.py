@@ -50,3 +50,20 @@ def test_the_layout_check_would_find_a_stray_folder() -> None:
     mirrored = code_folders()
     assert "deid" in mirrored and "export_review/web" in mirrored and "deploy/k8s" in mirrored
     assert "k8s" not in mirrored and "export_review/web_ui" not in mirrored
+
+
+def test_every_data_file_of_the_packages_is_installed() -> None:
+    """A template or static file that no package-data glob names is missing from an installed wheel."""
+    import tomllib
+
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    missing = []
+    for package, patterns in globs.items():
+        for path in (REPO / package).rglob("*"):
+            if path.is_dir() or path.suffix in {".py", ".pyc"} or "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(REPO / package)
+            if not any(relative.match(pattern) for pattern in patterns):
+                missing.append(f"{package}/{relative}")
+    assert set(globs) == {"enclave", "export_review", "hub_config"}
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"

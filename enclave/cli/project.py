@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from enclave.cli.common import (
     get_context,
     parse_today,
 )
+from enclave.db.models import Project
 from enclave.errors import BadInput, EnclaveError
 from enclave.specs import load_project_spec, load_yaml
 
@@ -281,6 +283,21 @@ def _emit_state(project_id: str, state: str, as_json: bool, extra: dict[str, Any
         console.print(f"project {project_id}: {state}")
 
 
+def _change_state(
+    ctx: typer.Context,
+    change: Callable[..., Project],
+    project_id: str,
+    actor: str | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """One lifecycle step (``lifecycle.suspend``, ``resume``, ``expire``) in one transaction, then the
+    project's new state printed."""
+    with get_context(ctx).session() as session:
+        project = change(session, project_id, actor=actor_or_default(actor), **options)
+        _emit_state(project.id, project.state, as_json)
+
+
 @app.command("suspend")
 @command_errors
 def suspend(
@@ -291,12 +308,7 @@ def suspend(
     as_json: JsonOption = False,
 ) -> None:
     """Emergency stop: end sessions, freeze exports, revoke access (R-LIFE-10)."""
-    enclave = get_context(ctx)
-    with enclave.session() as session:
-        project = lifecycle.suspend(
-            session, project_id, actor=actor_or_default(actor), reason=reason, hooks=revocation_hooks()
-        )
-        _emit_state(project.id, project.state, as_json)
+    _change_state(ctx, lifecycle.suspend, project_id, actor, as_json, reason=reason, hooks=revocation_hooks())
 
 
 @app.command("resume")
@@ -309,10 +321,7 @@ def resume(
     as_json: JsonOption = False,
 ) -> None:
     """Lift a suspension."""
-    enclave = get_context(ctx)
-    with enclave.session() as session:
-        project = lifecycle.resume(session, project_id, actor=actor_or_default(actor), reason=reason)
-        _emit_state(project.id, project.state, as_json)
+    _change_state(ctx, lifecycle.resume, project_id, actor, as_json, reason=reason)
 
 
 @app.command("expire")
@@ -325,12 +334,7 @@ def expire(
     as_json: JsonOption = False,
 ) -> None:
     """End the project's use now: access revoked, exports frozen."""
-    enclave = get_context(ctx)
-    with enclave.session() as session:
-        project = lifecycle.expire(
-            session, project_id, actor=actor_or_default(actor), reason=reason, hooks=revocation_hooks()
-        )
-        _emit_state(project.id, project.state, as_json)
+    _change_state(ctx, lifecycle.expire, project_id, actor, as_json, reason=reason, hooks=revocation_hooks())
 
 
 @app.command("destroy")

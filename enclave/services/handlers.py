@@ -1,4 +1,5 @@
-"""The handlers every browser-facing hub service shares (export review, the steward console): hub login
+"""The handlers every browser-facing hub service shares (export review, the steward console, the runs
+service): hub login
 (HubOAuth cookie for pages, ``Authorization: token`` for the API), the reader's language, security
 headers, streamed uploads, and the one mapping of ``EnclaveError`` to HTTP
 (``enclave.services.http_errors``: Forbidden 403, NotFound 404, Refused 422, BadInput 400, no login 401).
@@ -32,6 +33,12 @@ from enclave.services.i18n import Translator, pick_language
 # Pages load nothing from elsewhere and run no script; images only from the service itself.
 CSP = (
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+# The console's look (its runs pages share it): styles from the service's own stylesheet only, no inline
+# style, no script.
+STYLESHEET_CSP = (
+    "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 # A download is never rendered as a page of the service's origin.
@@ -77,6 +84,8 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
 
     ctx: Any
     csp: ClassVar[str] = CSP
+    _slots: UploadSlots | None = None
+    _slot_user: str | None = None
 
     def initialize(self, ctx: Any, hub_auth: HubOAuth) -> None:
         self.ctx = ctx
@@ -112,6 +121,24 @@ class ServiceHandler(HubOAuthenticated, RequestHandler):
             status = status_for(error)
             return status, error_body(error, status)
         return status_code, http_error_body(status_code)
+
+    def hold_slot(self, slots: UploadSlots, user: str) -> None:
+        """Take one of ``user``'s slots for the request's large body; it is given back when the request
+        ends, however it ends."""
+        slots.acquire(user)
+        self._slots, self._slot_user = slots, user
+
+    def _release_slot(self) -> None:
+        if self._slots is not None and self._slot_user is not None:
+            self._slots.release(self._slot_user)
+            self._slot_user = None
+
+    def on_finish(self) -> None:
+        self._release_slot()
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        self._release_slot()
 
     def send_download(self, name: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """A file to save, never to render: attachment, sandboxed, not sniffed."""
@@ -195,6 +222,32 @@ class PageHandler(ServiceHandler):
         self.render("error.html", status=status, errors=body["errors"])
 
 
+def page_errors(error: EnclaveError) -> tuple[int, list[dict[str, Any]]]:
+    """The HTTP status (the one mapping, ``enclave.services.http_errors``) and what the page lists:
+    the error itself, then each reason it gives, every one in both languages."""
+    status = status_for(error)
+    top = {"code": error.code, "message": {"en": error.message, "zh": error.message_zh}}
+    return status, [top, *(error_body(error, status)["errors"] if error.reasons else [])]
+
+
+class StylesheetPage(PageHandler):
+    """A page in the console's look (the console's pages, the runs pages): styles from the service's
+    own stylesheet only, and an error page that lists the error itself, then each reason it gives."""
+
+    csp: ClassVar[str] = STYLESHEET_CSP
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, EnclaveError):
+            status, errors = page_errors(error)
+        else:
+            status, body = self.error_status(status_code, kwargs)
+            errors = body["errors"]
+        self.set_status(status)
+        self.render("error.html", status=status, errors=errors)
+
+
 @stream_request_body
 class UploadHandler(ServiceHandler):
     """A POST whose body is an upload: the caller is known, and holds one of their upload slots, before
@@ -207,7 +260,6 @@ class UploadHandler(ServiceHandler):
     """
 
     _body: bytearray
-    _slot_user: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -220,8 +272,7 @@ class UploadHandler(ServiceHandler):
         user = await self._identify()
         cap = self.max_upload_bytes
         check_content_length(self.request.headers.get("Content-Length"), cap)
-        self.settings["upload_slots"].acquire(user)
-        self._slot_user = user
+        self.hold_slot(self.settings["upload_slots"], user)
         self.request.connection.set_max_body_size(cap)
 
     async def _identify(self) -> str:
@@ -261,14 +312,9 @@ class UploadHandler(ServiceHandler):
         for name, values in self.request.body_arguments.items():
             self.request.arguments.setdefault(name, []).extend(values)
 
-    def _release_slot(self) -> None:
-        if self._slot_user is not None:
-            self.settings["upload_slots"].release(self._slot_user)
-            self._slot_user = None
 
-    def on_finish(self) -> None:
-        self._release_slot()
+class NotFoundApi(ApiHandler):
+    """Any other path under a service's ``api/``: 404 in the JSON error shape."""
 
-    def on_connection_close(self) -> None:
-        super().on_connection_close()
-        self._release_slot()
+    def prepare(self) -> None:
+        self.write_json(http_error_body(404), 404)

@@ -35,8 +35,13 @@ class Translator:
         en, zh = self.labels[key]
         return zh if self.lang == "zh" else en
 
+    def labelled(self, prefix: str, value: str) -> str:
+        """The label ``{prefix}_{value}`` in the reader's language, or ``value`` itself when there is none."""
+        key = f"{prefix}_{value}"
+        return self(key) if key in self.labels else value
+
     def state(self, state: str) -> str:
-        return self(f"state_{state}") if f"state_{state}" in self.labels else state
+        return self.labelled("state", state)
 
     def message(self, en: str, zh: str) -> str:
         return zh if self.lang == "zh" else en

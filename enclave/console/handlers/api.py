@@ -6,8 +6,7 @@ GET api/me      the caller, their platform roles and the pages they may open
 from __future__ import annotations
 
 from enclave.console.handlers.base import nav_for
-from enclave.services.handlers import ApiHandler
-from enclave.services.http_errors import http_error_body
+from enclave.services.handlers import ApiHandler, NotFoundApi
 
 
 class MeApi(ApiHandler):
@@ -22,11 +21,6 @@ class MeApi(ApiHandler):
                 "pages": [path for _, _, path in nav_for(held)],
             }
         )
-
-
-class NotFoundApi(ApiHandler):
-    def prepare(self) -> None:
-        self.write_json(http_error_body(404), 404)
 
 
 def default_handlers(prefix: str) -> list[tuple[str, type]]:

@@ -12,14 +12,9 @@ from enclave.console.i18n import ConsoleTranslator
 from enclave.errors import EnclaveError
 from enclave.roles import Permission, Role
 from enclave.services import handlers
-from enclave.services.handlers import UploadHandler
-from enclave.services.http_errors import error_body, status_for
+from enclave.services.handlers import UploadHandler, page_errors
 
-# As export review's, with the styles from the console's own stylesheet only (no inline style).
-CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+CSP = handlers.STYLESHEET_CSP  # styles from the console's own stylesheet only (no inline style)
 APP_ID = r"(app-[0-9a-f]{16})"
 PROJECT_ID = r"([a-z0-9][a-z0-9-]{1,62})"
 
@@ -41,19 +36,10 @@ def nav_for(held: set[Role]) -> list[tuple[str, str, str]]:
     return [(el, label, path) for el, label, path, need in NAV if need is None or need.held_by(held)]
 
 
-def page_errors(error: EnclaveError) -> tuple[int, list[dict[str, Any]]]:
-    """The HTTP status (the one mapping, ``enclave.services.http_errors``) and what the page lists:
-    the error itself, then each reason it gives, every one in both languages."""
-    status = status_for(error)
-    top = {"code": error.code, "message": {"en": error.message, "zh": error.message_zh}}
-    return status, [top, *(error_body(error, status)["errors"] if error.reasons else [])]
-
-
-class ConsolePage(handlers.PageHandler):
+class ConsolePage(handlers.StylesheetPage):
     """A console page: the console's labels and navigation."""
 
     ctx: ConsoleContext
-    csp: ClassVar[str] = CSP
     translator: ClassVar[type[ConsoleTranslator]] = ConsoleTranslator
 
     def get_template_namespace(self) -> dict[str, Any]:
@@ -68,17 +54,6 @@ class ConsolePage(handlers.PageHandler):
 
     def args(self, name: str) -> list[str]:
         return self.get_body_arguments(name)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, EnclaveError):
-            status, errors = page_errors(error)
-        else:
-            status, body = self.error_status(status_code, kwargs)
-            errors = body["errors"]
-        self.set_status(status)
-        self.render("error.html", status=status, errors=errors)
 
     def show_error(self, error: EnclaveError | None) -> list[dict[str, Any]]:
         """Set the error's status on a page shown again with it; its entries for ``_errors.html``."""

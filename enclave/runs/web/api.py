@@ -33,8 +33,7 @@ from enclave.runs import notebooks, service
 from enclave.runs.states import RunState
 from enclave.runs.web.context import RunsContext
 from enclave.services.auth import PROJECT_HEADER, Caller, token_from_header
-from enclave.services.handlers import DOWNLOAD_CSP, MAX_FORM_BYTES, ApiHandler
-from enclave.services.http_errors import http_error_body
+from enclave.services.handlers import DOWNLOAD_CSP, MAX_FORM_BYTES, ApiHandler, NotFoundApi
 from enclave.services.hub import check_revoker, clear_token_cache
 
 RUN_ID = r"(run-[0-9a-f]{12})"
@@ -55,7 +54,6 @@ class RunsApi(ApiHandler):
     submit = False  # a handler whose POST carries a notebook
 
     _caller: Caller | None = None
-    _slot_user: str | None = None
 
     @property
     def body_cap(self) -> int:
@@ -69,8 +67,7 @@ class RunsApi(ApiHandler):
         with self.ctx.session() as session:
             check_analyst_access(session, self._caller.project, self._caller.user)
         if self.body_cap > MAX_FORM_BYTES:
-            self.ctx.submit_slots.acquire(self._caller.user)
-            self._slot_user = self._caller.user
+            self.hold_slot(self.ctx.submit_slots, self._caller.user)
             self.request.connection.set_max_body_size(self.body_cap)
 
     def check_xsrf_cookie(self) -> None:
@@ -87,18 +84,6 @@ class RunsApi(ApiHandler):
         if run.project_id != self.caller.project:  # the token is for one project, and so is the answer
             raise run_not_found(run_id)
         return run
-
-    def _release_slot(self) -> None:
-        if self._slot_user is not None:
-            self.ctx.submit_slots.release(self._slot_user)
-            self._slot_user = None
-
-    def on_finish(self) -> None:
-        self._release_slot()
-
-    def on_connection_close(self) -> None:
-        super().on_connection_close()
-        self._release_slot()
 
 
 def _notebook_bytes(notebook: Any) -> bytes:
@@ -254,11 +239,6 @@ class AuthCacheApi(ApiHandler):
         cleared = clear_token_cache(api_auth) + clear_token_cache(self.hub_auth)
         self.application.settings["log"].info("token cache cleared by %s (%d entries)", who, cleared)
         self.write_json({"ok": True, "cleared": cleared})
-
-
-class NotFoundApi(ApiHandler):
-    def prepare(self) -> None:
-        self.write_json(http_error_body(404), 404)
 
 
 def default_handlers(prefix: str) -> list[tuple[str, type]]:

@@ -93,7 +93,7 @@ class RunsTranslator(Translator):
     labels: ClassVar[Labels] = LABELS
 
     def kind(self, kind: str) -> str:
-        return self(f"kind_{kind}") if f"kind_{kind}" in self.labels else kind
+        return self.labelled("kind", kind)
 
     def outcome(self, outcome: str) -> str:
-        return self(f"outcome_{outcome}") if f"outcome_{outcome}" in self.labels else outcome
+        return self.labelled("outcome", outcome)

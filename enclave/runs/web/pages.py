@@ -14,27 +14,20 @@ from typing import Any, ClassVar
 
 from tornado.web import authenticated
 
-from enclave.errors import BadInput, EnclaveError
+from enclave.errors import BadInput
 from enclave.runs import service
 from enclave.runs.states import RunState, is_terminal
 from enclave.runs.web.context import RunsContext
 from enclave.runs.web.i18n import RunsTranslator
 from enclave.services import handlers
-from enclave.services.http_errors import error_body, status_for
 
-# The console's policy: the one stylesheet is the service's own file, no inline style, no script.
-CSP = (
-    "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
 RUN_ID = r"(run-[0-9a-f]{12})"
 LOG_TAIL_CHARS = 64 * 1024
 REFRESH_S = 5
 
 
-class RunsPage(handlers.PageHandler):
+class RunsPage(handlers.StylesheetPage):
     ctx: RunsContext
-    csp: ClassVar[str] = CSP
     translator: ClassVar[type[RunsTranslator]] = RunsTranslator
 
     def get_template_namespace(self) -> dict[str, Any]:
@@ -45,19 +38,6 @@ class RunsPage(handlers.PageHandler):
             refresh=None,
         )
         return namespace
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        error = exc_info[1] if exc_info else None
-        if isinstance(error, EnclaveError):
-            status = status_for(error)
-            top = {"code": error.code, "message": {"en": error.message, "zh": error.message_zh}}
-            errors = [top, *(error_body(error, status)["errors"] if error.reasons else [])]
-        else:
-            status, body = self.error_status(status_code, kwargs)
-            errors = body["errors"]
-        self.set_status(status)
-        self.render("error.html", status=status, errors=errors)
 
 
 class ListPage(RunsPage):

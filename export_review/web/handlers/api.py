@@ -20,7 +20,7 @@ from typing import Any
 from enclave import metrics
 from enclave.errors import BadInput
 from enclave.services.auth import token_from_header
-from enclave.services.http_errors import http_error_body
+from enclave.services.handlers import NotFoundApi
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 from export_review.metrics import export_families
 from export_review.web import actions
@@ -122,11 +122,6 @@ class MetricsApi(ApiHandler):
             families = export_families(session)
         self.set_header("Content-Type", metrics.CONTENT_TYPE)
         self.finish(metrics.render(families))
-
-
-class NotFoundApi(ApiHandler):
-    def prepare(self) -> None:
-        self.write_json(http_error_body(404), 404)
 
 
 def default_handlers(prefix: str) -> list[tuple[str, type]]:
