@@ -15,10 +15,13 @@ WORK=${IMAGE_BUILD_DIR:-build/images/analyst}
 BASE_IMAGE=$BASE_IMAGE bash images/build-base.sh
 
 # Everything the image is built from lives under images/analyst (its own client and lock-down
-# packages included): the vault package `enclave` is not an input and is not installed.
+# packages included), and the guard docs, which the client ships so that a refusal's link to its rule
+# opens offline: the vault package `enclave` is not an input and is not installed.
+GUARD_DOCS=docs/guard.md
 inputs_hash() {
-    find images/analyst -type f \
-        -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info/*' -not -path '*/build/*' \
+    { find images/analyst -type f \
+        -not -path '*/__pycache__/*' -not -name '*.pyc' -not -path '*.egg-info/*' -not -path '*/build/*'
+      echo "$GUARD_DOCS"; } \
         | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16
     docker image inspect --format '{{.Id}}' "$BASE_IMAGE"
 }
@@ -33,10 +36,13 @@ fi
 echo "gathering wheels for $ANALYST_IMAGE in $WORK" >&2
 rm -rf "$WORK"
 mkdir -p "$WORK/wheels"
-"$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheels" images/analyst/client images/analyst/lockdown
-for pkg in images/analyst/client images/analyst/lockdown; do
-    rm -rf "$pkg/build"  # setuptools leaves this behind
-done
+# The client is built from a copy that holds the guard docs (package data), never from the checkout.
+mkdir -p "$WORK/src"
+tar -C images/analyst --exclude=__pycache__ --exclude='*.egg-info' --exclude=build -cf - client \
+    | tar -C "$WORK/src" -xf -
+cp "$GUARD_DOCS" "$WORK/src/client/enclave_client/guard.md"
+"$PY" -m pip wheel --quiet --no-deps -w "$WORK/wheels" "$WORK/src/client" images/analyst/lockdown
+rm -rf "$WORK/src" images/analyst/lockdown/build  # setuptools leaves build/ behind
 # Resolve the local wheels' dependencies together with the rest; binary wheels only, so the
 # image never compiles anything. The base image is bookworm's Python 3.11, like the venv.
 mapfile -t local_wheels < <(ls "$WORK"/wheels/*.whl)

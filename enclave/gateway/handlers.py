@@ -9,6 +9,10 @@ POST   {base}api/auth-cache/clear     forget cached token answers (a steward's o
 GET    {base}api/health               liveness (no authentication, no data)
 GET    {base}metrics                  Prometheus metrics (a token with `read:metrics`: monitoring, stewards)
 
+A guard refusal's error entries carry two optional fields besides ``code`` and ``message``: ``hint``
+(how to rewrite the query) and ``doc`` (the guard docs' section, ``docs/guard.md#<anchor>``, which the
+analyst's client ships), each ``{"en", "zh"}``.
+
 The caller is identified as soon as the headers arrive, before any body byte is read, and a body over
 ``MAX_BODY_BYTES`` is refused (413) from its Content-Length or, when chunked, while it streams.
 """
@@ -25,6 +29,7 @@ from enclave import metrics
 from enclave.errors import BadInput, EnclaveError
 from enclave.gateway import results, views
 from enclave.gateway.runner import QueryRunner, check_query_id
+from enclave.guard.violations import guidance
 from enclave.query_service import ServerUnavailable, check_analyst_access
 from enclave.services.auth import PROJECT_HEADER, Caller, TokenAuthenticator, token_from_header
 from enclave.services.http_errors import (
@@ -95,7 +100,10 @@ class BaseHandler(RequestHandler):
             status = status_for(error)
             if isinstance(error, ServerUnavailable):
                 self.set_header("Retry-After", str(error.retry_after_s))
-            self.write_json(error_body(error, status), status)
+            body = error_body(error, status)
+            for entry in body["errors"]:  # a guard refusal says how to rewrite the query, and where to read
+                entry.update(guidance(entry["code"]))
+            self.write_json(body, status)
             return
         self.write_json(http_error_body(status_code), status_code)
 

@@ -318,6 +318,7 @@ class Analyzer:
                         "QRY_NOT_AGGREGATE",
                         value,
                         detail="In a query grouped by the person key, other columns must be aggregated.",
+                        detail_zh="在按人员标识分组的查询中，其他列必须聚合。",
                     )
                 scope.columns[name.lower()] = Col(self.lineage(value, scope))
                 continue
@@ -413,6 +414,7 @@ class Analyzer:
                     "QRY_NOT_AGGREGATE",
                     column,
                     detail=f"{column.sql(dialect='duckdb')} is neither aggregated nor a GROUP BY key.",
+                    detail_zh=f"{column.sql(dialect='duckdb')} 既未聚合，也不是 GROUP BY 键。",
                 )
 
     def _released_aggregate(self, func, call, condition, scope: Scope) -> Aggregate | None:
@@ -588,6 +590,7 @@ def analyze(tree: exp.Select, policy: GuardPolicy) -> tuple[Plan | None, list[Vi
             "QRY_NOT_AGGREGATE",
             tree,
             detail="Row-level results are never released; aggregate with GROUP BY and count/sum/avg.",
+            detail_zh="行级结果从不发布；请用 GROUP BY 与 count/sum/avg 聚合。",
         )
     elif root.layer is Layer.PERSON:
         pk = next((p for p in tree.expressions if analyzer._is_pk(_value(p), root)), None)

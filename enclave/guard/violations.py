@@ -104,7 +104,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "QRY_NOT_AGGREGATE": (
         "The outermost query must aggregate: every output column must be an aggregate "
         "(count, sum, avg, ...) or a GROUP BY key. {detail}",
-        "最外层查询必须是聚合查询：每个输出列都必须是聚合（count、sum、avg 等）或 GROUP BY 键。{detail}",
+        "最外层查询必须是聚合查询：每个输出列都必须是聚合（count、sum、avg 等）或 GROUP BY 键。{detail_zh}",
     ),
     "QRY_DISTINCT": (
         "{detail}",
@@ -274,3 +274,146 @@ MESSAGES["QRY_ADVISORY"] = (
     "Advisory (rows mode): {detail}",
     "提示（行级访问模式）：{detail}",
 )
+
+# code -> (English, Chinese): how to rewrite a refused query. The gateway sends it with each refusal
+# (``guidance``), and the analyst's client shows it under the message.
+HINTS: dict[str, tuple[str, str]] = {
+    "QRY_PARSE": ("Check the SQL near the position shown.", "请检查所示位置附近的 SQL。"),
+    "QRY_TOO_LARGE": ("Split the query into smaller ones.", "请将查询拆分为几个较小的查询。"),
+    "QRY_MULTI_STATEMENT": ("Run one statement per call.", "每次调用只运行一条语句。"),
+    "QRY_NOT_SELECT": ("Write a SELECT over the project's views.", "请对本项目的视图编写 SELECT 查询。"),
+    "QRY_SET_OPERATION": (
+        "Run the parts as separate queries, or UNION ALL rows inside a CTE.",
+        "请分别运行各部分，或在 CTE 中对行使用 UNION ALL。",
+    ),
+    "QRY_UNKNOWN_TABLE": ("List the views with db.tables().", "可用 db.tables() 列出视图。"),
+    "QRY_TABLE_FUNCTION": ("Query a view by its name instead.", "请改为按名称查询视图。"),
+    "QRY_UNKNOWN_COLUMN": (
+        "List a view's columns with db.describe(view).",
+        "可用 db.describe(视图) 列出列。",
+    ),
+    "QRY_RESERVED_NAME": ("Rename the alias or CTE.", "请为别名或 CTE 换一个名称。"),
+    "QRY_CTE_SHADOWS_VIEW": ("Rename the CTE.", "请为 CTE 换一个名称。"),
+    "QRY_FUNCTION_NOT_ALLOWED": (
+        "Use an allowlisted function, or do the computation on the result in pandas.",
+        "请使用允许列表中的函数，或在 pandas 中对结果进行计算。",
+    ),
+    "QRY_SYNTAX_NOT_ALLOWED": (
+        "Rewrite it with plain SELECT, WHERE, GROUP BY, HAVING and joins on the person key.",
+        "请改用简单的 SELECT、WHERE、GROUP BY、HAVING 以及按人员标识的连接。",
+    ),
+    "QRY_WINDOW": (
+        "Aggregate with GROUP BY; windows are allowed only over released counts in the outermost query.",
+        "请用 GROUP BY 聚合；窗口函数只能在最外层查询中作用于已发布的聚合结果。",
+    ),
+    "QRY_PIVOT": ("Use GROUP BY with CASE expressions.", "请使用 GROUP BY 和 CASE 表达式。"),
+    "QRY_SAMPLE": ("Query the whole view; filter with WHERE.", "请查询整个视图，并用 WHERE 过滤。"),
+    "QRY_GROUPING_SETS": ("Run one query per grouping.", "请每种分组单独查询。"),
+    "QRY_RECURSIVE": ("Rewrite without WITH RECURSIVE.", "请不用 WITH RECURSIVE 改写。"),
+    "QRY_SUBQUERY_LIMIT": (
+        "Move ORDER BY / LIMIT to the outermost query.",
+        "请把 ORDER BY / LIMIT 移到最外层查询。",
+    ),
+    "QRY_LIMIT_FORM": ("Write LIMIT 10, not an expression.", "请写 LIMIT 10 这样的常量，而非表达式。"),
+    "QRY_JOIN": ("Join views on their person keys.", "请按人员标识连接视图。"),
+    "QRY_NO_SOURCE": ("Add FROM <view>.", "请添加 FROM <视图>。"),
+    "QRY_NOT_AGGREGATE": (
+        "Aggregate: e.g. SELECT sex, count(*) FROM patients GROUP BY sex.",
+        "请聚合：例如 SELECT sex, count(*) FROM patients GROUP BY sex。",
+    ),
+    "QRY_DISTINCT": (
+        "Use count(DISTINCT <column>) or GROUP BY instead of SELECT DISTINCT.",
+        "请用 count(DISTINCT <列>) 或 GROUP BY 代替 SELECT DISTINCT。",
+    ),
+    "QRY_PERSON_KEY_OUTPUT": (
+        "Count persons instead: count(DISTINCT <person key>).",
+        "请改为统计人数：count(DISTINCT <人员标识>)。",
+    ),
+    "QRY_PERSON_KEY_USE": (
+        "Use the person key bare: in a join, count(DISTINCT ...) or IN (SELECT ...).",
+        "请直接使用人员标识：用于连接、count(DISTINCT ...) 或 IN (SELECT ...)。",
+    ),
+    "QRY_UNSAFE_AGGREGATE": (
+        "Use count, sum, avg, median or quantile_cont; take min/max per person in a subquery "
+        "grouped by the person key.",
+        "请使用 count、sum、avg、median 或 quantile_cont；min/max 请在按人员标识分组的子查询中计算。",
+    ),
+    "QRY_AGGREGATE_ARGUMENT": (
+        "Aggregate a column (or one transform of it) and do the arithmetic outside the aggregate.",
+        "请对列（或其一次变换）聚合，算术放在聚合之外。",
+    ),
+    "QRY_NESTED_AGGREGATE": (
+        "Aggregate per person in a CTE, then aggregate that.",
+        "请先在 CTE 中按人汇总，再对其聚合。",
+    ),
+    "QRY_SUBQUERY": (
+        "Use <person key> IN (SELECT <person key> ...) or a CTE.",
+        "请使用 <人员标识> IN (SELECT <人员标识> ...) 或 CTE。",
+    ),
+    "QRY_CORRELATED_SUBQUERY": (
+        "Join on the person key or use <person key> IN (SELECT ...).",
+        "请按人员标识连接，或使用 <人员标识> IN (SELECT ...)。",
+    ),
+    "QRY_UNTRACEABLE": (
+        "Keep the person key in every CTE and subquery the result is built from.",
+        "请在构成结果的每个 CTE 和子查询中保留人员标识。",
+    ),
+    "QRY_TOO_COMPLEX": ("Split the query or use fewer CTEs.", "请拆分查询或减少 CTE。"),
+    "QRY_LAYERS": (
+        "Have one aggregation layer: per-person CTEs, then one GROUP BY.",
+        "只保留一个聚合层：先按人的 CTE，再一次 GROUP BY。",
+    ),
+    "QRY_FANOUT": (
+        "Aggregate per person (GROUP BY the person key) before the join.",
+        "请在连接前按人员标识汇总（GROUP BY 人员标识）。",
+    ),
+    "QRY_QUANTILE": ("Pass a constant fraction, e.g. 0.25.", "请传入常量分位数，例如 0.25。"),
+    "QRY_DATE_GRANULARITY": (
+        "Group dates by date_trunc('month', d) or year(d).",
+        "请按 date_trunc('month', d) 或 year(d) 对日期分组。",
+    ),
+    "QRY_GUARD_ERROR": ("Simplify the query.", "请简化查询。"),
+    "QRY_ADVISORY": ("Nothing to rewrite: a notice only.", "无需改写：仅为提示。"),
+}
+
+GUARD_DOCS = "docs/guard.md"
+# code -> the section of the guard docs that explains the rule (its heading's anchor).
+DOC_SECTIONS: dict[str, str] = {
+    **dict.fromkeys(MESSAGES, "rules-and-their-codes"),
+    **dict.fromkeys(
+        (
+            "QRY_NOT_AGGREGATE",
+            "QRY_LAYERS",
+            "QRY_SUBQUERY",
+            "QRY_CORRELATED_SUBQUERY",
+            "QRY_SET_OPERATION",
+            "QRY_PERSON_KEY_OUTPUT",
+            "QRY_PERSON_KEY_USE",
+            "QRY_UNTRACEABLE",
+        ),
+        "the-algebra-four-layers",
+    ),
+    "QRY_AGGREGATE_ARGUMENT": "aggregate-arguments",
+    "QRY_UNSAFE_AGGREGATE": "aggregates-per-layer",
+    "QRY_NESTED_AGGREGATE": "aggregates-per-layer",
+    "QRY_QUANTILE": "quantiles-the-extremes-rule",
+    "QRY_DISTINCT": "countdistinct-x",
+    "QRY_JOIN": "joins-and-fan-out",
+    "QRY_FANOUT": "joins-and-fan-out",
+    "QRY_DATE_GRANULARITY": "dates",
+}
+
+
+def guidance(code: str) -> dict[str, dict[str, str]]:
+    """The optional ``hint`` and ``doc`` of an error entry for a guard code; empty for other codes.
+
+    >>> guidance("QRY_FANOUT")["doc"]
+    {'en': 'docs/guard.md#joins-and-fan-out', 'zh': 'docs/guard.md#joins-and-fan-out'}
+    >>> guidance("query_cancelled")
+    {}
+    """
+    if code not in HINTS:
+        return {}
+    en, zh = HINTS[code]
+    doc = f"{GUARD_DOCS}#{DOC_SECTIONS[code]}"
+    return {"hint": {"en": en, "zh": zh}, "doc": {"en": doc, "zh": doc}}

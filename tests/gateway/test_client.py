@@ -85,10 +85,39 @@ def test_interrupt_cancels_the_query_on_the_gateway(
         timer.cancel()  # never let the interrupt land in a later test
     assert time.monotonic() - started < 5
     assert shown and shown[-1] >= 0.2  # progress was reported while it ran
+    assert_cancelled_on_the_gateway(enclave)
+
+
+def test_interrupted_progress_line_shows_the_state_and_is_wiped(
+    analyst_env: None, enclave: Enclave, slow_query_allowed: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = enclave_client.connect()
+    db.progress_after_s = 0.3
+    before = len(cancelled(enclave))
+    timer = threading.Timer(1.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            db.sql(SLOW)  # the default indicator (stderr outside a notebook)
+    finally:
+        timer.cancel()
+    err = capsys.readouterr().err
+    assert "query running… / 查询运行中…" in err or "query queued… position" in err
+    assert "interrupt to cancel" in err and err.endswith("\r") and "\n" not in err
+    assert_cancelled_on_the_gateway(enclave, before)
+
+
+def cancelled(enclave: Enclave) -> list[dict[str, object]]:
+    refused = audit_events(enclave, AuditAction.QUERY_REFUSE, "alice")
+    return [e for e in refused if e["sql"] == SLOW and e["code"] == "query_cancelled"]
+
+
+def assert_cancelled_on_the_gateway(enclave: Enclave, before: int = 0) -> None:
+    """The gateway audits the slow query as cancelled (within 15 s), after ``before`` such events."""
     deadline = time.monotonic() + 15
     while True:
         refused = [e for e in audit_events(enclave, AuditAction.QUERY_REFUSE, "alice") if e["sql"] == SLOW]
-        if refused and refused[-1]["code"] == "query_cancelled":
+        if refused and refused[-1]["code"] == "query_cancelled" and len(cancelled(enclave)) > before:
             break
         assert time.monotonic() < deadline, (
             "the gateway never cancelled the query: "
@@ -96,3 +125,30 @@ def test_interrupt_cancels_the_query_on_the_gateway(
             + repr([e for e in audit_events(enclave, AuditAction.QUERY_RUN) if e["sql"] == SLOW])
         )
         time.sleep(0.1)
+
+
+def test_a_refusal_says_which_rule_how_to_rewrite_and_where_to_read(analyst_env: None) -> None:
+    with pytest.raises(QueryError) as caught:
+        enclave_client.connect().sql("SELECT * FROM patients")
+    error = caught.value
+    assert error.refused and error.errors
+    for entry in error.errors:  # every reason: its rule, a hint in both languages, its docs section
+        assert entry["code"].startswith("QRY_")
+        assert entry["hint"]["en"] and entry["hint"]["zh"]
+        assert entry["doc"]["en"].startswith("docs/guard.md#")
+        assert enclave_client.guard_docs(entry["doc"]["en"]).startswith("## ")
+    text = str(error)
+    assert "[QRY_NOT_AGGREGATE]" in text and "How to rewrite:" in text and "如何改写：" in text
+    assert "docs/guard.md#the-algebra-four-layers" in text
+    assert "The algebra: four layers" in error._repr_html_()
+
+
+def test_suppressed_groups_show_in_the_frames_display(analyst_env: None) -> None:
+    frame = enclave_client.connect().sql("SELECT income, count(*) AS n FROM patients GROUP BY income")
+    count = frame.attrs["suppressed_groups"]
+    assert count > 0
+    caption = f"{count} groups below the minimum cell count were suppressed"
+    caption_zh = f"{count} 个低于最小单元格计数的组已被隐藏"
+    assert all(
+        text in shown for text in (caption, caption_zh) for shown in (repr(frame), frame._repr_html_())
+    )

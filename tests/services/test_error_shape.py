@@ -63,11 +63,17 @@ def assert_error_shape(status: int, body: Any, expected_status: int) -> list[str
     assert body["ok"] is False and body["status"] == status
     assert isinstance(body["errors"], list) and body["errors"]
     for entry in body["errors"]:
-        assert set(entry) == {"code", "message"}
+        # a guard refusal may add how to rewrite the query (hint) and its docs section (doc), bilingual too
+        assert {"code", "message"} <= set(entry) <= {"code", "message", *OPTIONAL_FIELDS}, entry
         assert isinstance(entry["code"], str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", entry["code"]), entry
-        assert set(entry["message"]) == {"en", "zh"}
-        assert entry["message"]["en"].strip() and entry["message"]["zh"].strip()
+        for key in set(entry) - {"code"}:
+            assert isinstance(entry[key], dict) and set(entry[key]) == {"en", "zh"}, entry
+            assert isinstance(entry[key]["en"], str) and isinstance(entry[key]["zh"], str), entry
+            assert entry[key]["en"].strip() and entry[key]["zh"].strip(), entry
     return [entry["code"] for entry in body["errors"]]
+
+
+OPTIONAL_FIELDS = ("hint", "doc")
 
 
 # ---- every route of every service, in this process ---------------------------------------------------
@@ -490,6 +496,22 @@ def test_guard_refusal_lists_the_reasons(gateway: RunningGateway, token: str) ->
     status, body = http("POST", gateway.url + "api/query", token, {"sql": "SELECT * FROM patients"})
     codes = assert_error_shape(status, body, 422)
     assert codes and "query_rejected" not in codes  # the reasons, not the wrapper
+    for entry in body["errors"]:  # each says how to rewrite the query and where its rule is explained
+        assert set(entry) == {"code", "message", *OPTIONAL_FIELDS}, entry
+        assert entry["doc"]["en"].startswith("docs/guard.md#"), entry
+
+
+def test_the_shape_check_refuses_other_or_malformed_fields() -> None:
+    good = {"code": "QRY_JOIN", "message": {"en": "a", "zh": "甲"}}
+    assert_error_shape(422, {"ok": False, "errors": [good], "status": 422}, 422)
+    for bad in (
+        {**good, "detail": {"en": "a", "zh": "甲"}},
+        {**good, "hint": "rewrite it"},
+        {**good, "hint": {"en": "rewrite it"}},
+        {**good, "doc": {"en": "docs/guard.md#dates", "zh": " "}},
+    ):
+        with pytest.raises(AssertionError):
+            assert_error_shape(422, {"ok": False, "errors": [bad], "status": 422}, 422)
 
 
 def test_unknown_view_route_and_method(gateway: RunningGateway, token: str) -> None:  # noqa: F811

@@ -19,6 +19,10 @@ from urllib.parse import quote
 import pyarrow as pa
 
 from enclave_client.errors import QueryError
+from enclave_client.frame import QueryFrame
+from enclave_client.progress import ProgressDisplay, progress_line
+
+__all__ = ["Connection", "Progress", "QueryError", "connect", "progress_line"]
 
 GATEWAY_URL_ENV = "ENCLAVE_GATEWAY_URL"
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
@@ -27,20 +31,7 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 Progress = Callable[..., None]
 STATUS_POLL_S = 1.0
-
-
-def _stderr_progress(elapsed: float, status: dict[str, Any] | None = None) -> None:
-    sys.stderr.write("\r" + progress_line(elapsed, status) + " " * 8)
-    sys.stderr.flush()
-
-
-def progress_line(elapsed: float, status: dict[str, Any] | None = None) -> str:
-    """One line for a long query: running, or queued on the gateway with its place in line."""
-    hint = "(interrupt to cancel / 中断以取消)"
-    if status and status.get("state") == "queued":
-        position = status.get("position")
-        return f"query queued… position {position} / 排队中，第 {position} 位 · {elapsed:5.1f} s {hint}"
-    return f"query running… {elapsed:5.1f} s {hint}"
+PROGRESS_AFTER_S = 2.0  # fast queries show nothing
 
 
 def _takes_status(progress: Progress) -> bool:
@@ -87,7 +78,7 @@ class Connection:
         self.url = url.rstrip("/") + "/"
         self.project = project
         self.timeout_s = timeout_s
-        self.progress_after_s = 1.0
+        self.progress_after_s = PROGRESS_AFTER_S
         self._token = token
 
     def __repr__(self) -> str:
@@ -157,13 +148,21 @@ class Connection:
         *,
         synthetic: bool = False,
         query_id: str | None = None,
-        progress: Progress | None = _stderr_progress,
+        progress: Progress | str | None = "auto",
     ) -> Any:
-        """Run the query; a DataFrame whose ``attrs`` say how many groups were suppressed.
+        """Run the query; a DataFrame whose ``attrs`` say how many groups were suppressed (and whose
+        display says so too).
 
         The request runs on a helper thread so that an interrupt (Ctrl-C, the notebook's stop
-        button) reaches this thread at once: the query is then cancelled on the gateway.
+        button) reaches this thread at once: the query is then cancelled on the gateway. A query
+        running longer than ``progress_after_s`` shows its state and time (``"auto"``: a line that
+        updates in place, removed at the end), or calls ``progress(elapsed[, status=...])``; None
+        shows nothing.
         """
+        if progress == "auto":
+            progress = ProgressDisplay()
+        if isinstance(progress, str):
+            raise ValueError("progress: a callable, None or 'auto'")
         query_id = query_id or uuid.uuid4().hex
         body = {"sql": query, "synthetic": synthetic, "query_id": query_id, "format": "arrow"}
         outcome: dict[str, Any] = {}
@@ -180,7 +179,7 @@ class Connection:
         shown = False
         with_status = progress is not None and _takes_status(progress)
         status: dict[str, Any] | None = None
-        polled = 0.0
+        polled = -STATUS_POLL_S  # ask the gateway as soon as the indicator shows
         try:
             while worker.is_alive():
                 worker.join(0.1)
@@ -199,7 +198,11 @@ class Connection:
             raise
         finally:
             if shown:
-                sys.stderr.write("\n")
+                finish = getattr(progress, "finish", None)
+                if callable(finish):
+                    finish()
+                else:
+                    sys.stderr.write("\n")
         if "error" in outcome:
             raise outcome["error"]
         content_type, payload = outcome["response"]
@@ -238,4 +241,6 @@ def _dataframe(content_type: str, payload: bytes, synthetic: bool) -> Any:
         frame.attrs["notices"] = list(body.get("notices", []))
         frame.attrs["query_id"] = body.get("query_id", "")
     frame.attrs["synthetic"] = synthetic
-    return frame
+    shown = QueryFrame(frame)
+    shown.attrs = dict(frame.attrs)
+    return shown

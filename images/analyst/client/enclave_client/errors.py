@@ -6,11 +6,15 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from enclave_client.guide import guard_docs
+
 
 class QueryError(Exception):
     """The gateway said no. ``code`` is the first error's code; ``errors`` holds them all.
 
-    Each entry is ``{"code": ..., "message": {"en": ..., "zh": ...}}`` (the gateway's error shape).
+    Each entry is ``{"code": ..., "message": {"en": ..., "zh": ...}}`` (the gateway's error shape); a
+    guard refusal's entries also carry ``hint`` (how to rewrite the query) and ``doc`` (the guard docs'
+    section, shipped with the client: ``enclave_client.guard_docs(doc)``), each ``{"en": ..., "zh": ...}``.
     """
 
     def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
@@ -39,6 +43,14 @@ class QueryError(Exception):
             message = entry.get("message", {})
             lines.append(f"[{entry.get('code')}] {message.get('en', '')}")
             lines.append(f"    {message.get('zh', '')}")
+            hint, doc = _text(entry, "hint"), _text(entry, "doc")
+            if hint["en"]:
+                lines.append(f"    How to rewrite: {hint['en']}")
+                lines.append(f"    如何改写：{hint['zh']}")
+            if doc["en"]:
+                lines.append(
+                    f"    Guard docs / 查询守卫文档: {doc['en']}  (enclave_client.guard_docs({doc['en']!r}))"
+                )
         return "\n".join(lines)
 
     def _title(self) -> str:
@@ -46,10 +58,11 @@ class QueryError(Exception):
 
     def _repr_html_(self) -> str:
         items = "".join(
-            "<li><code>{}</code> {}<br>{}</li>".format(
+            "<li><code>{}</code> {}<br>{}{}</li>".format(
                 html.escape(str(e.get("code"))),
                 html.escape(str(e.get("message", {}).get("en", ""))),
                 html.escape(str(e.get("message", {}).get("zh", ""))),
+                _guidance_html(e),
             )
             for e in self.errors
         )
@@ -70,6 +83,32 @@ class RunError(QueryError):
 
     def _title(self) -> str:
         return "Batch run refused / 批处理作业被拒绝" if self.refused else "Batch run failed / 批处理作业失败"
+
+
+def _text(entry: dict[str, Any], key: str) -> dict[str, str]:
+    """An optional bilingual field of an error entry (``hint``, ``doc``); empty strings when absent."""
+    value = entry.get(key)
+    if not isinstance(value, dict):
+        return {"en": "", "zh": ""}
+    return {"en": str(value.get("en") or ""), "zh": str(value.get("zh") or "")}
+
+
+def _guidance_html(entry: dict[str, Any]) -> str:
+    """How to rewrite the query, and the guard docs' section inline (offline, from the client's copy)."""
+    hint, doc = _text(entry, "hint"), _text(entry, "doc")
+    out = ""
+    if hint["en"]:
+        out += "<br><em>How to rewrite / 如何改写:</em> {}<br>{}".format(
+            html.escape(hint["en"]), html.escape(hint["zh"])
+        )
+    if doc["en"]:
+        text = guard_docs(doc["en"])
+        body = f"<pre>{html.escape(text)}</pre>" if text else ""
+        out += (
+            f'<details class="enclave-guard-docs"><summary>Guard docs / 查询守卫文档: '
+            f"<code>{html.escape(doc['en'])}</code></summary>{body}</details>"
+        )
+    return out
 
 
 def error_entry(code: str, en: str, zh: str) -> dict[str, Any]:
