@@ -22,7 +22,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from enclave import accounts, catalog, db, lifecycle, projects, roles, users
+from enclave import accounts, db, lifecycle, projects, roles, users
 from enclave.audit import AuditAction
 from enclave.cli import app
 from enclave.config import Paths
@@ -40,12 +40,8 @@ from enclave.roles import Role
 from enclave.specs import parse_project_spec
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 PASSWORD = "Correct-Horse-9-Battery"
@@ -71,11 +67,7 @@ class Env:
 def env(database_url: str, paths: Paths, tmp_path: Path) -> Env:
     setup = Env(database_url, paths, db.connect(database_url))
     with setup.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(60), PATIENT_COLUMNS),
-            ("visits", visits_table(60), VISIT_COLUMNS),
-        ):
-            catalog.register(session, paths, write_dataset(tmp_path / "src", name, table, columns), actor="s")
+        register_patients_and_visits(session, paths, tmp_path / "src", n_patients=60, actor="s")
         roles.grant(session, "olga", Role.OFFICE, actor="admin")
         roles.grant(session, "oscar", Role.OFFICE, actor="admin")
         roles.grant(session, "stan", Role.STEWARD, actor="admin")
@@ -539,18 +531,12 @@ def cli(env: Env, *args: str, stdin: str | None = None, code: int = 0) -> Any:
 def test_cli_apply_decide_show_list_and_remove(cli_env: Env) -> None:
     env = cli_env
     add_user(env, "bob")
+    apply = ("account", "apply", "--project", "cardio-2026", "--role", "analyst", "--id-kind", "id_card")
     filed = cli(
         env,
-        "account",
-        "apply",
+        *apply,
         "--user",
         "bob",
-        "--project",
-        "cardio-2026",
-        "--role",
-        "analyst",
-        "--id-kind",
-        "id_card",
         "--id-number-stdin",
         "--actor",
         "bob",
@@ -560,21 +546,7 @@ def test_cli_apply_decide_show_list_and_remove(cli_env: Env) -> None:
         stdin=ID_TYPED + "\n",
     )
     assert filed["state"] == "pending" and ID_NUMBER not in json.dumps(filed).upper()
-    missing = cli(
-        env,
-        "account",
-        "apply",
-        "--user",
-        "eve",
-        "--project",
-        "cardio-2026",
-        "--role",
-        "analyst",
-        "--id-kind",
-        "id_card",
-        "--json",
-        code=2,
-    )
+    missing = cli(env, *apply, "--user", "eve", "--json", code=2)
     assert missing["error"]["code"] == "identity_number_missing"
     own = cli(env, "account", "decide", str(filed["id"]), "approve", "--user", "bob", "--json", code=4)
     assert own["error"]["code"] == "role_required"

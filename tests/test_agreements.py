@@ -7,14 +7,10 @@ committee's approval; the provisioning tests reuse it."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from enclave import agreements, audit, catalog, lifecycle, roles, signing
+from enclave import agreements, audit, lifecycle, roles, signing
 from enclave.applications import form as forms
 from enclave.applications import office, service, voting
 from enclave.applications.workflow import ApplicationActor, ApplicationState, set_state
@@ -33,11 +29,9 @@ from enclave.db.models import DataUseAgreement, Project
 from enclave.errors import BadInput, Forbidden
 from enclave.roles import Role
 from tests.harness.factories import (
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
-    visits_table,
-    write_dataset,
+    StateHome,
+    application_form,
+    register_patients_and_visits,
 )
 
 OFFICE = "olga"
@@ -48,30 +42,14 @@ TODAY = lifecycle.enclave_today()
 PERIOD = {"start": (TODAY - timedelta(days=10)).isoformat(), "end": (TODAY + timedelta(days=365)).isoformat()}
 START, END = date.fromisoformat(PERIOD["start"]), date.fromisoformat(PERIOD["end"])
 
-FORM: dict[str, Any] = {
-    "title": "Hypertension outcomes",
-    "purpose": "Describe costs after a hypertension diagnosis",
-    "purpose_category": "research",
-    "track": "in_house",
-    "organisation": "City Hospital",
-    "datasets": {
-        "patients": {"columns": ["pid", "age", "sex", "dx"]},
-        "visits": {"columns": ["pid", "visit_date", "cost"]},
-    },
-    "team": [{"user": "alice", "role": "pi"}, {"user": "bob", "role": "analyst"}],
-    "period": PERIOD,
-    "access": "aggregate",
-    "min_cell_count": 10,
-    "legal_basis": "public_interest",
-    "ethics_ref": "EC-2026-001",
-    "cross_border": False,
-}
-
 
 def form_data(**fields: Any) -> dict[str, Any]:
-    data = copy.deepcopy(FORM)
-    data.update(fields)
-    return data
+    """The shared test form over the current period, with a k of 10 and no time range on visits."""
+    datasets = {
+        "patients": {"columns": ["pid", "age", "sex", "dx"]},
+        "visits": {"columns": ["pid", "visit_date", "cost"]},
+    }
+    return application_form(**{"datasets": datasets, "period": PERIOD, "min_cell_count": 10, **fields})
 
 
 def approve_by_committee(s: Session, paths: Paths, app_id: str) -> None:
@@ -89,17 +67,8 @@ def forge_approval(s: Session, app_id: str) -> None:
     )
 
 
-@dataclass
-class Gov:
+class Gov(StateHome):
     """A catalog, the Office, a committee of three, a steward; applications through the real service."""
-
-    sessions: sessionmaker[Session]
-    paths: Paths
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with session_scope(self.sessions) as s:
-            yield s
 
     def application(self, state: ApplicationState = ApplicationState.APPROVED, **fields: Any) -> str:
         """A new application by alice, brought to ``state`` (approved: by the committee's votes)."""
@@ -155,11 +124,7 @@ class Gov:
 
 def make_gov(sessions: sessionmaker[Session], paths: Paths, sources: Path) -> Gov:
     with session_scope(sessions) as s:
-        for name, table, columns in (
-            ("patients", patients_table(), PATIENT_COLUMNS),
-            ("visits", visits_table(), VISIT_COLUMNS),
-        ):
-            catalog.register(s, paths, write_dataset(sources, name, table, columns), actor="steward")
+        register_patients_and_visits(s, paths, sources)
         roles.grant(s, OFFICE, Role.OFFICE, actor="admin")
         for name in COMMITTEE:
             roles.grant(s, name, Role.COMMITTEE, actor="admin")

@@ -108,22 +108,18 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(
     assert not result.ok and result.broken_seq == 3 and result.code == "audit_link_broken"
 
 
-def test_deleted_middle_record_is_found(sessions: sessionmaker[Session]) -> None:
+@pytest.mark.parametrize(
+    ("deleted", "broken_seq"),
+    [("seq = 2", 2), ("seq >= 4", 4)],
+    ids=["deleted_middle_record", "records_cut_off_the_end"],
+)
+def test_deleted_records_are_found(sessions: sessionmaker[Session], deleted: str, broken_seq: int) -> None:
     append(sessions, 5)
     with session_scope(sessions) as s:
         drop_guards(s)
-        s.execute(text("DELETE FROM audit_events WHERE seq = 2"))
+        s.execute(text(f"DELETE FROM audit_events WHERE {deleted}"))
     result = verify(sessions)
-    assert not result.ok and result.broken_seq == 2
-
-
-def test_records_cut_off_the_end_are_found(sessions: sessionmaker[Session]) -> None:
-    append(sessions, 5)
-    with session_scope(sessions) as s:
-        drop_guards(s)
-        s.execute(text("DELETE FROM audit_events WHERE seq >= 4"))
-    result = verify(sessions)
-    assert not result.ok and result.broken_seq == 4
+    assert not result.ok and result.broken_seq == broken_seq
 
 
 def test_failed_transaction_leaves_no_audit_record(sessions: sessionmaker[Session]) -> None:

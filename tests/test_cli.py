@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from enclave.cli import app
 from tests.conftest import write_yaml
+from tests.harness.cli import enclave_cli
 from tests.harness.factories import (
     NO_APPLICATION_ARGS,
     PATIENT_COLUMNS,
@@ -21,13 +19,7 @@ from tests.harness.factories import (
     write_dataset,
 )
 
-runner = CliRunner()
-
-
-def run(home: Path, *args: str, code: int = 0) -> Any:
-    result = runner.invoke(app, ["--home", str(home), *args], env={"ENCLAVE_DATABASE_URL": ""})
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout) if "--json" in args else result.stdout
+run = enclave_cli
 
 
 @pytest.fixture
@@ -118,34 +110,11 @@ def test_not_shareable_exits_3_and_override_is_audited(home: Path, tmp_path: Pat
     )
     run(home, "dataset", "register", str(write_dataset(src, "visits", visits_table(), VISIT_COLUMNS)))
     spec = str(write_yaml(tmp_path / "project.yaml", project_spec()))
-    assert_error_shape(
-        run(home, "project", "create", spec, *NO_APPLICATION_ARGS, "--no-prepare", "--json", code=3),
-        "dataset_not_shareable",
-    )
-    out = run(
-        home,
-        "project",
-        "create",
-        spec,
-        *NO_APPLICATION_ARGS,
-        "--no-prepare",
-        "--override-share",
-        "patients",
-        "--json",
-        code=2,
-    )
+    create = ("project", "create", spec, *NO_APPLICATION_ARGS, "--no-prepare")
+    assert_error_shape(run(home, *create, "--json", code=3), "dataset_not_shareable")
+    out = run(home, *create, "--override-share", "patients", "--json", code=2)
     assert_error_shape(out, "override_malformed")
-    run(
-        home,
-        "project",
-        "create",
-        spec,
-        *NO_APPLICATION_ARGS,
-        "--no-prepare",
-        "--override-share",
-        "patients=ethics ref 42",
-        "--json",
-    )
+    run(home, *create, "--override-share", "patients=ethics ref 42", "--json")
     overrides = run(home, "audit", "tail", "--action", "dataset.share_override", "--json")
     assert overrides[0]["details"]["reason"] == "ethics ref 42"
 

@@ -12,9 +12,11 @@ import pytest
 from traitlets.config import Config
 
 from enclave import lifecycle
+from enclave.cli import app
 from tests.conftest import write_yaml
+from tests.harness.cli import runner
 from tests.harness.factories import NO_APPLICATION_ARGS, project_spec
-from tests.test_cli import app, assert_error_shape, register_all, run, runner
+from tests.test_cli import assert_error_shape, register_all, run
 
 REPO = Path(__file__).resolve().parents[1]
 

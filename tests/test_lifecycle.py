@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from enclave import audit, catalog, lifecycle, project_states, projects
+from enclave import audit, lifecycle, project_states, projects
 from enclave.config import Paths
 from enclave.db import session_scope
 from enclave.db.models import GuardLedgerEntry
@@ -19,23 +19,15 @@ from enclave.projects import ProjectState
 from enclave.specs import parse_project_spec
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 
 @pytest.fixture
 def project(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> str:
     with session_scope(sessions) as s:
-        for name, table, columns in (
-            ("patients", patients_table(), PATIENT_COLUMNS),
-            ("visits", visits_table(), VISIT_COLUMNS),
-        ):
-            catalog.register(s, paths, write_dataset(tmp_path, name, table, columns), actor="steward")
+        register_patients_and_visits(s, paths, tmp_path)
         spec = parse_project_spec(project_spec(period={"start": "2026-01-01", "end": "2026-06-30"}))
         projects.create_project(
             s,

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from enclave import audit, catalog, lifecycle, projects
+from enclave import audit, lifecycle, projects
 from enclave.config import Paths
 from enclave.db import session_scope
 from enclave.db.models import Project
@@ -28,12 +28,8 @@ from hub_config.access import check_workspace_access
 from hub_config.errors import WorkspaceRefused
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 START, END = date(2026, 1, 1), date(2026, 6, 30)
@@ -49,11 +45,7 @@ def no_op_preparer(paths: Paths, spec: ProjectSpec, datasets: Any, *, version: i
 @pytest.fixture
 def catalogued(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> sessionmaker[Session]:
     with session_scope(sessions) as s:
-        for name, table, columns in (
-            ("patients", patients_table(), PATIENT_COLUMNS),
-            ("visits", visits_table(), VISIT_COLUMNS),
-        ):
-            catalog.register(s, paths, write_dataset(tmp_path, name, table, columns), actor="steward")
+        register_patients_and_visits(s, paths, tmp_path)
     return sessions
 
 

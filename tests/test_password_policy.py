@@ -239,15 +239,15 @@ def test_totp_enrolment_needs_a_current_code_and_then_every_login_does(
     code = totp.totp(secret, T0.timestamp())
     wrong = "000000" if code != "000000" else "111111"
 
-    def enrol(c: str, **kw: Any) -> None:
+    def enrol(c: str, secret_text: str = secret_b32, **kw: Any) -> None:
         with sessions() as session, session.begin():
-            users.enroll_totp(session, paths, "alice", secret_b32, c, now=T0, **kw)
+            users.enroll_totp(session, paths, "alice", secret_text, c, now=T0, **kw)
 
     with pytest.raises(BadInput) as refused:
         enrol(wrong)
     assert refused.value.code == "totp_code_wrong" and row(sessions).totp_secret is None
-    with pytest.raises(BadInput) as refused, sessions() as session, session.begin():
-        users.enroll_totp(session, paths, "alice", "not base32!", code, now=T0)
+    with pytest.raises(BadInput) as refused:
+        enrol(code, "not base32!")
     assert refused.value.code == "totp_secret_invalid"
     enrol(code)
     stored = row(sessions).totp_secret
@@ -259,33 +259,15 @@ def test_totp_enrolment_needs_a_current_code_and_then_every_login_does(
 
     # a new device: the current password first, a wrong one counted
     other = totp.new_secret()
-    with pytest.raises(Forbidden) as refused, sessions() as session, session.begin():
-        users.enroll_totp(
-            session, paths, "alice", totp.to_base32(other), totp.totp(other, T0.timestamp()), now=T0
-        )
+    other_b32, other_code = totp.to_base32(other), totp.totp(other, T0.timestamp())
+    with pytest.raises(Forbidden) as refused:
+        enrol(other_code, other_b32)
     assert refused.value.code == "password_required"
-    with pytest.raises(Forbidden) as refused, sessions() as session, session.begin():
-        users.enroll_totp(
-            session,
-            paths,
-            "alice",
-            totp.to_base32(other),
-            totp.totp(other, T0.timestamp()),
-            password="Wrong-1-Pass",
-            now=T0,
-        )
+    with pytest.raises(Forbidden) as refused:
+        enrol(other_code, other_b32, password="Wrong-1-Pass")
     assert refused.value.code == "password_change_refused" and row(sessions).failed_logins == 1
     assert row(sessions).totp_secret == stored
-    with sessions() as session, session.begin():
-        users.enroll_totp(
-            session,
-            paths,
-            "alice",
-            totp.to_base32(other),
-            totp.totp(other, T0.timestamp()),
-            password=GOOD,
-            now=T0,
-        )
+    enrol(other_code, other_b32, password=GOOD)
     assert row(sessions).totp_secret != stored
     with sessions() as session:
         enabled = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.totp_enable")).all()

@@ -27,6 +27,11 @@ def run(home: Path, *args: str, code: int = 0) -> Any:
     return json.loads(result.stdout)
 
 
+def query(home: Path, sql: str, *, user: str = "bob", code: int = 0) -> Any:
+    """``enclave query`` on the demo project as ``user``."""
+    return run(home, "query", "--project", "demo-cardio", "--user", user, sql, code=code)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("pipeline")
@@ -44,48 +49,20 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_prepared_views_answer_aggregates_and_hide_small_groups(demo: tuple[Path, Path]) -> None:
     home, _ = demo
-    out = run(
-        home,
-        "query",
-        "--project",
-        "demo-cardio",
-        "--user",
-        "bob",
-        "SELECT sex, count(*) AS n FROM patients GROUP BY sex",
-    )
+    out = query(home, "SELECT sex, count(*) AS n FROM patients GROUP BY sex")
     assert sorted(r[0] for r in out["rows"]) == ["F", "M"] and sum(r[1] for r in out["rows"]) == 800
-    ages = run(
-        home,
-        "query",
-        "--project",
-        "demo-cardio",
-        "--user",
-        "bob",
-        "SELECT age, count(DISTINCT pid) FROM patients GROUP BY age",
-    )
+    ages = query(home, "SELECT age, count(DISTINCT pid) FROM patients GROUP BY age")
     assert all("-" in a or a.startswith(("<", ">")) for a, _ in ages["rows"]), "ages are banded"
     assert all(n >= 5 for _, n in ages["rows"])
-    dx = run(
-        home,
-        "query",
-        "--project",
-        "demo-cardio",
-        "--user",
-        "bob",
-        "SELECT dx, count(DISTINCT pid) FROM visits GROUP BY dx",
-    )
+    dx = query(home, "SELECT dx, count(DISTINCT pid) FROM visits GROUP BY dx")
     assert dx["suppressed_groups"] > 0, "the demo data has rare diagnoses"
 
 
 def test_row_dumps_and_outsiders_are_refused_and_audited(demo: tuple[Path, Path]) -> None:
     home, _ = demo
-    refused = run(
-        home, "query", "--project", "demo-cardio", "--user", "bob", "SELECT * FROM patients", code=3
-    )
+    refused = query(home, "SELECT * FROM patients", code=3)
     assert refused["error"]["code"] == "query_rejected"
-    outsider = run(
-        home, "query", "--project", "demo-cardio", "--user", "carol", "SELECT count(*) FROM patients", code=4
-    )
+    outsider = query(home, "SELECT count(*) FROM patients", user="carol", code=4)
     assert outsider["error"]["code"] == "not_a_project_analyst"
     events = run(home, "audit", "tail", "--project", "demo-cardio", "-n", "5")
     assert [e["action"] for e in events][-2:] == ["query.refuse", "query.refuse"]
@@ -103,19 +80,7 @@ def test_subject_look_back_then_expiry_and_destruction(demo: tuple[Path, Path]) 
     assert pid not in json.dumps(looked_up), "the audit log keeps only a keyed hash of the subject"
 
     assert run(home, "project", "expire", "demo-cardio")["state"] == "expired"
-    assert (
-        run(
-            home,
-            "query",
-            "--project",
-            "demo-cardio",
-            "--user",
-            "bob",
-            "SELECT count(*) FROM patients",
-            code=4,
-        )["error"]["code"]
-        == "project_not_active"
-    )
+    assert query(home, "SELECT count(*) FROM patients", code=4)["error"]["code"] == "project_not_active"
     destroyed = run(home, "project", "destroy", "demo-cardio")
     certificate = Path(destroyed["certificate"]["path"])
     paths = Paths(home)

@@ -22,6 +22,7 @@ from tests.harness.factories import (
     VISIT_COLUMNS,
     patients_table,
     project_spec,
+    register_patients_and_visits,
     visits_table,
     write_dataset,
 )
@@ -30,12 +31,7 @@ from tests.harness.factories import (
 @pytest.fixture
 def catalogued(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> sessionmaker[Session]:
     with session_scope(sessions) as s:
-        catalog.register(
-            s, paths, write_dataset(tmp_path, "patients", patients_table(), PATIENT_COLUMNS), actor="st"
-        )
-        catalog.register(
-            s, paths, write_dataset(tmp_path, "visits", visits_table(), VISIT_COLUMNS), actor="st"
-        )
+        register_patients_and_visits(s, paths, tmp_path, actor="st")
     return sessions
 
 

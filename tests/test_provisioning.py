@@ -13,12 +13,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from typer.testing import CliRunner
 
 from enclave import audit, db, projects, provisioning, roles
 from enclave.applications import service
 from enclave.applications.workflow import ApplicationState
-from enclave.cli import app as cli_app
 from enclave.config import Paths
 from enclave.db import session_scope
 from enclave.db.models import Application, DataUseAgreement, Project, ProjectSpecVersion
@@ -26,6 +24,7 @@ from enclave.errors import BadInput, EnclaveError, Forbidden
 from enclave.roles import Role
 from enclave.specs import ProjectSpec, parse_project_spec
 from tests.conftest import write_yaml
+from tests.harness.cli import enclave_cli
 from tests.harness.factories import project_spec
 from tests.test_agreements import (
     COMMITTEE,
@@ -358,13 +357,7 @@ def test_a_spec_without_application_serialises_as_before() -> None:
 
 # ---- the CLI ---------------------------------------------------------------------------------------
 
-runner = CliRunner()
-
-
-def cli(home: Path, *args: str, code: int = 0) -> Any:
-    result = runner.invoke(cli_app, ["--home", str(home), *args], env={"ENCLAVE_DATABASE_URL": ""})
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout) if "--json" in args else result.stdout
+cli = enclave_cli
 
 
 @pytest.fixture

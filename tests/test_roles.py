@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from enclave import catalog, projects, roles
+from enclave import projects, roles
 from enclave.config import Paths
 from enclave.db import session_scope
 from enclave.db.models import AccountApplication, AuditEvent, Project, ProjectMember, StaffRole
@@ -27,12 +27,8 @@ from enclave.roles import Role
 from enclave.specs import parse_project_spec
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 A, AUD, SYS, DEID = Role.SECURITY_ADMIN, Role.SECURITY_AUDITOR, Role.SYSTEM_ADMIN, Role.DEID_OPERATOR
@@ -131,12 +127,7 @@ def test_check_compatible_refuses_without_writing(sessions: sessionmaker[Session
 @pytest.fixture
 def catalogued(sessions: sessionmaker[Session], paths: Paths, tmp_path: Path) -> sessionmaker[Session]:
     with session_scope(sessions) as s:
-        catalog.register(
-            s, paths, write_dataset(tmp_path, "patients", patients_table(), PATIENT_COLUMNS), actor="st"
-        )
-        catalog.register(
-            s, paths, write_dataset(tmp_path, "visits", visits_table(), VISIT_COLUMNS), actor="st"
-        )
+        register_patients_and_visits(s, paths, tmp_path, actor="st")
     return sessions
 
 

@@ -11,24 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from enclave import config
-from enclave.cli import app
 from enclave.db.session import dispose_all
+from tests.harness.cli import enclave_cli
 
-runner = CliRunner()
+cli = enclave_cli
 PASSWORD = "Correct-Horse-9-Battery"
 SIDE_FILES = config.SQLITE_SIDE_FILES
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def cli(home: Path, *args: str, stdin: str | None = None) -> None:
-    result = runner.invoke(app, ["--home", str(home), *args], input=stdin, env={"ENCLAVE_DATABASE_URL": ""})
-    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture

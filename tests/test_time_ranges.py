@@ -29,7 +29,8 @@ from enclave.prepare import secrets as project_secrets
 from enclave.prepare.build import PreparationReport, prepare_workspace
 from enclave.prepare.layout import current_views_db
 from enclave.specs import DatasetSpec, ProjectSpec, TimeRange, parse_dataset_spec, parse_project_spec
-from tests.harness.factories import visits_table
+from tests.harness.factories import dataset_spec, visits_table
+from tests.harness.planted import query
 from tests.test_agreements import STEWARD, Gov, make_gov, refused
 
 START, END = date(2019, 3, 1), date(2019, 8, 31)
@@ -38,16 +39,10 @@ OFFSET = 100
 PERSONS = 40
 RARE_WARD = "Z"  # two persons, only in rows dated after the range: breaks k unless the range applies
 
-STAYS_SPEC: dict[str, Any] = {
-    "name": "stays",
-    "title": "Hospital stays",
-    "steward": "data-office",
-    "level": 3,
-    "category": "medical_care",
-    "share_type": "conditional",
-    "source": "stays.parquet",
-    "person_key": "pid",
-    "columns": {
+STAYS_SPEC: dict[str, Any] = dataset_spec(
+    "stays",
+    "stays.parquet",
+    {
         "pid": {"role": "person_key"},
         "stay_id": {"role": "attribute"},
         "ward": {"role": "quasi_id"},
@@ -55,7 +50,9 @@ STAYS_SPEC: dict[str, Any] = {
         "discharge_date": {"role": "date"},
         "cost": {"role": "measure"},
     },
-}
+    title="Hospital stays",
+    category="medical_care",
+)
 LABS_SPEC: dict[str, Any] = {
     **STAYS_SPEC,
     "name": "labs",
@@ -160,14 +157,6 @@ def spec(**fields: Any) -> ProjectSpec:
     }
     data.update(fields)
     return parse_project_spec(data)
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def expected(source: Path, start: date = START, end: date = END) -> dict[str, Any]:

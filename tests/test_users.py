@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, sessionmaker
-from typer.testing import CliRunner
 
 from enclave import audit, passwords, totp, users
-from enclave.cli import app
 from enclave.config import Paths
 from enclave.db.models import AuditEvent, LocalUser
 from enclave.errors import BadInput, NotFound
+from tests.harness.cli import enclave_cli
 
 GOOD = "Correct-Horse-9-Battery"
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -277,13 +276,7 @@ def test_totp_secret_is_useless_without_the_vault_key(sessions: sessionmaker[Ses
 
 # ---- CLI ---------------------------------------------------------------------------------------
 
-runner = CliRunner()
-
-
-def cli(home: Path, *args: str, stdin: str | None = None, code: int = 0) -> Any:
-    result = runner.invoke(app, ["--home", str(home), *args], input=stdin, env={"ENCLAVE_DATABASE_URL": ""})
-    assert result.exit_code == code, result.output
-    return json.loads(result.stdout) if "--json" in args else result.stdout
+cli = enclave_cli
 
 
 @pytest.fixture

@@ -3,10 +3,6 @@ applications driven through the real service (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +20,8 @@ from enclave.roles import Role
 from tests.harness.factories import (
     PATIENT_COLUMNS,
     VISIT_COLUMNS,
+    StateHome,
+    application_form,
     patients_table,
     visits_table,
     write_dataset,
@@ -34,49 +32,14 @@ COMMITTEE = ("carol", "dave", "erin")
 FULL_CHECKLIST = dict.fromkeys(office.CHECKLIST, True)
 FULL_SCORECARD = dict.fromkeys(office.SCORECARD, 4)
 
-FORM: dict[str, Any] = {
-    "title": "Hypertension outcomes",
-    "purpose": "Describe costs after a hypertension diagnosis",
-    "purpose_category": "research",
-    "track": "in_house",
-    "organisation": "City Hospital",
-    "datasets": {
-        "patients": {"columns": ["pid", "age", "sex", "dx"]},
-        "visits": {
-            "columns": ["pid", "visit_date", "cost"],
-            "time_range": {"start": "2020-01-01", "end": "2021-12-31"},
-        },
-    },
-    "team": [{"user": "alice", "role": "pi"}, {"user": "bob", "role": "analyst"}],
-    "period": {"start": "2026-01-01", "end": "2027-12-31"},
-    "access": "aggregate",
-    "min_cell_count": 5,
-    "legal_basis": "public_interest",
-    "ethics_ref": "EC-2026-001",
-    "cross_border": False,
-}
-
-
-def form_data(**fields: Any) -> dict[str, Any]:
-    data = copy.deepcopy(FORM)
-    data.update(fields)
-    return data
+form_data = application_form  # the shared test form, a fresh copy each call
 
 
 def make_form(**fields: Any) -> forms.ApplicationForm:
     return forms.parse_form(form_data(**fields))
 
 
-@dataclass
-class AppEnv:
-    sessions: sessionmaker[Session]
-    paths: Paths
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with session_scope(self.sessions) as s:
-            yield s
-
+class AppEnv(StateHome):
     def file(self, applicant: str = "alice", **fields: Any) -> str:
         with self.session() as s:
             return service.file_application(s, self.paths, make_form(**fields), applicant=applicant).id

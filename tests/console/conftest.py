@@ -15,7 +15,6 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from tests.harness.factories import (
     visits_table,
     write_dataset,
 )
-from tests.harness.services import hub_with_service
+from tests.harness.services import hub_with_service, multipart_body
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "console"
@@ -97,23 +96,6 @@ def form_fields(applicant: str = "pia", **changes: Any) -> Fields:
     return out
 
 
-def multipart(fields: Fields, files: Files) -> tuple[bytes, str]:
-    """A multipart/form-data body with repeated fields and named file parts."""
-    boundary = uuid.uuid4().hex
-    parts: list[bytes] = []
-    for name, value in fields:
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-        parts.append(head.encode() + value.encode() + b"\r\n")
-    for name, filename, data in files:
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -129,7 +111,7 @@ def _send(opener: urllib.request.OpenerDirector, request: urllib.request.Request
 
 def _body(fields: Fields | None, files: Files | None) -> tuple[bytes | None, str | None]:
     if files:
-        return multipart(fields or [], files)
+        return multipart_body(fields or [], files)
     if fields is not None:
         return urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded"
     return None, None

@@ -19,30 +19,22 @@ from enclave.errors import BadInput
 from enclave.prepare.build import prepare_workspace
 from enclave.prepare.secrets import load_secrets
 from enclave.specs import parse_dataset_spec
-from tests.harness.planted import project_spec
+from tests.harness.factories import dataset_spec
+from tests.harness.planted import project_spec, query
 
 PLANTED = 61  # the person with the extreme income
 EXTREME = 1_000_000
 
 
 def people_spec(**income: Any) -> dict[str, Any]:
-    return {
-        "name": "people",
-        "title": "People",
-        "steward": "data-office",
-        "level": 4,
-        "category": "payment",
-        "share_type": "conditional",
-        "source": "people.parquet",
-        "person_key": "pid",
-        "columns": {
-            "pid": {"role": "person_key"},
-            "sex": {"role": "quasi_id"},
-            "income": {"role": "measure", **income},
-            "visits": {"role": "measure"},
-            "grade": {"role": "measure"},
-        },
+    columns = {
+        "pid": {"role": "person_key"},
+        "sex": {"role": "quasi_id"},
+        "income": {"role": "measure", **income},
+        "visits": {"role": "measure"},
+        "grade": {"role": "measure"},
     }
+    return dataset_spec("people", "people.parquet", columns, title="People", level=4, category="payment")
 
 
 def people(folder: Path, *, extra: list[dict] | None = None, **income: Any) -> dict:
@@ -67,14 +59,6 @@ def people(folder: Path, *, extra: list[dict] | None = None, **income: Any) -> d
 
 def spec(access: str, columns: tuple[str, ...] = ("pid", "sex", "income", "visits")):
     return project_spec(datasets={"people": list(columns)}, access=access)
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def incomes(report) -> list:

@@ -17,39 +17,29 @@ from enclave.prepare import secrets as project_secrets
 from enclave.prepare.build import prepare_workspace
 from enclave.prepare.secrets import load_secrets
 from enclave.specs import DEFAULT_DATE_JITTER_DAYS, parse_dataset_spec
-from tests.harness.planted import PERSONS, project_spec, sources
+from tests.harness.factories import dataset_spec
+from tests.harness.planted import PERSONS, project_spec, query, sources
 
 OFFSET = 100
 PUBLIC_EVENT = date(2020, 1, 25)  # a public holiday: every person of the cohort has a visit that day
-LABS_SPEC = {
-    "name": "labs",
-    "title": "Labs",
-    "steward": "data-office",
-    "level": 4,
-    "category": "medical_care",
-    "share_type": "conditional",
-    "source": "labs.parquet",
-    "person_key": "pid",
-    "columns": {
+LABS_SPEC = dataset_spec(
+    "labs",
+    "labs.parquet",
+    {
         "pid": {"role": "person_key"},
         "lab_date": {"role": "date"},
         "taken_at": {"role": "date"},
         "value": {"role": "measure"},
     },
-}
+    title="Labs",
+    level=4,
+    category="medical_care",
+)
 
 
 @pytest.fixture
 def offset_100(monkeypatch):
     monkeypatch.setattr(project_secrets, "_random_offset", lambda: OFFSET)
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def raw(path: Path, sql: str) -> list[tuple]:

@@ -24,18 +24,14 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from enclave import audit, catalog, db, lifecycle, projects
+from enclave import audit, db, lifecycle, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 from tests.harness.jupyterhub import free_port, proxy_command, running_jupyterhub
 
@@ -175,12 +171,7 @@ def prepared_enclave(root: Path, url: str, members: Iterable[tuple[str, str, lis
     audit.use_vault(url, Paths(home))
     setup = Enclave(home, url)
     with setup.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
-            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
-        ):
-            source = write_dataset(root / "sources", name, table, columns)
-            catalog.register(session, setup.paths, source, actor="steward")
+        register_patients_and_visits(session, setup.paths, root / "sources", n_patients=N_PATIENTS)
     for project_id, pi, analysts in members:
         with setup.session() as session:
             _create_project(session, setup.paths, id=project_id, pi=pi, analysts=analysts)
@@ -195,15 +186,8 @@ def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     url = f"sqlite:///{home / 'state.db'}"
     db.migrate(url)
     setup = Enclave(home, url)
-    sources = root / "sources"
     with setup.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
-            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
-        ):
-            catalog.register(
-                session, setup.paths, write_dataset(sources, name, table, columns), actor="steward"
-            )
+        register_patients_and_visits(session, setup.paths, root / "sources", n_patients=N_PATIENTS)
     with setup.session() as session:
         _create_project(session, setup.paths, id=PROJECT, pi="alice", analysts=["alice", "bob", "mallory"])
     with setup.session() as session:

@@ -20,10 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enclave.guard import GuardPolicy, QueryLimits, ViewPolicy, open_locked
-from enclave.specs import ColumnRole
-
-R = ColumnRole
+from enclave.guard import GuardPolicy, QueryLimits, open_locked
+from tests.guard.helpers import PATIENT_ROLES, STAY_ROLES, person_view
 
 
 def _zip(i: int) -> str:
@@ -91,30 +89,8 @@ def fixture_policy() -> GuardPolicy:
     """The policy of the fixture views (also what ``bench/guard.py`` times ``check`` with)."""
     return GuardPolicy(
         views={
-            "patients": ViewPolicy(
-                "patients",
-                "pid",
-                {
-                    "pid": R.PERSON_KEY,
-                    "sex": R.QUASI_ID,
-                    "age": R.QUASI_ID,
-                    "zip": R.QUASI_ID,
-                    "dx": R.SENSITIVE,
-                    "income": R.MEASURE,
-                },
-            ),
-            "visits": ViewPolicy(
-                "visits",
-                "pid",
-                {
-                    "pid": R.PERSON_KEY,
-                    "visit_date": R.DATE,
-                    "cost": R.MEASURE,
-                    "dx": R.SENSITIVE,
-                    "discharge_date": R.DATE,
-                    "department": R.ATTRIBUTE,
-                },
-            ),
+            "patients": person_view("patients", PATIENT_ROLES),
+            "visits": person_view("visits", STAY_ROLES),
         }
     )
 

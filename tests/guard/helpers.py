@@ -1,11 +1,37 @@
-"""One loader for the guard's SQL fixture files (sqlglot's ``load_sql_fixture_pairs`` idea)."""
+"""One loader for the guard's SQL fixture files (sqlglot's ``load_sql_fixture_pairs`` idea), and the column
+roles of the patients and visits views the guard's tests query."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from enclave.guard import ViewPolicy
+from enclave.specs import ColumnRole
 
 FIXTURES = Path(__file__).parent / "fixtures"
+R = ColumnRole
+PATIENT_ROLES: dict[str, ColumnRole] = {
+    "pid": R.PERSON_KEY,
+    "sex": R.QUASI_ID,
+    "age": R.QUASI_ID,
+    "zip": R.QUASI_ID,
+    "dx": R.SENSITIVE,
+    "income": R.MEASURE,
+}
+VISIT_ROLES: dict[str, ColumnRole] = {
+    "pid": R.PERSON_KEY,
+    "visit_date": R.DATE,
+    "cost": R.MEASURE,
+    "dx": R.SENSITIVE,
+}
+STAY_ROLES: dict[str, ColumnRole] = {**VISIT_ROLES, "discharge_date": R.DATE, "department": R.ATTRIBUTE}
+
+
+def person_view(name: str, columns: dict[str, ColumnRole], **fields: Any) -> ViewPolicy:
+    """A view keyed by ``pid`` with these column roles (a copy)."""
+    return ViewPolicy(name, "pid", dict(columns), **fields)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from enclave.errors import EXIT_REFUSED, BadInput, Refused
 from enclave.guard import GuardPolicy, QueryLimits, check, policy_from_specs, run
 from enclave.guard.execute import json_safe, round_count
 from enclave.specs import AccessMode, ColumnRole, parse_dataset_spec, parse_project_spec
+from tests.harness.factories import dataset_spec
 
 
 def test_order_and_limit_apply_after_suppression(policy, locked):
@@ -147,24 +148,15 @@ def test_rows_mode_is_advisory(policy, locked):
 
 
 def test_policy_from_specs_drops_identifiers_and_text():
+    columns = {
+        "pid": {"role": "person_key"},
+        "ssn": {"role": "direct_id"},
+        "age": {"role": "quasi_id"},
+        "income": {"role": "measure"},
+        "notes": {"role": "text"},
+    }
     dataset = parse_dataset_spec(
-        {
-            "name": "patients",
-            "title": "P",
-            "steward": "s",
-            "level": 4,
-            "category": "personal_attributes",
-            "share_type": "conditional",
-            "source": "p.parquet",
-            "person_key": "pid",
-            "columns": {
-                "pid": {"role": "person_key"},
-                "ssn": {"role": "direct_id"},
-                "age": {"role": "quasi_id"},
-                "income": {"role": "measure"},
-                "notes": {"role": "text"},
-            },
-        }
+        dataset_spec("patients", "p.parquet", columns, title="P", steward="s", level=4)
     )
     project = parse_project_spec(
         {

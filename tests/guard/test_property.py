@@ -33,31 +33,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enclave.errors import Refused
-from enclave.guard import GuardPolicy, QueryLimits, ViewPolicy, open_locked, run
+from enclave.guard import GuardPolicy, QueryLimits, open_locked, run
 from enclave.guard.ledger import MemoryLedger
 from enclave.specs import ColumnRole
+from tests.guard.helpers import PATIENT_ROLES, VISIT_ROLES, person_view
 
 R = ColumnRole
 POLICY = GuardPolicy(
     views={
-        "patients": ViewPolicy(
-            "patients",
-            "pid",
-            {
-                "pid": R.PERSON_KEY,
-                "sex": R.QUASI_ID,
-                "age": R.QUASI_ID,
-                "zip": R.QUASI_ID,
-                "dx": R.SENSITIVE,
-                "income": R.MEASURE,
-                "flag": R.MEASURE,
-            },
-        ),
-        "visits": ViewPolicy(
-            "visits",
-            "pid",
-            {"pid": R.PERSON_KEY, "visit_date": R.DATE, "cost": R.MEASURE, "dx": R.SENSITIVE},
-        ),
+        "patients": person_view("patients", {**PATIENT_ROLES, "flag": R.MEASURE}),
+        "visits": person_view("visits", VISIT_ROLES),
     }
 )
 K = POLICY.k

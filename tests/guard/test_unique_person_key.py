@@ -102,6 +102,10 @@ def _cli(home: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+def _query(home: Path, sql: str) -> dict:
+    return _cli(home, "query", "--project", "demo-cardio", "--user", "bob", sql)
+
+
 def test_preparation_measures_the_flag(tmp_path: Path) -> None:
     home, data = tmp_path / "home", tmp_path / "data"
     generate(data, 300, 5)
@@ -114,15 +118,7 @@ def test_preparation_measures_the_flag(tmp_path: Path) -> None:
     flags = {name: facts["person_key_unique"] for name, facts in report["datasets"].items()}
     assert flags == {"patients": True, "visits": False, "labs": False, "prescriptions": False}
     assert unique_person_keys(prepared) == {"patients"}
-    out = _cli(
-        home,
-        "query",
-        "--project",
-        "demo-cardio",
-        "--user",
-        "bob",
-        "SELECT sex, count(*) FROM patients GROUP BY sex",
-    )
+    out = _query(home, "SELECT sex, count(*) FROM patients GROUP BY sex")
     assert sum(row[1] for row in out["rows"]) == 300
     # `guard check` builds the same context as the query that runs: with the measured flag, this
     # join is allowed (it is refused as a fan-out without it), and the SQL shown is the SQL run.
@@ -132,7 +128,7 @@ def test_preparation_measures_the_flag(tmp_path: Path) -> None:
     )
     checked = _cli(home, "guard", "check", "--project", "demo-cardio", joined)
     assert checked["allowed"] is True, checked
-    ran = _cli(home, "query", "--project", "demo-cardio", "--user", "bob", joined)
+    ran = _query(home, joined)
     assert ran["rows"]
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from sqlalchemy.orm import Session, sessionmaker
+
+from enclave import catalog, db
+from enclave.config import Paths
+from enclave.db import session_scope
 
 # Test set-ups create projects from hand-written specs, without a governance application: the audited
 # override (``create_project(without_application=...)``, ``project create --without-application``).
@@ -119,3 +127,66 @@ def project_spec(**fields: Any) -> dict[str, Any]:
     }
     spec.update(fields)
     return spec
+
+
+APPLICATION_FORM: dict[str, Any] = {
+    "title": "Hypertension outcomes",
+    "purpose": "Describe costs after a hypertension diagnosis",
+    "purpose_category": "research",
+    "track": "in_house",
+    "organisation": "City Hospital",
+    "datasets": {
+        "patients": {"columns": ["pid", "age", "sex", "dx"]},
+        "visits": {
+            "columns": ["pid", "visit_date", "cost"],
+            "time_range": {"start": "2020-01-01", "end": "2021-12-31"},
+        },
+    },
+    "team": [{"user": "alice", "role": "pi"}, {"user": "bob", "role": "analyst"}],
+    "period": {"start": "2026-01-01", "end": "2027-12-31"},
+    "access": "aggregate",
+    "min_cell_count": 5,
+    "legal_basis": "public_interest",
+    "ethics_ref": "EC-2026-001",
+    "cross_border": False,
+}
+
+
+def application_form(**fields: Any) -> dict[str, Any]:
+    """The shared test application form (a fresh copy) with ``fields`` replaced."""
+    data = copy.deepcopy(APPLICATION_FORM)
+    data.update(fields)
+    return data
+
+
+@dataclass
+class StateHome:
+    """An enclave home and its state database's sessions; ``session()`` is one committed transaction."""
+
+    sessions: sessionmaker[Session]
+    paths: Paths
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.sessions) as s:
+            yield s
+
+
+def migrated_home(root: Path) -> tuple[Paths, str]:
+    """An enclave home at ``root/home`` with a migrated SQLite state database; returns it and the URL."""
+    paths = Paths(root / "home")
+    paths.home.mkdir()
+    url = f"sqlite:///{paths.state_db}"
+    db.migrate(url)
+    return paths, url
+
+
+def register_patients_and_visits(
+    session: Session, paths: Paths, directory: Path, *, n_patients: int = 50, actor: str = "steward"
+) -> None:
+    """Write the patients and visits datasets (``n_patients`` persons) to ``directory`` and register them."""
+    for name, table, columns in (
+        ("patients", patients_table(n_patients), PATIENT_COLUMNS),
+        ("visits", visits_table(n_patients), VISIT_COLUMNS),
+    ):
+        catalog.register(session, paths, write_dataset(directory, name, table, columns), actor=actor)

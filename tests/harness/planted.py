@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from enclave.specs import DatasetSpec, ProjectSpec, parse_dataset_spec, parse_project_spec
@@ -148,6 +149,15 @@ def sources(folder: Path, *, rare: bool = False, fmt: str = "parquet") -> dict[s
         "patients": (parse_dataset_spec(PATIENTS_SPEC), patients),
         "visits": (parse_dataset_spec(VISITS_SPEC), visits),
     }
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    """The rows of ``sql`` over the DuckDB file ``db`` (prepared views or twin), opened read-only."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def project_spec(project_id: str = "cardio-2026", **overrides: Any) -> ProjectSpec:

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from tornado import web
 
-from enclave import catalog, db, lifecycle, projects, totp, user_locks, users
+from enclave import db, lifecycle, projects, totp, user_locks, users
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.errors import BadInput
@@ -25,12 +25,9 @@ from hub_config.auth import LOGIN_REFUSED, EnclaveAuthenticator
 from hub_config.errors import WorkspaceRefused
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
+    migrated_home,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 PASSWORD = "Hub-Login-Test-2026"
@@ -48,19 +45,10 @@ class Enclave:
 @pytest.fixture(scope="module")
 def enclave(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Enclave]:
     root = tmp_path_factory.mktemp("hubpieces")
-    paths = Paths(root / "home")
-    paths.home.mkdir()
-    url = f"sqlite:///{paths.state_db}"
-    db.migrate(url)
+    paths, url = migrated_home(root)
     setup = Enclave(paths, url)
     with setup.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(60), PATIENT_COLUMNS),
-            ("visits", visits_table(60), VISIT_COLUMNS),
-        ):
-            catalog.register(
-                session, paths, write_dataset(root / "src", name, table, columns), actor="steward"
-            )
+        register_patients_and_visits(session, paths, root / "src", n_patients=60)
     period = {"start": "2020-01-01", "end": "2099-12-31"}
     for fields in (
         {"id": "agg-1", "analysts": ["alice", "bob"]},

@@ -21,7 +21,7 @@ from jupyterhub.objects import Hub
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
 
-from enclave import catalog, db, projects
+from enclave import db, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
@@ -33,12 +33,9 @@ from hub_config.spawner import EnclaveSpawner
 from tests.deploy.k8s.kube_models import model_errors
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
+    migrated_home,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 GATEWAY_IP = "10.9.0.1"  # the Docker project network's gateway in these tests
@@ -50,18 +47,9 @@ ROWS_PROJECT = "rows-1"
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     root = tmp_path_factory.mktemp("kubespawner")
-    paths = Paths(root / "home")
-    paths.home.mkdir()
-    url = f"sqlite:///{paths.state_db}"
-    db.migrate(url)
+    paths, url = migrated_home(root)
     with db.session_scope(db.connect(url)) as session:
-        for name, table, columns in (
-            ("patients", patients_table(60), PATIENT_COLUMNS),
-            ("visits", visits_table(60), VISIT_COLUMNS),
-        ):
-            catalog.register(
-                session, paths, write_dataset(root / "src", name, table, columns), actor="steward"
-            )
+        register_patients_and_visits(session, paths, root / "src", n_patients=60)
         period = {"start": "2020-01-01", "end": "2099-12-31"}
         for fields in ({"id": PROJECT}, {"id": ROWS_PROJECT, "access": "rows"}):
             spec = project_spec(pi="alice", analysts=["alice"], period=period, **fields)

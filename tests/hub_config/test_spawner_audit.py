@@ -16,7 +16,7 @@ from jupyterhub.handlers.base import BaseHandler
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from tornado.web import Application
 
-from enclave import audit, catalog, db, projects
+from enclave import audit, db, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
@@ -24,29 +24,18 @@ from hub_config.errors import WorkspaceRefused
 from hub_config.spawner import CAUSE_ACCESS, CAUSE_HUB, CAUSE_IDLE, CAUSE_REQUEST, EnclaveSpawner
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
+    migrated_home,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     root = tmp_path_factory.mktemp("spawner-audit")
-    paths = Paths(root / "home")
-    paths.home.mkdir()
-    url = f"sqlite:///{paths.state_db}"
-    db.migrate(url)
+    paths, url = migrated_home(root)
     with db.session_scope(db.connect(url)) as session:
-        for name, table, columns in (
-            ("patients", patients_table(30), PATIENT_COLUMNS),
-            ("visits", visits_table(30), VISIT_COLUMNS),
-        ):
-            dataset = write_dataset(root / "src", name, table, columns)
-            catalog.register(session, paths, dataset, actor="steward")
+        register_patients_and_visits(session, paths, root / "src", n_patients=30)
         period = {"start": "2020-01-01", "end": "2099-12-31"}
         spec = project_spec(id="audit-1", pi="alice", analysts=["alice"], period=period)
         projects.create_project(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import date, timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -28,16 +27,9 @@ from tests.harness.planted import (
     RARE_DX,
     patient_name,
     project_spec,
+    query,
     sources,
 )
-
-
-def query(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture

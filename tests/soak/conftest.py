@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from enclave import audit, catalog, db, projects
+from enclave import audit, db, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
@@ -32,12 +32,8 @@ from tests.conftest import _fresh_postgres_database
 from tests.gateway.conftest import Enclave, Hub, free_port, running_hub
 from tests.harness.factories import (
     NO_APPLICATION,
-    PATIENT_COLUMNS,
-    VISIT_COLUMNS,
-    patients_table,
     project_spec,
-    visits_table,
-    write_dataset,
+    register_patients_and_visits,
 )
 
 PROJECT = "soak-2026"
@@ -85,13 +81,7 @@ def soak_enclave(soak_database: SoakDatabase, tmp_path_factory: pytest.TempPathF
     audit.use_vault(soak_database.url, Paths(home))
     enclave = Enclave(home, soak_database.url)
     with enclave.session() as session:
-        for name, table, columns in (
-            ("patients", patients_table(N_PATIENTS), PATIENT_COLUMNS),
-            ("visits", visits_table(N_PATIENTS), VISIT_COLUMNS),
-        ):
-            catalog.register(
-                session, enclave.paths, write_dataset(root / "sources", name, table, columns), actor="steward"
-            )
+        register_patients_and_visits(session, enclave.paths, root / "sources", n_patients=N_PATIENTS)
     spec = project_spec(id=PROJECT, pi=ANALYSTS[0], analysts=[*ANALYSTS, REFERENCE_USER])
     with enclave.session() as session:
         projects.create_project(

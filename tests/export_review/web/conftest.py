@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from enclave.config import Paths
 from enclave.db.session import dispose_all
 from tests.export_review.factories import PROJECT, ExportEnv, make_project
 from tests.gateway.conftest import RunningService
-from tests.harness.services import hub_with_service
+from tests.harness.services import hub_with_service, multipart_body
 
 HUB_CONFIG = Path(__file__).with_name("hub_config.py")
 SERVICE = "enclave-export"
@@ -60,20 +59,7 @@ def call(
 
 def multipart(fields: dict[str, str], files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
     """A multipart/form-data body: text fields and ``files`` parts."""
-    boundary = uuid.uuid4().hex
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
-    for filename, data in files:
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+    return multipart_body(list(fields.items()), [("files", filename, data) for filename, data in files])
 
 
 @dataclass

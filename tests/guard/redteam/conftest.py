@@ -40,8 +40,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enclave.guard import GuardPolicy, QueryLimits, ViewPolicy, open_locked
+from enclave.guard import GuardPolicy, QueryLimits, open_locked
 from enclave.specs import ColumnRole
+from tests.guard.helpers import PATIENT_ROLES, STAY_ROLES, person_view
 
 R = ColumnRole
 VIEWS = ("patients", "visits", "labs")
@@ -225,35 +226,13 @@ def labs_table(offset: int | None) -> pa.Table:
 def make_policy() -> GuardPolicy:
     return GuardPolicy(
         views={
-            "patients": ViewPolicy(
-                "patients",
-                "pid",
-                {
-                    "pid": R.PERSON_KEY,
-                    "sex": R.QUASI_ID,
-                    "age": R.QUASI_ID,
-                    "zip": R.QUASI_ID,
-                    "dx": R.SENSITIVE,
-                    "hiv": R.SENSITIVE,
-                    "income": R.MEASURE,
-                },
-                unique_person_key=True,  # one row per person, as preparation would measure
+            # one row per person, as preparation would measure
+            "patients": person_view(
+                "patients", {**PATIENT_ROLES, "hiv": R.SENSITIVE}, unique_person_key=True
             ),
-            "visits": ViewPolicy(
-                "visits",
-                "pid",
-                {
-                    "pid": R.PERSON_KEY,
-                    "visit_date": R.DATE,
-                    "discharge_date": R.DATE,
-                    "department": R.ATTRIBUTE,
-                    "cost": R.MEASURE,
-                    "dx": R.SENSITIVE,
-                },
-            ),
-            "labs": ViewPolicy(
+            "visits": person_view("visits", STAY_ROLES),
+            "labs": person_view(
                 "labs",
-                "pid",
                 {"pid": R.PERSON_KEY, "test_date": R.DATE, "test_code": R.ATTRIBUTE, "value": R.MEASURE},
             ),
         }
