@@ -7,10 +7,12 @@ role (R-CAT-14), so nothing reaches a project unclassified.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,12 @@ from enclave.audit import AuditAction
 from enclave.config import Paths
 from enclave.db.models import Dataset, DatasetVersion
 from enclave.errors import BadInput, NotFound, Reason
-from enclave.files import sha256_file
+from enclave.files import HASH_CHUNK, sha256_file
 from enclave.specs import DatasetSpec, load_dataset_spec, parse_dataset_spec
 
 SOURCE_FORMATS = {".parquet": "parquet", ".csv": "csv"}
+Progress = Callable[[str, int, int], None]
+"""``progress(step, bytes_done, bytes_total)``: ``step`` is ``hashing`` or ``copying``."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,32 @@ def raw_copy_path(paths: Paths, name: str, sha256: str, fmt: str) -> Path:
     return paths.vault / "raw" / name / f"{sha256}.{fmt}"
 
 
-def _copy_into_vault(source: Path, target: Path) -> None:
+def _hash_source(source: Path, progress: Progress | None) -> str:
+    """The source's sha256, reporting the bytes read."""
+    if progress is None:
+        return sha256_file(source)
+    total, done = source.stat().st_size, 0
+    digest = hashlib.sha256()
+    progress("hashing", 0, total)
+    with source.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            progress("hashing", done, total)
+    return digest.hexdigest()
+
+
+def _copy_reporting(source: Path, tmp: str, progress: Progress) -> None:
+    total, done = source.stat().st_size, 0
+    progress("copying", 0, total)
+    with source.open("rb") as reader, open(tmp, "wb") as writer:
+        while chunk := reader.read(HASH_CHUNK):
+            writer.write(chunk)
+            done += len(chunk)
+            progress("copying", done, total)
+
+
+def _copy_into_vault(source: Path, target: Path, progress: Progress | None = None) -> None:
     """Copy under a temporary name, then rename: the vault never holds a half-copied source."""
     if target.exists():
         return
@@ -137,7 +166,10 @@ def _copy_into_vault(source: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
     os.close(fd)
     try:
-        shutil.copyfile(source, tmp)
+        if progress is None:
+            shutil.copyfile(source, tmp)
+        else:
+            _copy_reporting(source, tmp, progress)
         os.chmod(tmp, 0o400)
         os.replace(tmp, target)
     except BaseException:
@@ -145,13 +177,16 @@ def _copy_into_vault(source: Path, target: Path) -> None:
         raise
 
 
-def register(session: Session, paths: Paths, spec_path: Path, *, actor: str) -> Registration:
-    """Register a dataset spec, or a new version of it when its source changed."""
+def register(
+    session: Session, paths: Paths, spec_path: Path, *, actor: str, progress: Progress | None = None
+) -> Registration:
+    """Register a dataset spec, or a new version of it when its source changed; ``progress`` is told
+    the bytes hashed and copied."""
     spec = load_dataset_spec(spec_path)
     source, fmt = resolve_source(spec, spec_path)
     columns, rows = read_source_schema(source, fmt)
     check_columns(spec, columns)
-    sha = sha256_file(source)
+    sha = _hash_source(source, progress)
     now = audit.now_iso()
     spec_json = audit.canonical_json(spec.model_dump(mode="json"))
 
@@ -172,7 +207,7 @@ def register(session: Session, paths: Paths, spec_path: Path, *, actor: str) -> 
                 f"{spec.name}：该源文件版本已以不同规格登记；请以新版本登记修改后的源文件",
             )
 
-    _copy_into_vault(source, raw_copy_path(paths, spec.name, sha, fmt))
+    _copy_into_vault(source, raw_copy_path(paths, spec.name, sha, fmt), progress)
     session.add(
         DatasetVersion(
             dataset_name=spec.name,

@@ -258,9 +258,11 @@ def destroy(
     actor: str,
     hooks: Sequence[RevocationHook] = (),
     volume_destroyers: Sequence[Callable[[str], list[Any]]] = (),
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Delete prepared data, twin, volumes, keys and the query guard's differencing ledger; record the
-    signed certificate (R-LIFE-2, R-LIFE-4). The ledger rows go in this transaction."""
+    signed certificate (R-LIFE-2, R-LIFE-4). The ledger rows go in this transaction; ``progress`` is
+    told each step (``destroy_workspace``)."""
     from enclave import differencing_ledger
     from enclave.prepare.destroy import destroy_workspace
     from enclave.runs import retention
@@ -278,6 +280,7 @@ def destroy(
             lambda pid: retention.destroy(session, paths, pid),
         ],
         missing_ok=True,
+        progress=progress,
     )
     summary = certificate.to_dict()
     _set_state(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,12 +39,18 @@ class Preparer(Protocol):
 
 
 def workspace_preparer(
-    paths: Paths, spec: ProjectSpec, datasets: SourceMap, *, version: int
+    paths: Paths,
+    spec: ProjectSpec,
+    datasets: SourceMap,
+    *,
+    version: int,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The default preparer: de-identify into the vault (``enclave.prepare``)."""
+    """The default preparer: de-identify into the vault (``enclave.prepare``); ``progress`` is told
+    each step ("visits: de-identifying")."""
     from enclave.prepare.build import prepare_workspace
 
-    return prepare_workspace(paths, spec, datasets, version=version).to_dict()
+    return prepare_workspace(paths, spec, datasets, version=version, progress=progress).to_dict()
 
 
 def sha256_text(text: str) -> str:

@@ -25,7 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,8 @@ MANIFEST = "manifest.json"
 FILES = "files"
 STAGED = "manifests"  # under the vault's exports folder: the signed manifest of each release
 _PENDING = "export_review.release.pending_publication"
+Progress = Callable[[str, int, int], None]
+"""``progress(step, files_done, files_total)``: ``step`` is ``verifying`` or ``publishing``."""
 
 log = logging.getLogger(__name__)
 
@@ -186,22 +188,32 @@ def _stage_manifest(paths: Paths, request_id: str, data: bytes) -> None:
         raise
 
 
-def _publish(outbox: Outbox, prefix: str, payloads: dict[str, bytes], manifest_bytes: bytes) -> None:
+def _publish(
+    outbox: Outbox,
+    prefix: str,
+    payloads: dict[str, bytes],
+    manifest_bytes: bytes,
+    progress: Progress | None = None,
+) -> None:
     """Every file, then the manifest: a manifest in the outbox means the release is complete there."""
     for i, (name, data) in enumerate(payloads.items()):
+        if progress is not None:
+            progress("publishing", i, len(payloads))
         outbox.put(f"{prefix}/{FILES}/{name}", data)
         if i == 0:
             crashpoints.reach("release-publishing")
     outbox.put(f"{prefix}/{MANIFEST}", manifest_bytes)
+    if progress is not None:
+        progress("publishing", len(payloads), len(payloads))
 
 
 @sa_event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
     """Publish the releases this transaction committed; a failure is logged (the release stands and
     ``complete_release`` finishes it later)."""
-    for outbox, request_id, prefix, payloads, manifest_bytes in session.info.pop(_PENDING, []):
+    for outbox, request_id, prefix, payloads, manifest_bytes, progress in session.info.pop(_PENDING, []):
         try:
-            _publish(outbox, prefix, payloads, manifest_bytes)
+            _publish(outbox, prefix, payloads, manifest_bytes, progress)
         except Exception:
             log.exception("could not publish export %s to the outbox; it is completed later", request_id)
 
@@ -278,11 +290,13 @@ def release(
     stewards: Collection[str] = (),
     committee: CommitteeRule | None = None,
     today: date | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Copy the approved files and the manifest to the outbox, then mark the request released.
 
     ``committee`` is the configured rule: the recorded one is never applied if it is weaker;
-    ``today`` replaces the enclave's date in the project's period check (tests).
+    ``today`` replaces the enclave's date in the project's period check (tests); ``progress`` is told
+    each file verified, then (after the commit) each file published.
     """
     request = lock_request(session, request_id)
     permissions.check_user_can_release(session, request, user, stewards, today)
@@ -290,7 +304,9 @@ def release(
     verified = verify_approval(session, paths, request, committee or CommitteeRule())
     store = file_store(paths)
     payloads: dict[str, bytes] = {}
-    for file in request.files:
+    for i, file in enumerate(request.files):
+        if progress is not None:
+            progress("verifying", i, len(request.files))
         path = store.path_for(file.sha256)
         data = path.read_bytes() if path.is_file() else b""
         payloads[file.name] = data
@@ -323,7 +339,8 @@ def release(
         },
     )
     # Published by ``_publish_after_commit`` once this transaction has committed, never before.
-    session.info.setdefault(_PENDING, []).append((outbox, request.id, prefix, payloads, manifest_bytes))
+    pending = (outbox, request.id, prefix, payloads, manifest_bytes, progress)
+    session.info.setdefault(_PENDING, []).append(pending)
     return {"request": request.id, "state": request.state, **info}
 
 

@@ -148,7 +148,9 @@ class ExportService:
                 stewards=settings.stewards,
             )
 
-    def release(self, request_id: str, *, user: str) -> dict[str, Any]:
+    def release(
+        self, request_id: str, *, user: str, progress: releasing.Progress | None = None
+    ) -> dict[str, Any]:
         settings = self.settings()
         with (
             self._audited(AuditAction.EXPORT_RELEASE, user, f"export:{request_id}"),
@@ -162,6 +164,7 @@ class ExportService:
                 outbox=self.outbox(settings),
                 stewards=settings.stewards,
                 committee=settings.committee,
+                progress=progress,
             )
 
     def complete_releases(self) -> list[str]:

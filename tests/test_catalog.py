@@ -106,3 +106,22 @@ def test_show_unknown_dataset(sessions: sessionmaker[Session]) -> None:
     with session_scope(sessions) as s, pytest.raises(NotFound) as info:
         catalog.describe(s, "nope")
     assert info.value.code == "dataset_not_found" and info.value.exit_code == 2
+
+
+def test_register_reports_the_bytes_hashed_then_copied(
+    sessions: sessionmaker[Session], paths: Paths, tmp_path: Path
+) -> None:
+    spec = write_dataset(tmp_path / "src", "patients", patients_table(30), PATIENT_COLUMNS)
+    size = spec.with_suffix(".parquet").stat().st_size
+    steps: list[tuple[str, int, int]] = []
+    with session_scope(sessions) as s:
+        result = catalog.register(s, paths, spec, actor="steward", progress=lambda *step: steps.append(step))
+    assert steps == [
+        ("hashing", 0, size),
+        ("hashing", size, size),
+        ("copying", 0, size),
+        ("copying", size, size),
+    ]
+    copy = catalog.raw_copy_path(paths, "patients", result.version, "parquet")
+    assert copy.read_bytes() == spec.with_suffix(".parquet").read_bytes()
+    assert not copy.stat().st_mode & (stat.S_IWUSR | stat.S_IRWXG | stat.S_IRWXO)

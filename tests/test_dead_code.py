@@ -56,7 +56,6 @@ FRAMEWORK_DECORATORS = [
 SURE_FALSE_POSITIVES = {
     ("enclave/demo_data/output.py", "trace"): "__exit__'s signature",
     ("enclave/prepare/hashing.py", "trace"): "__exit__'s signature",
-    ("images/analyst/client/enclave_client/magic.py", "shell"): "IPython's custom exception handler",
     ("images/analyst/client/enclave_client/magic.py", "etype"): "IPython's custom exception handler",
     ("images/analyst/client/enclave_client/magic.py", "tb_offset"): "IPython passes it by name",
 }

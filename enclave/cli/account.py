@@ -13,7 +13,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from enclave import accounts, audit, roles
 from enclave.audit import AuditAction
@@ -27,6 +26,7 @@ from enclave.cli.common import (
     get_context,
     parse_today,
     print_result,
+    print_table,
 )
 from enclave.db.models import LocalUser
 from enclave.errors import BadInput
@@ -152,19 +152,22 @@ def list_(
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "user", "project", "role", "evidence", "state", "decided by", "ends")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["user"],
-            row["project"],
-            row["role"],
-            row["identity_kind"],
-            row["state"],
-            row["decided_by"] or "",
-            row["expires_on"] or "",
-        )
-    console.print(table)
+    print_table(
+        ("id", "user", "project", "role", "evidence", "state", "decided by", "ends"),
+        [
+            (
+                r["id"],
+                r["user"],
+                r["project"],
+                r["role"],
+                r["identity_kind"],
+                r["state"],
+                r["decided_by"],
+                r["expires_on"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -230,12 +233,10 @@ def expire_check(
     if not rows:
         console.print("no account has ended / 没有已到期的账户")
         return
-    table = Table("user", "reason", "ends on", "newly recorded")
-    for row in rows:
-        table.add_row(
-            row["user"], row["reason"], row["expires_on"] or "", "yes" if row["newly_recorded"] else ""
-        )
-    console.print(table)
+    print_table(
+        ("user", "reason", "ends on", "newly recorded"),
+        [(r["user"], r["reason"], r["expires_on"], "yes" if r["newly_recorded"] else "") for r in rows],
+    )
 
 
 RoleArgument = Annotated[str, typer.Argument(help=f"One of: {', '.join(r.value for r in roles.Role)}.")]
@@ -290,7 +291,4 @@ def role_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("role", "holders")
-    for role, names in rows.items():
-        table.add_row(role, ", ".join(names) or "-")
-    console.print(table)
+    print_table(("role", "holders"), [(role, ", ".join(names) or "-") for role, names in rows.items()])

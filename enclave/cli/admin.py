@@ -14,6 +14,7 @@ from enclave.audit import AuditAction
 from enclave.cli.common import (
     ActorOption,
     JsonOption,
+    ProgressView,
     actor_or_default,
     command_errors,
     console,
@@ -71,7 +72,14 @@ def demo_data(
     """Write a synthetic health cohort (Parquet) with matching dataset specs."""
     from enclave.demo_data import generate
 
-    summary = generate(out, patients, seed)
+    with ProgressView("demo data", unit="patients", as_json=as_json) as view:
+
+        def progress(dataset: str, rows: int) -> None:
+            if dataset == "patients":  # one row per patient: the other datasets follow chunk by chunk
+                view.update("generating", rows, patients)
+
+        view.update("generating", 0, patients)
+        summary = generate(out, patients, seed, progress)
     if as_json:
         emit_json(summary.to_dict())
         return

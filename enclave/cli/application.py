@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context, print_result
+from enclave.cli.common import (
+    JsonOption,
+    command_errors,
+    console,
+    emit_json,
+    get_context,
+    print_result,
+    print_table,
+)
 from enclave.errors import BadInput
 
 NAME = "application"
@@ -119,12 +127,13 @@ def list_(ctx: typer.Context, user: UserOption, as_json: JsonOption = False) -> 
     if as_json:
         emit_json(rows)
         return
-    for r in rows:
-        console.print(
-            f"{r['id']}  {r['applicant']}  {r['state']}  L{r['level']}  r{r['revision']}  {r['title']}",
-            highlight=False,
-            markup=False,
-        )
+    print_table(
+        ("id", "applicant", "state", "level", "revision", "title"),
+        [
+            (r["id"], r["applicant"], r["state"], f"L{r['level']}", f"r{r['revision']}", r["title"])
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")

@@ -18,6 +18,7 @@ from enclave.cli.common import (
     emit_json,
     err_console,
     get_context,
+    print_table,
 )
 
 NAME = "audit"
@@ -44,18 +45,24 @@ def tail(
 
 
 def _print_events(events: list[dict[str, Any]]) -> None:
+    rows = []
     for e in events:
         details = json.dumps(e["details"], ensure_ascii=False)
         if len(details) > 100:
             details = details[:97] + "..."
-        project = f" [{e['project']}]" if e["project"] else ""
-        console.print(
-            f"{e['seq']:>6} {e['ts'][:19]} {e['actor']:<10} {e['action']:<22} {e['object']}{project} "
-            f"{e['outcome']}  {details}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+        rows.append(
+            (
+                e["seq"],
+                e["ts"][:19],
+                e["actor"],
+                e["action"],
+                e["object"],
+                e["project"],
+                e["outcome"],
+                details,
+            )
         )
+    print_table(("seq", "time", "actor", "action", "object", "project", "outcome", "details"), rows)
 
 
 def _print_result(result: audit.VerifyResult, as_json: bool) -> None:

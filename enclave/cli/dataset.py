@@ -6,17 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from enclave import catalog
 from enclave.cli.common import (
     ActorOption,
     JsonOption,
+    ProgressView,
     actor_or_default,
     command_errors,
     console,
     emit_json,
     get_context,
+    print_record,
+    print_table,
 )
 
 NAME = "dataset"
@@ -33,8 +35,13 @@ def register(
 ) -> None:
     """Register a dataset, or a new version of it when its source changed."""
     enclave = get_context(ctx)
-    with enclave.session() as session:
-        result = catalog.register(session, enclave.paths, spec, actor=actor_or_default(actor))
+    with (
+        ProgressView(f"register {spec.name}", unit="bytes", as_json=as_json) as view,
+        enclave.session() as session,
+    ):
+        result = catalog.register(
+            session, enclave.paths, spec, actor=actor_or_default(actor), progress=view.update
+        )
     if as_json:
         emit_json(result.to_dict())
     elif result.created or result.new_version:
@@ -56,19 +63,22 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json([{k: v for k, v in r.items() if k not in ("spec", "versions")} for r in rows])
         return
-    table = Table("name", "title", "level", "category", "share type", "rows", "version", "steward")
-    for r in rows:
-        table.add_row(
-            r["name"],
-            r["title"],
-            str(r["level"]),
-            r["category"],
-            r["share_type"],
-            f"{r['rows']:,}",
-            r["version"][:12],
-            r["steward"],
-        )
-    console.print(table)
+    print_table(
+        ("name", "title", "level", "category", "share type", "rows", "version", "steward"),
+        [
+            (
+                r["name"],
+                r["title"],
+                r["level"],
+                r["category"],
+                r["share_type"],
+                f"{r['rows']:,}",
+                r["version"][:12],
+                r["steward"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -81,12 +91,17 @@ def show(ctx: typer.Context, name: str, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(info)
         return
-    console.print(f"[bold]{info['name']}[/] — {info['title']}")
-    console.print(
-        f"level {info['level']} · {info['category']} · share {info['share_type']} · steward {info['steward']}"
+    print_record(
+        {
+            "name": info["name"],
+            "title": info["title"],
+            "level": info["level"],
+            "category": info["category"],
+            "share type": info["share_type"],
+            "steward": info["steward"],
+            "version": info["version"],
+            "rows": f"{info['rows']:,}",
+        }
     )
-    console.print(f"version {info['version']} · {info['rows']:,} rows")
-    table = Table("column", "role", "generalize")
-    for column, meta in info["spec"]["columns"].items():
-        table.add_row(column, meta["role"], meta.get("generalize") or "")
-    console.print(table)
+    columns = info["spec"]["columns"].items()
+    print_table(("column", "role", "generalize"), [(c, m["role"], m.get("generalize")) for c, m in columns])

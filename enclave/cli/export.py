@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from enclave import db
-from enclave.cli.common import JsonOption, command_errors, console, emit_json, get_context, print_result
+from enclave.cli.common import (
+    JsonOption,
+    ProgressView,
+    command_errors,
+    console,
+    emit_json,
+    get_context,
+    print_result,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from export_review.service import ExportService
@@ -84,8 +93,10 @@ def list_(
     if as_json:
         emit_json(rows)
         return
-    for r in rows:
-        console.print(f"{r['id']}  {r['project']}  {r['requester']}  {r['state']}  v{r['version']}")
+    print_table(
+        ("id", "project", "requester", "state", "version"),
+        [(r["id"], r["project"], r["requester"], r["state"], f"v{r['version']}") for r in rows],
+    )
 
 
 @app.command("show")
@@ -102,10 +113,11 @@ def show(
         emit_json(info)
         return
     console.print(f"{info['id']} ({info['project']}, {info['requester']}): {info['state']}", markup=False)
-    for f in info["files"]:
-        console.print(f"  {f['name']}  {f['sha256'][:12]}  {len(f['findings'])} finding(s)", markup=False)
-        for finding in f["findings"]:
-            console.print(f"    [{finding['severity']}] {finding['message']}", markup=False)
+    files = [(f["name"], f["sha256"][:12], f"{len(f['findings'])} finding(s)") for f in info["files"]]
+    print_table(("file", "sha256", "findings"), files)
+    findings = [(f["name"], x["severity"], x["message"]) for f in info["files"] for x in f["findings"]]
+    if findings:
+        print_table(("file", "severity", "finding"), findings)
     if info.get("provenance"):
         origin = info["provenance"]
         console.print(
@@ -171,7 +183,8 @@ def vote(
 @command_errors
 def release(ctx: typer.Context, request: str, user: UserOption, as_json: JsonOption = False) -> None:
     """Release an approved request to the outbox (a reviewer or steward, never the requester)."""
-    result = _service(ctx).release(request, user=user)
+    with ProgressView(f"release {request}", unit="files", as_json=as_json) as view:
+        result = _service(ctx).release(request, user=user, progress=view.update)
     print_result(result, as_json, f"released {request} to {result['location']}")
 
 

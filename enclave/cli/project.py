@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from enclave import accounts, audit, lifecycle, projects, provisioning
 from enclave.audit import AuditAction
@@ -17,6 +16,7 @@ from enclave.cli.common import (
     ActorOption,
     EnclaveContext,
     JsonOption,
+    ProgressView,
     actor_or_default,
     command_errors,
     console,
@@ -24,10 +24,12 @@ from enclave.cli.common import (
     err_console,
     get_context,
     parse_today,
+    print_table,
 )
+from enclave.config import Paths
 from enclave.db.models import Project
 from enclave.errors import BadInput, EnclaveError
-from enclave.specs import load_project_spec, load_yaml
+from enclave.specs import ProjectSpec, load_project_spec, load_yaml
 
 NAME = "project"
 app = typer.Typer(help="Project workspaces. / 项目工作空间。", no_args_is_help=True)
@@ -61,6 +63,29 @@ def volume_destroyers(enclave: EnclaveContext) -> list[Any]:
     from hub_config.destruction import volume_destroyers as destroyers
 
     return destroyers(enclave.paths.home)
+
+
+def _preparer(view: ProgressView) -> projects.Preparer:
+    """The workspace preparer, its steps ("visits: de-identifying") shown on ``view`` as datasets done
+    of the project's datasets: each is begun by its first step after the first reading of them all."""
+
+    def prepare(
+        paths: Paths, spec: ProjectSpec, datasets: projects.SourceMap, *, version: int
+    ) -> dict[str, Any]:
+        names, begun = list(spec.datasets), dict[str, None]()
+
+        def report(message: str) -> None:
+            name, _, step = message.partition(": ")
+            if name in names and not step.startswith("reading"):
+                begun[name] = None
+                done = len(begun) - 1
+            else:  # reading them all (before any is begun), or the steps after the last one
+                done = len(names) if begun else 0
+            view.update(message, done, len(names))
+
+        return projects.workspace_preparer(paths, spec, datasets, version=version, progress=report)
+
+    return prepare
 
 
 def _parse_overrides(values: list[str]) -> dict[str, str]:
@@ -118,14 +143,17 @@ def create(
     ):
         project_spec = load_project_spec(spec)
         overrides = _parse_overrides(override_share)
-        with enclave.session() as session:
+        with (
+            ProgressView(f"prepare {project_spec.id}", as_json=as_json or not prepare) as view,
+            enclave.session() as session,
+        ):
             result = projects.create_project(
                 session,
                 enclave.paths,
                 project_spec,
                 actor=who,
                 overrides=overrides,
-                preparer=projects.workspace_preparer if prepare else None,
+                preparer=_preparer(view) if prepare else None,
                 without_application=without_application,
             )
             dropped = projects.dropped_at_preparation(
@@ -174,7 +202,10 @@ def provision(
         enclave.session, AuditAction.PROJECT_CREATE_REFUSED, actor=user, obj=f"application:{application}"
     ):
         narrowing = load_yaml(narrow) if narrow is not None else None
-        with enclave.session() as session:
+        with (
+            ProgressView(f"prepare {project_id}", as_json=as_json or not prepare) as view,
+            enclave.session() as session,
+        ):
             project = provisioning.provision_from_application(
                 session,
                 enclave.paths,
@@ -182,7 +213,7 @@ def provision(
                 project_id=project_id,
                 actor=user,
                 narrowing=narrowing,
-                preparer=projects.workspace_preparer if prepare else None,
+                preparer=_preparer(view) if prepare else None,
             )
             spec = projects.current_spec(session, project.id)
             result = {
@@ -205,8 +236,10 @@ def prepare(
 ) -> None:
     """Prepare the project's data again, e.g. for a new dataset version."""
     enclave = get_context(ctx)
-    with enclave.session() as session:
-        result = projects.prepare_project(session, enclave.paths, project_id, actor=actor_or_default(actor))
+    with ProgressView(f"prepare {project_id}", as_json=as_json) as view, enclave.session() as session:
+        result = projects.prepare_project(
+            session, enclave.paths, project_id, actor=actor_or_default(actor), preparer=_preparer(view)
+        )
     if as_json:
         emit_json(result)
     else:
@@ -236,14 +269,22 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("id", "title", "state", "access", "PI", "period", "version", "data review")
-    for r in rows:
-        state = r["state"] + (" (locked)" if r["locked"] else "")
-        period = f"{r['period']['start']} → {r['period']['end']}"
-        table.add_row(
-            r["id"], r["title"], state, r["access"], r["pi"], period, str(r["spec_version"]), _review(r)
-        )
-    console.print(table)
+    print_table(
+        ("id", "title", "state", "access", "PI", "period", "version", "data review"),
+        [
+            (
+                r["id"],
+                r["title"],
+                r["state"] + (" (locked)" if r["locked"] else ""),
+                r["access"],
+                r["pi"],
+                f"{r['period']['start']} → {r['period']['end']}",
+                r["spec_version"],
+                _review(r),
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -260,10 +301,10 @@ def show(ctx: typer.Context, project_id: str, as_json: JsonOption = False) -> No
     console.print(
         f"period {info['period']['start']} → {info['period']['end']} · spec v{info['spec_version']}"
     )
-    for member in info["members"]:
-        console.print(f"  {member['role']:<10} {member['user']}")
-    for name, columns in info["spec"]["datasets"].items():
-        console.print(f"  {name}: {', '.join(columns)}")
+    print_table(("role", "user"), [(member["role"], member["user"]) for member in info["members"]])
+    print_table(
+        ("dataset", "columns"), [(name, ", ".join(cols)) for name, cols in info["spec"]["datasets"].items()]
+    )
     console.print(f"retained data review (R-LIFE-8) / 留存数据复审: {_review(info)}")
 
 
@@ -344,7 +385,7 @@ def destroy(
 ) -> None:
     """Destroy the project's data, volumes and keys; write a signed destruction certificate."""
     enclave = get_context(ctx)
-    with enclave.session() as session:
+    with ProgressView(f"destroy {project_id}", as_json=as_json) as view, enclave.session() as session:
         certificate = lifecycle.destroy(
             session,
             enclave.paths,
@@ -352,6 +393,7 @@ def destroy(
             actor=actor_or_default(actor),
             hooks=revocation_hooks(),
             volume_destroyers=volume_destroyers(enclave),
+            progress=view.update,
         )
     _emit_state(project_id, "destroyed", as_json, {"certificate": certificate})
 

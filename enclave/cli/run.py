@@ -15,12 +15,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 import yaml
 from typer.core import TyperCommand
 
+from enclave.cli import common
 from enclave.cli.common import (
     EnclaveContext,
     JsonOption,
@@ -30,11 +31,9 @@ from enclave.cli.common import (
     err_console,
     get_context,
     print_result,
+    print_table,
 )
 from enclave.errors import BadInput
-
-if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
 
 NAME = "run"
 app = typer.Typer(
@@ -196,9 +195,13 @@ def _summary(info: dict[str, Any]) -> str:
         f"{info['id']} ({info['project']}, {info['user']}): {info['state']}"
         f"  {progress.get('cells_done', 0)}/{progress.get('cells_total', 0)} cells"
     )
-    if info.get("cancel_requested") and info["state"] == "running":
+    if _cancelling(info):
         line += "  (cancel requested)"
     return line
+
+
+def _cancelling(info: dict[str, Any]) -> bool:
+    return bool(info.get("cancel_requested")) and info["state"] == "running"
 
 
 # ---- submit and wait -----------------------------------------------------------------------------
@@ -298,44 +301,15 @@ def _ending_text(info: dict[str, Any]) -> str:
     return text
 
 
-class ProgressView:
-    """Progress on stderr while waiting: a rich bar (cells done of total) on a terminal, one plain
-    line per change otherwise (logs, CI)."""
+class ProgressView(common.ProgressView):
+    """A run's progress while waiting (cells done of total): a bar on a terminal, one plain line per
+    change otherwise (logs, CI)."""
 
     def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.last: tuple[str, int, int] | None = None
-        self.bar: Progress | None = None
-        self.task: TaskID | None = None
-        if err_console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        super().__init__(run_id, unit="cells", every_change=True, console=err_console)
 
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("cells"),
-                TimeElapsedColumn(),
-                console=err_console,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(run_id, total=None)
-
-    def update(self, state: str, done: int, total: int) -> None:
-        now = (state, done, total)
-        if now == self.last:
-            return
-        self.last = now
-        if self.bar is not None and self.task is not None:
-            self.bar.update(
-                self.task, description=f"{self.run_id} {state}", completed=done, total=total or None
-            )
-            return
-        err_console.print(f"{self.run_id}: {state} {done}/{total} cells", highlight=False, markup=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    def _plain(self, step: str, done: int, total: int) -> str:
+        return f"{self.label}: {step} {done}/{total} cells"
 
 
 def wait_for_run(enclave: EnclaveContext, run_id: str, user: str) -> dict[str, Any]:
@@ -412,8 +386,22 @@ def list_(
     if as_json:
         emit_json(runs)
         return
-    for info in runs:
-        console.print(f"{_summary(info)}  {info['notebook']['name']}  {info['created_at']}", markup=False)
+    print_table(
+        ("id", "project", "user", "state", "cells", "notebook", "created"),
+        [
+            (
+                info["id"],
+                info["project"],
+                info["user"],
+                info["state"] + (" (cancel requested)" if _cancelling(info) else ""),
+                "{cells_done}/{cells_total}".format(**{"cells_done": 0, "cells_total": 0, **progress}),
+                info["notebook"]["name"],
+                info["created_at"],
+            )
+            for info in runs
+            for progress in [info.get("progress") or {}]
+        ],
+    )
 
 
 @app.command("show")

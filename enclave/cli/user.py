@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from enclave import users
 from enclave.cli.common import (
@@ -22,6 +21,7 @@ from enclave.cli.common import (
     console,
     emit_json,
     get_context,
+    print_table,
 )
 from enclave.errors import BadInput
 
@@ -152,14 +152,13 @@ def list_(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("name", "created", "TOTP", "state")
-    for row in rows:
-        state = (
-            "disabled"
-            if row["disabled"]
-            else f"locked until {row['locked_until']}"
-            if row["locked_until"]
-            else "active"
-        )
-        table.add_row(row["name"], row["created_at"][:19], "yes" if row["totp"] else "no", state)
-    console.print(table)
+    print_table(
+        ("name", "created", "TOTP", "state"),
+        [(r["name"], r["created_at"][:19], "yes" if r["totp"] else "no", _state(r)) for r in rows],
+    )
+
+
+def _state(row: dict[str, Any]) -> str:
+    if row["disabled"]:
+        return "disabled"
+    return f"locked until {row['locked_until']}" if row["locked_until"] else "active"

@@ -37,6 +37,8 @@ __all__ = ["DestroyedItem", "DestructionCertificate", "destroy_workspace", "veri
 
 CERTIFICATES = "certificates"
 VolumeDestroyer = Callable[[str], Sequence[Any]]
+Progress = Callable[[str, int, int], None]
+"""``progress(step, steps_done, steps_total)``: ``step`` names what is destroyed next."""
 
 
 class DestructionFailed(EnclaveError):
@@ -114,6 +116,19 @@ def _certificate_path(paths: Paths, project_id: str) -> Path:
     return path
 
 
+def _stepper(progress: Progress | None, total: int) -> Callable[[str], None]:
+    """``step(name)`` reports ``name`` as the next of ``total`` steps."""
+    done = 0
+
+    def step(name: str) -> None:
+        nonlocal done
+        if progress is not None:
+            progress(name, done, total)
+        done += 1
+
+    return step
+
+
 def destroy_workspace(
     paths: Paths,
     project_id: str,
@@ -122,6 +137,7 @@ def destroy_workspace(
     volume_destroyers: Sequence[VolumeDestroyer] = (),
     database_destroyers: Sequence[VolumeDestroyer] = (),
     missing_ok: bool = False,
+    progress: Progress | None = None,
 ) -> DestructionCertificate:
     """Delete the project's prepared data, twin, volumes and secrets; return the signed certificate.
 
@@ -131,6 +147,8 @@ def destroy_workspace(
     call can simply be repeated. ``database_destroyers`` delete the project's rows in the caller's
     transaction: they run after the files are gone, just before signing, so that a SQLite state
     database is write-locked only briefly, and an error anywhere undoes them with the transaction.
+    ``progress`` is told each step (every destroyer, the objects, the files, the secrets, the
+    certificate) before it runs.
     """
     check_project_id(project_id)
     project_dir = paths.project_dir(project_id)
@@ -144,7 +162,9 @@ def destroy_workspace(
     store = storage.store_for(paths)  # a settings or credentials problem stops before any deletion
     started_at = now_iso()
     items: list[DestroyedItem] = []
+    step = _stepper(progress, len(volume_destroyers) + len(database_destroyers) + 4)
     for destroyer in volume_destroyers:
+        step("volumes")
         try:
             items += [DestroyedItem.coerce(item) for item in destroyer(project_id)]
         except Exception as error:
@@ -154,6 +174,7 @@ def destroy_workspace(
                 "nothing else was deleted, try again",
                 f"销毁项目 {project_id} 的工作区卷失败（{type(error).__name__}）；其他内容未删除，请重试",
             ) from error
+    step("objects")
     try:
         items += _destroy_objects(store, project_id, project_dir)
     except DestructionFailed:
@@ -165,11 +186,15 @@ def destroy_workspace(
             "the vault files were kept, try again",
             f"删除项目 {project_id} 在存储桶中的对象失败（{type(error).__name__}）；保险库文件未删除，请重试",
         ) from error
+    step("files")
     if project_dir.exists():
         items += _destroy_tree(paths, project_dir)
+    step("secrets")
     items += destroy_secrets(paths, project_id)
     for destroyer in database_destroyers:
+        step("records")
         items += [DestroyedItem.coerce(item) for item in destroyer(project_id)]
+    step("certificate")
     completed_at = now_iso()
     body = certificate_body(project_id, actor, started_at, completed_at, items)
     public_key, signature = sign_body(paths.vault / "keys", body)
@@ -180,6 +205,7 @@ def destroy_workspace(
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     fsync_path(path.parent)
+    step("destroyed")  # all ``total`` steps done
     return DestructionCertificate(
         project_id, actor, started_at, completed_at, items, public_key, signature, path
     )

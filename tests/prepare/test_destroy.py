@@ -116,3 +116,17 @@ def test_secrets_only_project_can_be_destroyed(paths):
     create_secrets(paths, "cardio-2026")
     cert = destroy_workspace(paths, "cardio-2026", actor="steward")
     assert [i.kind for i in cert.items] == ["secret", "directory"]
+
+
+def test_destruction_reports_each_step_before_it_runs(paths, prepared):
+    steps: list[tuple[str, int, int]] = []
+    destroy_workspace(
+        paths,
+        "cardio-2026",
+        actor="steward",
+        volume_destroyers=[lambda _pid: []],
+        database_destroyers=[lambda _pid: [], lambda _pid: []],
+        progress=lambda *step: steps.append(step),
+    )
+    names = ["volumes", "objects", "files", "secrets", "records", "records", "certificate", "destroyed"]
+    assert steps == [(name, done, 7) for done, name in enumerate(names)]
