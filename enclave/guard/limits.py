@@ -38,18 +38,16 @@ class QueryLimits:
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.rows < 1:
-            problems.append("rows must be positive")
-        if self.threads < 1:
-            problems.append("threads must be positive")
-        if not self.timeout_s > 0:
-            problems.append("timeout_s must be positive")
+        problems = [
+            (f"{name} must be positive", f"{name} 必须为正数")
+            for name, value in (("rows", self.rows), ("threads", self.threads), ("timeout_s", self.timeout_s))
+            if not value > 0
+        ]
         if problems:
             raise BadInput(
                 "query_limits_invalid",
-                "Invalid query limits: " + "; ".join(problems),
-                "查询限制无效：" + "；".join(problems),
+                "Invalid query limits: " + "; ".join(en for en, _ in problems),
+                "查询限制无效：" + "；".join(zh for _, zh in problems),
             )
         parse_bytes(self.memory)
 

@@ -31,6 +31,7 @@ def test_invalid_limits_are_refused_when_made(fields: dict, code: str) -> None:
         QueryLimits(**fields)
     assert caught.value.code == code
     assert caught.value.message_zh
+    assert "must" not in caught.value.message_zh, "the Chinese message is Chinese"
 
 
 def test_limits_are_one_frozen_value() -> None:
