@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from enclave.committee import Tally
 from enclave.config import Paths
 from enclave.db.models import ExportRequest, ProjectMember
 from enclave.errors import BadInput
 from export_review import permissions, reproduction
 from export_review.policy import ReviewSettings
-from export_review.repository import get_request
+from export_review.repository import get_request, seated_committee
 from export_review.voting import signature_valid, tallies
 from export_review.workflow import STATE_OWNER, ExportState, all_voted
 
@@ -78,6 +79,7 @@ def describe(
         ],
         "votes": votes if visible else [v for v in votes if v["reviewer"] == viewer],
         "votes_hidden": not visible,
+        "committee": _committee(session, request, settings, counted, visible),
         "decision": json.loads(request.decision_json or "null"),
         "acro": json.loads(request.acro_json or "null"),
         "lineage": json.loads(request.lineage_json or "{}"),
@@ -86,6 +88,89 @@ def describe(
         "reproduction": reproduction.view(session, request),
     }
     return out
+
+
+def _committee(
+    session: Session,
+    request: ExportRequest,
+    settings: ReviewSettings,
+    counted: dict[str, Tally],
+    visible: bool,
+) -> dict[str, Any]:
+    """The rule and where each file stands. While votes are hidden from the viewer only how many
+    members have voted on each file is given: no choice, no name, no count of approvals."""
+    rule = settings.committee
+    seated = len(seated_committee(session, request.project_id))
+    files: dict[str, dict[str, int]] = {}
+    for name, tally in counted.items():
+        files[name] = {"voted": seated - tally.outstanding}
+        if visible:
+            files[name] |= {
+                "approvals": tally.approvals,
+                "still_needed": max(tally.needed - tally.approvals, 0),
+            }
+    return {
+        "numerator": rule.numerator,
+        "denominator": rule.denominator,
+        "strict": rule.strict,
+        "min_approvals": rule.min_approvals,
+        "seated": seated,
+        "needed": rule.needed(seated),
+        "files": files,
+    }
+
+
+def version_chain(session: Session, request: ExportRequest) -> list[str]:
+    """The ids of every version of the request (those it revises, those revising it), oldest first."""
+    first, seen = request, {request.id}
+    while first.previous_id is not None and first.previous_id not in seen:
+        earlier = session.get(ExportRequest, first.previous_id)
+        if earlier is None:
+            break
+        first = earlier
+        seen.add(first.id)
+    chain = [first.id]
+    while True:
+        later = session.scalar(select(ExportRequest.id).where(ExportRequest.previous_id == chain[-1]))
+        if later is None or later in chain:
+            return chain
+        chain.append(later)
+
+
+def versions_to_compare(
+    session: Session,
+    paths: Paths,
+    request_id: str,
+    other_id: str | None,
+    *,
+    settings: ReviewSettings,
+    viewer: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two versions of one request as ``viewer`` may see them, older first: ``request_id`` and
+    ``other_id`` (default: the version it revises). Any id outside the request's own chain is refused
+    the same way, whether it exists or not (nothing to learn about other requests)."""
+    first = describe(session, paths, request_id, settings=settings, viewer=viewer)
+    other_id = other_id or first["previous"]
+    if other_id is None:
+        raise BadInput(
+            "export_compare_no_previous",
+            f"Export request {request_id} is the first version: there is nothing to compare it with",
+            f"导出申请 {request_id} 是第一个版本：没有可比较的版本",
+        )
+    if other_id == request_id:
+        raise BadInput(
+            "export_compare_same_version",
+            "Choose another version to compare with, not the request itself",
+            "请选择另一个版本进行比较，而不是申请本身",
+        )
+    if other_id not in version_chain(session, get_request(session, request_id)):
+        raise BadInput(
+            "export_compare_other_chain",
+            f"{other_id[:40]!r} is not a version of export request {request_id}",
+            f"{other_id[:40]!r} 不是导出申请 {request_id} 的版本",
+        )
+    second = describe(session, paths, other_id, settings=settings, viewer=viewer)
+    return (first, second) if first["version"] < second["version"] else (second, first)
 
 
 def list_requests(

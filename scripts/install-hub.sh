@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install configurable-http-proxy (JupyterHub's proxy) into the repo's node_modules/, as pinned in
-# package.json. Idempotent: does nothing when the pinned version is already there.
+# Install the node packages pinned in package.json into the repo's node_modules/: configurable-http-proxy
+# (JupyterHub's proxy) and, for development, axe-core (the browser tests' accessibility check).
+# Idempotent: does nothing when every pinned version is already there.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,15 +12,24 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 1
 fi
 
-wanted="$(node -p "require('./package.json').dependencies['configurable-http-proxy']")"
-installed=""
-if [ -f node_modules/configurable-http-proxy/package.json ]; then
-    installed="$(node -p "require('./node_modules/configurable-http-proxy/package.json').version")"
-fi
+# Every dependency pinned in package.json must be installed at exactly its pinned version; one
+# missing or different (a new pin such as axe-core, an upgrade) re-installs from the lock file.
+stale="$(node -e '
+const fs = require("fs");
+const pinned = require("./package.json");
+const wanted = { ...pinned.dependencies, ...pinned.devDependencies };
+for (const [name, version] of Object.entries(wanted)) {
+  const file = `node_modules/${name}/package.json`;
+  const installed = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")).version : "";
+  if (installed !== version) console.log(`${name} ${installed || "missing"} (wanted ${version})`);
+}')"
 
-if [ -n "$installed" ] && [ "$installed" = "$wanted" ] && [ -x node_modules/.bin/configurable-http-proxy ]; then
-    echo "install-hub: configurable-http-proxy $installed already installed"
+if [ -z "$stale" ] && [ -x node_modules/.bin/configurable-http-proxy ]; then
+    echo "install-hub: the pinned node packages are already installed"
     exit 0
+fi
+if [ -n "$stale" ]; then
+    echo "install-hub: not installed as pinned: $stale"
 fi
 
 if [ -f package-lock.json ]; then
@@ -27,4 +37,5 @@ if [ -f package-lock.json ]; then
 else
     npm install --no-audit --no-fund --loglevel=error
 fi
-echo "install-hub: configurable-http-proxy $(node -p "require('./node_modules/configurable-http-proxy/package.json').version") in $repo/node_modules/.bin"
+echo "install-hub: configurable-http-proxy $(node -p "require('./node_modules/configurable-http-proxy/package.json').version") in $repo/node_modules/.bin," \
+    "axe-core $(node -p "require('./node_modules/axe-core/package.json').version")"

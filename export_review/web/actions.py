@@ -6,11 +6,11 @@ call in one transaction (nothing half-written).
 
 from __future__ import annotations
 
-import hashlib
 import io
+import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,9 @@ from enclave.errors import BadInput, EnclaveError, NotFound
 from export_review import permissions, reproduction
 from export_review.repository import get_request
 from export_review.service import ExportService
-from export_review.web.preview import TablePreview, image_type, stored_file, table_previews
+from export_review.web import notebook as notebooks
+from export_review.web.preview import IMAGE_TYPES, FilePreview, file_preview, finding_marks, verified
+from export_review.web.sanitise import sanitise_svg
 
 MAX_UPLOAD_NAME = 200
 
@@ -70,6 +72,7 @@ def submit_uploads(
     records: int | None = None,
     run: str | None = None,
     outputs: Sequence[str] | None = None,
+    revises: str | None = None,
 ) -> dict[str, Any]:
     """Write the uploads to a private temporary folder, then submit them as ``user`` (with ``run``:
     that run's outputs, the named ones or all, plus the uploads compared with them by name)."""
@@ -88,6 +91,7 @@ def submit_uploads(
             files=files,
             abroad=abroad,
             records=records,
+            revises=revises,
             run=run,
             outputs=outputs,
         )
@@ -166,34 +170,60 @@ def check_can_preview(ctx: ExportService, request_id: str, user: str) -> None:
         permissions.check_user_can_preview(session, get_request(session, request_id), user, settings.stewards)
 
 
-def previews(ctx: ExportService, request_id: str, user: str) -> dict[str, list[TablePreview]]:
-    """Each file's table previews, for a reviewer; empty for everyone else."""
+def previews(ctx: ExportService, request_id: str, user: str) -> dict[str, FilePreview]:
+    """Each file's preview (tables with the findings' cells marked), for a reviewer; empty for others."""
     settings = ctx.settings()
     with ctx.session() as session:
         request = get_request(session, request_id)
         if not permissions.user_can_preview(session, request, user, settings.stewards):
             return {}
-        return {f.name: table_previews(ctx.paths, f) for f in request.files}
+        return {
+            f.name: file_preview(ctx.paths, f, finding_marks(json.loads(f.findings_json)))
+            for f in request.files
+        }
+
+
+def _image_not_found(request_id: str, file_name: str) -> NotFound:
+    return NotFound(
+        "export_image_not_found",
+        f"Export request {request_id} has no image {file_name!r}",
+        f"导出申请 {request_id} 中没有图片 {file_name!r}",
+    )
+
+
+def _verified_bytes(
+    ctx: ExportService, request_id: str, file_name: str, user: str, kinds: Collection[str]
+) -> tuple[str, bytes]:
+    """A reviewer's copy of one stored file of ``kinds``, from the vault, checked against its hash."""
+    check_can_preview(ctx, request_id, user)
+    with ctx.session() as session:
+        match = [f for f in get_request(session, request_id).files if f.name == file_name and f.kind in kinds]
+        if not match:
+            raise _image_not_found(request_id, file_name)
+        stored = verified(ctx.paths, match[0])
+        if stored is None:
+            raise NotFound(
+                "export_image_not_found",
+                f"The stored copy of {file_name!r} is missing or changed",
+                f"{file_name!r} 的存储副本缺失或已被更改",
+            )
+        return match[0].kind, stored.raw
 
 
 def image(ctx: ExportService, request_id: str, file_name: str, user: str) -> tuple[str, bytes]:
     """A stored raster image's MIME type and bytes, for a reviewer; checked against its hash."""
-    check_can_preview(ctx, request_id, user)
-    with ctx.session() as session:
-        match = [f for f in get_request(session, request_id).files if f.name == file_name]
-        mime = image_type(match[0]) if match else None
-        if mime is None:
-            raise NotFound(
-                "export_image_not_found",
-                f"Export request {request_id} has no image {file_name!r}",
-                f"导出申请 {request_id} 中没有图片 {file_name!r}",
-            )
-        stored = stored_file(ctx.paths, match[0])
-        data = stored.path.read_bytes() if stored.path.is_file() else b""
-    if hashlib.sha256(data).hexdigest() != stored.sha256:
-        raise NotFound(
-            "export_image_not_found",
-            f"The stored copy of {file_name!r} is missing or changed",
-            f"{file_name!r} 的存储副本缺失或已被更改",
-        )
-    return mime, data
+    kind, data = _verified_bytes(ctx, request_id, file_name, user, IMAGE_TYPES)
+    return IMAGE_TYPES[kind], data
+
+
+def svg_image(ctx: ExportService, request_id: str, file_name: str, user: str) -> bytes:
+    """A stored SVG rebuilt by the sanitiser, for a reviewer (``sanitise.sanitise_svg``)."""
+    return sanitise_svg(_verified_bytes(ctx, request_id, file_name, user, {"svg"})[1])
+
+
+def notebook_image(
+    ctx: ExportService, request_id: str, file_name: str, ref: str, user: str
+) -> tuple[str, bytes]:
+    """One image output of a stored notebook, for a reviewer (``notebook.notebook_image``)."""
+    data = _verified_bytes(ctx, request_id, file_name, user, {"ipynb"})[1]
+    return notebooks.notebook_image(data.decode("utf-8", errors="replace"), ref)

@@ -8,7 +8,8 @@ countersign; the steward records the signed DUA and provisions the project. Then
 made from the application, and the PI may start its workspace: with Docker and the analyst image the
 server is started through the hub's API, otherwise the hub's spawn policy is asked and the Docker
 step is skipped, saying why. A screenshot of every page is saved to $ENCLAVE_TEST_ARTEFACTS (default
-/tmp)/console-screenshots.
+/tmp/enclave-test-artefacts)/console-screenshots, and axe-core checks every such page for serious
+accessibility faults.
 
 Like every e2e test it needs root (``tests/e2e/conftest.py`` skips the module otherwise).
 """
@@ -28,7 +29,14 @@ from enclave import catalog, db, roles, users
 from enclave.config import Paths
 from enclave.roles import Role
 from tests.e2e.conftest import Hub, docker_ready, free_port, launch_hub, remove_test_objects  # noqa: F401
-from tests.export_review.web.test_browser import browser  # noqa: F401 (the Chromium fixture)
+from tests.harness.browser import (
+    ARTEFACTS,
+    accessibility_violations,
+    browser,  # noqa: F401 (the Chromium fixture)
+    describe,
+    hub_login,
+    save_screenshot,
+)
 from tests.harness.services import wait_for_route
 
 PASSWORD = "Console-Test-Passw0rd!"
@@ -45,7 +53,7 @@ ACCOUNTS: dict[str, tuple[Role, ...]] = {
 PROJECT = "console-demo"
 ETHICS_PDF = b"%PDF-1.4\n% ethics committee approval EC-2026-031\n%%EOF\n"
 DUA_PDF = b"%PDF-1.4\n% data-use agreement signed by pia and the data office\n%%EOF\n"
-SHOTS = Path(os.environ.get("ENCLAVE_TEST_ARTEFACTS", "/tmp")) / "console-screenshots"
+SHOTS = ARTEFACTS / "console-screenshots"
 
 
 @dataclass
@@ -61,9 +69,10 @@ class Story:
         return f"{self.hub.url}/services/console/"
 
     def shot(self, page, name: str) -> None:  # type: ignore[no-untyped-def]
-        path = SHOTS / f"{len(self.shots) + 1:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        self.shots.append(path)
+        """A screenshot of the page, and axe-core's check that it has no serious accessibility fault."""
+        self.shots.append(save_screenshot(page, SHOTS.name, f"{len(self.shots) + 1:02d}-{name}"))
+        violations = accessibility_violations(page)
+        assert not violations, f"{name} ({page.url}):\n{describe(violations)}"
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +113,7 @@ def _login(story: Story, chromium, user: str):  # type: ignore[no-untyped-def]
     """A fresh browser context logged in as ``user`` through the hub's login form."""
     context = chromium.new_context(locale="en-GB")
     page = context.new_page()
-    page.goto(story.console)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("[type=submit]")
-    page.wait_for_url(f"{story.console}**")
+    hub_login(page, story.console, user, PASSWORD)
     assert page.inner_text("#who") == user
     return page
 

@@ -1,9 +1,15 @@
 """The REST API under ``{prefix}api/``, for scripts: authenticated with a hub token
 (``Authorization: token …``) carrying ``access:services!service=<this service>``.
 
-GET  api/requests                      the requests the caller may see (``?state=``, ``?project=``)
+GET  api/requests                      the requests the caller may see (``?state=``, ``?project=``,
+                                       ``?mine=yes``: only the caller's own)
 POST api/requests                      multipart: files, justification, project[, abroad, records,
+                                       revises (the changes-requested request this one revises),
                                        run, output (repeatable): a run's outputs, no upload needed]
+GET  api/projects/<id>                 the project's title, access mode, state, period_end and
+                                       days_left (in the enclave's time zone), for its members and
+                                       stewards; 404 for everyone else, as for a project that does
+                                       not exist (no way to learn which projects exist)
 GET  api/requests/<id>                 one request as the caller may see it (blind votes applied)
 POST api/requests/<id>/votes           JSON {choice, file?, comment?, override?}
 POST api/requests/<id>/release         release an approved request to the outbox
@@ -15,11 +21,17 @@ GET  metrics                           Prometheus metrics of the queue (a token 
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any
 
+from sqlalchemy import select
+
 from enclave import metrics
-from enclave.errors import BadInput
-from enclave.services.auth import token_from_header
+from enclave.db.models import Project, ProjectMember
+from enclave.errors import BadInput, Forbidden, NotFound
+from enclave.lifecycle import enclave_today
+from enclave.services.auth import SERVER_SCOPE, token_from_header
 from enclave.services.handlers import NotFoundApi
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 from export_review.metrics import export_families
@@ -28,30 +40,88 @@ from export_review.web.handlers.base import ApiHandler, UploadHandler
 from export_review.web.handlers.pages import REQUEST_ID
 
 
+def check_workspace_project(model: dict[str, Any] | None, project: str) -> None:
+    """A workspace server's token (bound to ``access:servers!server=<user>/<project>``) submits for its
+    own project only: a file of one project's workspace never goes to another project's committee."""
+    bound = {
+        match.group("server")
+        for scope in (model or {}).get("scopes") or []
+        if (match := SERVER_SCOPE.match(str(scope)))
+    }
+    if bound and bound != {project}:
+        raise Forbidden(
+            "export_project_mismatch",
+            f"This workspace belongs to project {', '.join(sorted(bound))}: it cannot submit for {project!r}",
+            f"此工作区属于项目 {'、'.join(sorted(bound))}，不能为 {project!r} 提交申请",
+        )
+
+
 class RequestsApi(UploadHandler, ApiHandler):
     def get(self) -> None:
+        user = self.user
         rows = self.ctx.list(
-            viewer=self.user,
+            viewer=user,
             state=self.get_query_argument("state", None),
             project=self.get_query_argument("project", None),
         )
+        if self.get_query_argument("mine", "") in ("yes", "true", "1"):
+            rows = [row for row in rows if row["requester"] == user]
         self.write_json({"ok": True, "requests": rows})
 
     def post(self) -> None:
         user = self.upload_user()
+        project = self.get_body_argument("project", "")
+        check_workspace_project(self.current_user, project)
         uploads = [actions.Upload(f["filename"], f["body"]) for f in self.request.files.get("files", [])]
         result = actions.submit_uploads(
             self.ctx,
             user=user,
-            project=self.get_body_argument("project", ""),
+            project=project,
             justification=self.get_body_argument("justification", ""),
             uploads=uploads,
             abroad=self.get_body_argument("abroad", "") in ("yes", "true", "1"),
             records=actions.parse_records(self.get_body_argument("records", None)),
+            revises=self.get_body_argument("revises", "") or None,
             run=self.get_body_argument("run", "") or None,
             outputs=self.get_body_arguments("output") or None,
         )
         self.write_json({"ok": True, **result}, 201)
+
+
+PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+
+
+class ProjectApi(ApiHandler):
+    """What a workspace shows of its project: title, access mode, state and the days it has left."""
+
+    def get(self, project_id: str) -> None:
+        user = self.user
+        stewards = self.ctx.settings().stewards
+        with self.ctx.session() as session:
+            project = session.get(Project, project_id) if PROJECT_ID.fullmatch(project_id) else None
+            member = project is not None and (
+                user in stewards
+                or session.scalar(
+                    select(ProjectMember.username).where(
+                        ProjectMember.project_id == project_id, ProjectMember.username == user
+                    )
+                )
+                is not None
+            )
+            if not member:  # the same answer whether it exists or not: no list of projects by probing
+                raise NotFound(
+                    "project_not_found", f"No project {project_id!r} of yours", f"您没有项目 {project_id!r}"
+                )
+            end = date.fromisoformat(project.period_end)
+            found = {
+                "project": project.id,
+                "title": project.title,
+                "access": project.access,
+                "state": project.state,
+                "period_end": project.period_end,
+                "days_left": (end - enclave_today()).days,
+            }
+        self.write_json({"ok": True, **found})
 
 
 class RequestApi(ApiHandler):
@@ -133,6 +203,7 @@ def default_handlers(prefix: str) -> list[tuple[str, type]]:
         (rf"{api}requests/{REQUEST_ID}/release", ReleaseApi),
         (rf"{api}requests/{REQUEST_ID}/rerun", RerunApi),
         (rf"{api}requests/{REQUEST_ID}/download", DownloadApi),
+        (rf"{api}projects/([^/]+)", ProjectApi),
         (rf"{api}auth-cache/clear", AuthCacheApi),
         (rf"{prefix}metrics", MetricsApi),
         (rf"{api}.*", NotFoundApi),

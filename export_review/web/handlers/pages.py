@@ -1,25 +1,23 @@
-"""The pages: my requests, submit (upload), one request (files, findings, previews, votes, actions),
-the reviewer queue, and the inline image a reviewer previews. State changes are POST only, behind the
-hub's xsrf check on the login cookie."""
+"""The pages: submit (upload), one request (files, findings, previews, votes, actions), the inline
+image a reviewer previews, and the lists (``queue``: landing, my requests, the review queue). State
+changes are POST only, behind the hub's xsrf check on the login cookie."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from tornado.web import authenticated
 
 from export_review.web import actions
+from export_review.web.handlers import queue, static
 from export_review.web.handlers.base import PageHandler, UploadHandler
 
 REQUEST_ID = r"(exp-[0-9a-f]{16})"
 
 
-class MyRequestsPage(PageHandler):
-    @authenticated
-    def get(self) -> None:
-        rows = [r for r in self.ctx.list(viewer=self.user) if r["requester"] == self.user]
-        self.render("index.html", rows=rows)
-
-
 class SubmitPage(UploadHandler, PageHandler):
+    nav: ClassVar[str] = "submit"
+
     @authenticated
     def get(self) -> None:
         self.render("submit.html")
@@ -98,27 +96,13 @@ class ImagePreview(PageHandler):
         self.finish(data)
 
 
-class ReviewQueuePage(PageHandler):
-    @authenticated
-    def get(self) -> None:
-        waiting = [
-            r
-            for r in self.ctx.list(viewer=self.user, state="in_review")
-            if actions.abilities(self.ctx, r["id"], self.user).vote
-        ]
-        to_release = [
-            r
-            for r in self.ctx.list(viewer=self.user, state="approved")
-            if actions.abilities(self.ctx, r["id"], self.user).release
-        ]
-        self.render("review.html", waiting=waiting, to_release=to_release)
-
-
 def default_handlers(prefix: str) -> list[tuple[str, type]]:
     return [
-        (rf"{prefix}", MyRequestsPage),
+        (rf"{prefix}", queue.LandingPage),
+        (rf"{prefix}mine", queue.MyRequestsPage),
         (rf"{prefix}submit", SubmitPage),
-        (rf"{prefix}review", ReviewQueuePage),
+        (rf"{prefix}review", queue.ReviewQueuePage),
+        (rf"{prefix}static/([^/]+)", static.StaticFile),
         (rf"{prefix}requests/{REQUEST_ID}", RequestPage),
         (rf"{prefix}requests/{REQUEST_ID}/vote", VoteAction),
         (rf"{prefix}requests/{REQUEST_ID}/release", ReleaseAction),

@@ -3,59 +3,21 @@ hub login, the queue, the request with its findings and table preview, a signed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from tests.export_review.web.conftest import Stack
+from tests.harness.browser import browser, hub_login, save_screenshot  # noqa: F401 (the Chromium fixture)
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOT = Path("/tmp/export-review-request.png")
 # A cell below k=5 (a finding that needs an override) and markup that must arrive as text.
 CSV = b"dx,n\nI10,25\nE11,3\n<b>J18</b>,15\n"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright Python package is missing: pip install playwright")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
-
-
-def _login(page, stack: Stack, user: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(stack.service_url)
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", "any password")
-    page.click("[type=submit]")
-    page.wait_for_url(f"{stack.service_url}**")
-
-
-def test_reviewer_approves_in_the_browser(stack: Stack, browser) -> None:  # type: ignore[no-untyped-def]
+def test_reviewer_approves_in_the_browser(stack: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     submitted = stack.submit("bob", [("table.csv", CSV)])
     assert submitted.status == 201, submitted.body
     request_id = submitted.json()["request"]
 
     page = browser.new_page()
-    _login(page, stack, "rev1")
-    assert "rev1" in page.inner_text("nav")
+    hub_login(page, stack.service_url, "rev1")
+    assert page.inner_text("#who") == "rev1"
     page.click("#nav-review")
     page.click(f"#queue a:text('{request_id}')")
     assert page.inner_text("#state") == "in review"
@@ -69,7 +31,7 @@ def test_reviewer_approves_in_the_browser(stack: Stack, browser) -> None:  # typ
     page.wait_for_selector("table.votes")
     assert page.locator("#vote-form").count() == 0  # voted on every file: no form left
     assert "rev1" in page.inner_text("table.votes")
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    save_screenshot(page, "export-review", "browser-request-voted")
 
     for reviewer in ("rev2", "rev3"):
         voted = stack.vote(reviewer, request_id, choice="approve", override="published figure")
@@ -87,11 +49,11 @@ def test_reviewer_approves_in_the_browser(stack: Stack, browser) -> None:  # typ
     page.close()
 
 
-def test_requester_cannot_vote_in_the_browser(stack: Stack, browser) -> None:  # type: ignore[no-untyped-def]
+def test_requester_cannot_vote_in_the_browser(stack: Stack, browser) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     submitted = stack.submit("bob", [("table.csv", CSV)])
     request_id = submitted.json()["request"]
     page = browser.new_page()
-    _login(page, stack, "bob")
+    hub_login(page, stack.service_url, "bob")
     page.goto(f"{stack.service_url}requests/{request_id}")
     assert page.locator("#vote-form").count() == 0
     assert page.locator("table.preview-table").count() == 0  # previews are for reviewers

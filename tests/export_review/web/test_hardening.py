@@ -15,8 +15,8 @@ from export_review.web.app import ExportReviewApp
 from hub_config.revocation import clear_service_auth_caches
 from tests.export_review.factories import GOOD_CSV, PROJECT
 from tests.export_review.web.conftest import SERVICE, SERVICE_PREFIX, Stack, call, multipart
-from tests.export_review.web.test_browser import _login, browser  # noqa: F401 (a fixture)
 from tests.gateway.conftest import http
+from tests.harness.browser import browser, hub_login  # noqa: F401 (a fixture)
 from tests.raw_http import read_response
 
 ABSOLUTE_PATH = re.compile(r"""(?:^|[\s"'(=:])/(?:[\w.@-]+/)+[\w.@-]*""")
@@ -148,7 +148,7 @@ def test_submit_page_upload_in_the_browser(stack: Stack, browser, tmp_path: Path
     table = tmp_path / "table.csv"
     table.write_text(GOOD_CSV)
     page = browser.new_page()
-    _login(page, stack, "bob")
+    hub_login(page, stack.service_url, "bob")
     page.goto(f"{stack.service_url}submit")
     page.fill("input[name=project]", PROJECT)
     page.set_input_files("input[name=files]", str(table))
