@@ -34,6 +34,14 @@ ANALYST_SCOPES = [
     # Analysts follow their batch runs on the runs service's pages (the API takes the server token).
     "access:services!service=runs",
 ]
+# A workspace server's own token ($JUPYTERHUB_API_TOKEN): JupyterHub's ``server`` role, plus the export
+# review, so that JupyterLab's "Request export" submits the workspace's file as its user. The export
+# review holds such a token to its server's project (export_review.web.handlers.api).
+WORKSPACE_TOKEN_SCOPES = [
+    "access:servers!server",
+    "users:activity!user",
+    "access:services!service=export-review",
+]
 STEWARD_SCOPES = [
     "list:users",
     "read:users",

@@ -105,6 +105,10 @@ class WorkspaceSpawnerMixin(LoggingConfigurable):
     def _default_enclave_home(self) -> str:
         return str(enclave_config.enclave_home())
 
+    @default("server_token_scopes")
+    def _default_server_token_scopes(self) -> list[str]:
+        return list(roles.WORKSPACE_TOKEN_SCOPES)
+
     pids_limit = Int(256, min=16, help="Most processes a workspace may run (stops fork bombs).").tag(
         config=True
     )

@@ -9,9 +9,10 @@
    cells run in a kernel over the kernel websocket, through the hub's proxy, with the analyst's token:
    ``db = enclave.connect(); df = db.sql(...)`` queries the real data through the gateway and writes
    ``outputs/table1.csv`` into the home volume;
-3. the analyst submits that file to the export-review REST API (multipart POST). The export service
-   has no path into workspace volumes (they are private to each container), so the check fetches the
-   file through the contents API as the analyst and uploads it, as the analyst's browser would;
+3. the analyst requests its export as JupyterLab's "Request export" does (``POST /enclave/exports`` on
+   the workspace's server): the workspace reads the file from its home volume and submits it to the
+   export review with its own server token; the service then holds exactly the bytes the notebook
+   wrote (the check reads them through the contents API to compare);
 4. the three committee members vote approve, the steward releases, the analyst downloads the zip;
 5. ``enclave audit verify`` checks the hash chain.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import hashlib
 import io
 import json
 import os
@@ -90,24 +92,6 @@ def expect(response: Response, *statuses: int, what: str) -> Response:
     if response.status not in statuses:
         raise CheckFailed(f"{what}: HTTP {response.status}: {response.body[:800].decode(errors='replace')}")
     return response
-
-
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body; ``files`` maps a field name to (file name, bytes)."""
-    boundary = uuid.uuid4().hex
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
-    for name, (filename, data) in files.items():
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 @dataclass
@@ -288,18 +272,22 @@ def fetch_output(story: Story, path: str = OUTPUT) -> bytes:
     return expect(answer, 200, what=f"read {path}").json()["content"].encode()
 
 
-def submit_export(story: Story, name: str, data: bytes) -> str:
-    body, content_type = multipart(
-        {"project": story.project, "justification": JUSTIFICATION}, {"files": (name, data)}
-    )
+def submit_export(story: Story, path: str = OUTPUT) -> str:
+    """JupyterLab's "Request export" (``POST /enclave/exports`` of the workspace's server extension): the
+    workspace reads the file from its home volume and submits it with its own server token."""
     answer = http(
         "POST",
-        f"{story.export_api}/requests",
+        f"{story.server_url}/enclave/exports",
         story.token_of(story.analyst),
-        body=body,
-        content_type=content_type,
+        body=json.dumps({"path": path, "justification": JUSTIFICATION}).encode(),
     )
-    return expect(answer, 201, what="submit the export request").json()["request"]
+    return expect(answer, 201, what="request the export from the workspace").json()["request"]
+
+
+def submitted_sha256(story: Story, request_id: str) -> list[str]:
+    """The sha256 of each file the export service holds for the request, as the requester sees them."""
+    answer = http("GET", f"{story.export_api}/requests/{request_id}", story.token_of(story.analyst))
+    return [f["sha256"] for f in expect(answer, 200, what="read the request").json()["request"]["files"]]
 
 
 def vote(story: Story, request_id: str, reviewer: str, choice: str = "approve") -> Response:
@@ -425,8 +413,10 @@ def run_story(story: Story) -> dict:
     if any(int(float(row[1])) < 5 for row in rows[1:] if row[1]):
         raise CheckFailed(f"a cell below the minimum count came out of the gateway: {rows}")
     step(f"[ok] {OUTPUT}: {len(rows) - 1} departments, read through the contents API")
-    request_id = submit_export(story, Path(OUTPUT).name, data)
-    step(f"[ok] export request {request_id} submitted by {story.analyst}")
+    request_id = submit_export(story)
+    if submitted_sha256(story, request_id) != [hashlib.sha256(data).hexdigest()]:
+        raise CheckFailed(f"the export service does not hold {OUTPUT} as the workspace has it")
+    step(f"[ok] export request {request_id} submitted from the workspace by {story.analyst}")
     own = vote(story, request_id, story.analyst)
     if own.status != 403:
         raise CheckFailed(f"the requester's own vote was not refused: HTTP {own.status}")

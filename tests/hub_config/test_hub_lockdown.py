@@ -130,3 +130,15 @@ def test_service_and_culler_roles_follow_the_arguments() -> None:
     assert with_all["enclave-idle-culler"]["services"] == [roles.IDLE_CULLER]
     bare = {r["name"] for r in roles.load_roles([], culler=False)}
     assert bare == {"user", "enclave-steward"}
+
+
+def test_a_workspace_token_reaches_the_export_review_and_nothing_broader() -> None:
+    """JupyterLab's "Request export" submits with the server's own token: it must carry the export
+    review's access scope, stay bound to its one server, and never carry a broad one (issue 16)."""
+    from hub_config.spawner import EnclaveSpawner
+
+    scopes = EnclaveSpawner().server_token_scopes  # EnclaveKubeSpawner: tests/hub_config/test_kubespawner.py
+    assert "access:services!service=export-review" in scopes
+    assert "access:servers!server" in scopes  # the gateway's project binding
+    assert not {"access:services", "access:servers", "access:servers!user", "tokens"} & set(scopes)
+    assert set(scopes) <= set(roles.ANALYST_SCOPES) | {"access:servers!server", "users:activity!user"}

@@ -25,7 +25,7 @@ from enclave import db, projects
 from enclave.config import Paths
 from enclave.db.session import dispose_all
 from enclave.specs import parse_project_spec
-from hub_config import publish, workspace_policy
+from hub_config import publish, roles, workspace_policy
 from hub_config.errors import WorkspaceRefused
 from hub_config.kubespawner import EnclaveKubeSpawner, k8s_quantity
 from hub_config.network import ProjectNetwork
@@ -192,6 +192,12 @@ def test_the_pod_environment_is_the_allowlist(home: Paths) -> None:
     assert env["ENCLAVE_ROWS_DB"].endswith("v1-rows/rows.duckdb")
     assert env["ENCLAVE_GATEWAY_URL"] == f"http://{GATEWAY_IP}:8101/services/gateway/"
     assert env["JUPYTERHUB_API_URL"] == "http://hub:8081/hub/api"
+
+
+def test_the_pods_token_reaches_the_export_review(home: Paths) -> None:
+    """The mixin's server token scopes hold on Kubernetes too (hub_config.roles.WORKSPACE_TOKEN_SCOPES)."""
+    spawner, _ = render_pod(home)
+    assert spawner.server_token_scopes == roles.WORKSPACE_TOKEN_SCOPES
 
 
 def test_the_pod_is_labelled_with_its_project_for_the_network_policy(home: Paths) -> None:

@@ -12,7 +12,9 @@ that the README documents, not one this extension pretends to close.
 
 It also serves ``/enclave/runs`` (``enclave_lockdown.runs``): the server side of JupyterLab's
 "Run as batch job" command, whose labextension (``labextension/``, installed as
-``share/jupyter/labextensions/enclave-runs``) ships in this distribution.
+``share/jupyter/labextensions/enclave-runs``) ships in this distribution; and ``/enclave/exports``
+and ``/enclave/workspace`` (``enclave_lockdown.exports``): the server side of the "Request export"
+command, the export requests panel and the project strip (``share/jupyter/labextensions/enclave-exports``).
 """
 
 from __future__ import annotations
@@ -95,3 +97,15 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         web_app.add_handlers(".*$", [(url_path_join(serverapp.base_url, ROUTE), RunsHandler)])
     except Exception:  # the batch-run command is a convenience; the refusals are the point
         serverapp.log.exception("enclave: the batch-run routes could not be installed")
+    try:
+        from enclave_lockdown.exports import EXPORTS_ROUTE, WORKSPACE_ROUTE, ExportsHandler, WorkspaceHandler
+
+        web_app.add_handlers(
+            ".*$",
+            [
+                (url_path_join(serverapp.base_url, EXPORTS_ROUTE), ExportsHandler),
+                (url_path_join(serverapp.base_url, WORKSPACE_ROUTE), WorkspaceHandler),
+            ],
+        )
+    except Exception:  # as the batch runs: a convenience, never in the way of the refusals
+        serverapp.log.exception("enclave: the export routes could not be installed")
