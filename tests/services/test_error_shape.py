@@ -79,6 +79,7 @@ OPTIONAL_FIELDS = ("hint", "doc")
 # ---- every route of every service, in this process ---------------------------------------------------
 
 ANALYST = "analyst-token"  # bob, analyst of PROJECT: his server's token, allowed to reach the services
+PERSON = "person-token"  # bob's own login: what a browser or a reviewer's script sends the export review
 FORGED = "forged-token"
 BEYOND_EVERY_CAP = 200 * 1024 * 1024  # a declared body larger than any route's cap (uploads: 110 MiB)
 SAMPLES = {  # a value for each URL group of the services' routes
@@ -103,15 +104,19 @@ ERROR_CODE = re.compile(r'<code class="error-code">([a-z0-9_]+)</code>')
 
 
 # The hub's models of the tokens: bob's server token, which also carries ``access:services`` (the
-# services' login scope).
+# services' login scope), and bob's own login, bound to no server.
 MODELS = {
     ANALYST: {
         "kind": "user",
         "name": "bob",
         "groups": [],
         "scopes": [f"access:servers!server=bob/{PROJECT}", "access:services"],
-    }
+    },
+    PERSON: {"kind": "user", "name": "bob", "groups": [], "scopes": ["access:services"]},
 }
+# Who calls each service: the export review's pages and decisions are refused to a workspace's token
+# (export_review.web.handlers.base.WorkspaceTokens), so its routes are tried with bob's own login.
+CALLER = {"enclave-export": PERSON}
 
 
 class FakeHub:
@@ -156,6 +161,11 @@ class Service:
     @property
     def prefix(self) -> str:
         return str(self.running.app.base_url)
+
+    @property
+    def caller(self) -> str:
+        """The token this service's routes are tried with (``CALLER``)."""
+        return CALLER.get(self.name, ANALYST)
 
     def send(
         self,
@@ -355,7 +365,7 @@ def test_a_method_a_route_does_not_have(services: dict[str, Service]) -> None:
             continue
         path = sample(pattern)
         wrong = next(m for m in WRONG_METHODS if m not in methods(handler))
-        answer = service.send(wrong, path, ANALYST, b"{}" if wrong in BODY_METHODS else None)
+        answer = service.send(wrong, path, service.caller, b"{}" if wrong in BODY_METHODS else None)
         where = f"{service.name} {wrong} {path}"
         if kind(handler) == "page":
             assert answer.status == 405 and answer.page_codes(where) == ["http_405"], where
@@ -368,18 +378,18 @@ def test_a_method_a_route_does_not_have(services: dict[str, Service]) -> None:
 def test_an_unknown_path(services: dict[str, Service]) -> None:
     for service in services.values():
         where = f"{service.name} unknown api path"
-        answer = service.send("GET", f"{service.prefix}api/no-such-route", ANALYST)
+        answer = service.send("GET", f"{service.prefix}api/no-such-route", service.caller)
         assert answer.codes(404, where) == ["http_404"]
         answer = service.send("POST", f"{service.prefix}api/no-such-route", None, b"{}")
         assert answer.codes(404, where) == ["http_404"]
         if service.name != "gateway":  # the gateway has no pages: every path is its API's
-            page = service.send("GET", f"{service.prefix}no-such-page", ANALYST)
+            page = service.send("GET", f"{service.prefix}no-such-page", service.caller)
             assert page.status == 404 and page.page_codes(f"{service.name} page") == ["http_404"]
     for service, pattern, handler in every_route(services):
         path = sample(pattern).rstrip("/") + "/no-such-thing"
         if kind(handler) != "api" or not path.startswith(f"{service.prefix}api/"):
             continue
-        answer = service.send("GET", path, ANALYST)
+        answer = service.send("GET", path, service.caller)
         answer.codes(404, f"{service.name} GET {path}")  # http_404, or the route's own not-found code
 
 
@@ -391,7 +401,7 @@ def test_a_body_that_is_not_json(services: dict[str, Service]) -> None:
         path = sample(pattern)
         for method in (m for m in methods(handler) if m in BODY_METHODS):
             where = f"{service.name} {method} {path}"
-            answer = service.send(method, path, ANALYST, b'{"not": json')
+            answer = service.send(method, path, service.caller, b'{"not": json')
             if reads_json_body(handler):
                 assert answer.codes(400, where) == ["body_invalid"]
                 readers += 1
@@ -413,7 +423,7 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(services: dict[str, Se
             where = f"{service.name} {method} {path}"
             headers = {"Content-Length": str(BEYOND_EVERY_CAP)}
             # Headers only: a body byte the server never reads could turn its early answer into a reset.
-            answer = service.send(method, path, ANALYST, None, headers)
+            answer = service.send(method, path, service.caller, None, headers)
             if kind(handler) == "api" and not is_catch_all(pattern, handler):
                 assert answer.codes(413, where) == ["body_too_large"]
                 tried += 1

@@ -17,6 +17,10 @@ POST api/requests/<id>/rerun           another reproducibility rerun of a reques
 GET  api/requests/<id>/download        zip of the released files and the signed manifest (audited)
 POST api/auth-cache/clear              forget cached token answers (a steward's token, the revocation hook)
 GET  metrics                           Prometheus metrics of the queue (a token with `read:metrics`)
+
+A workspace server's own token (JupyterLab's "Request export") may use only the first four routes,
+and only for its own project (``handlers.base.WorkspaceTokens``); everything else answers 403
+``export_workspace_refused``, another project 403 ``export_project_mismatch`` (404 on api/projects).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from enclave import metrics
 from enclave.db.models import Project, ProjectMember
 from enclave.errors import BadInput, Forbidden, NotFound
 from enclave.lifecycle import enclave_today
-from enclave.services.auth import SERVER_SCOPE, token_from_header
+from enclave.services.auth import token_from_header
 from enclave.services.handlers import NotFoundApi
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
 from export_review.metrics import export_families
@@ -40,29 +44,27 @@ from export_review.web.handlers.base import ApiHandler, UploadHandler
 from export_review.web.handlers.pages import REQUEST_ID
 
 
-def check_workspace_project(model: dict[str, Any] | None, project: str) -> None:
-    """A workspace server's token (bound to ``access:servers!server=<user>/<project>``) submits for its
-    own project only: a file of one project's workspace never goes to another project's committee."""
-    bound = {
-        match.group("server")
-        for scope in (model or {}).get("scopes") or []
-        if (match := SERVER_SCOPE.match(str(scope)))
-    }
-    if bound and bound != {project}:
-        raise Forbidden(
-            "export_project_mismatch",
-            f"This workspace belongs to project {', '.join(sorted(bound))}: it cannot submit for {project!r}",
-            f"此工作区属于项目 {'、'.join(sorted(bound))}，不能为 {project!r} 提交申请",
-        )
+def project_mismatch(bound: str, project: str) -> Forbidden:
+    return Forbidden(
+        "export_project_mismatch",
+        f"This workspace belongs to project {bound}: it cannot act for {project!r}",
+        f"此工作区属于项目 {bound}，不能为 {project!r} 操作",
+    )
 
 
 class RequestsApi(UploadHandler, ApiHandler):
+    workspace_may = True  # a workspace submits its files and lists its own project's requests
+
     def get(self) -> None:
         user = self.user
+        project = self.get_query_argument("project", None)
+        bound = self.workspace_project()
+        if bound is not None and project not in (None, bound):
+            raise project_mismatch(bound, project)
         rows = self.ctx.list(
             viewer=user,
             state=self.get_query_argument("state", None),
-            project=self.get_query_argument("project", None),
+            project=bound or project,
         )
         if self.get_query_argument("mine", "") in ("yes", "true", "1"):
             rows = [row for row in rows if row["requester"] == user]
@@ -71,7 +73,9 @@ class RequestsApi(UploadHandler, ApiHandler):
     def post(self) -> None:
         user = self.upload_user()
         project = self.get_body_argument("project", "")
-        check_workspace_project(self.current_user, project)
+        bound = self.workspace_project()
+        if bound is not None and project != bound:  # one project's files never go to another's committee
+            raise project_mismatch(bound, project)
         uploads = [actions.Upload(f["filename"], f["body"]) for f in self.request.files.get("files", [])]
         result = actions.submit_uploads(
             self.ctx,
@@ -94,11 +98,15 @@ PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 class ProjectApi(ApiHandler):
     """What a workspace shows of its project: title, access mode, state and the days it has left."""
 
+    workspace_may = True
+
     def get(self, project_id: str) -> None:
         user = self.user
         stewards = self.ctx.settings().stewards
+        # Another project of the analyst's, asked from a workspace: not found, as for a stranger.
+        readable = PROJECT_ID.fullmatch(project_id) and self.workspace_project() in (None, project_id)
         with self.ctx.session() as session:
-            project = session.get(Project, project_id) if PROJECT_ID.fullmatch(project_id) else None
+            project = session.get(Project, project_id) if readable else None
             member = project is not None and (
                 user in stewards
                 or session.scalar(
@@ -125,8 +133,14 @@ class ProjectApi(ApiHandler):
 
 
 class RequestApi(ApiHandler):
+    workspace_may = True
+
     def get(self, request_id: str) -> None:
-        self.write_json({"ok": True, "request": actions.describe(self.ctx, request_id, self.user)})
+        found = actions.describe(self.ctx, request_id, self.user)
+        bound = self.workspace_project()
+        if bound is not None and found["project"] != bound:
+            raise project_mismatch(bound, found["project"])
+        self.write_json({"ok": True, "request": found})
 
 
 def _text(body: dict[str, Any], key: str) -> str | None:

@@ -111,25 +111,80 @@ def _server_token(stack: Stack, user: str, project: str) -> str:
     return answer["token"]
 
 
-def test_a_workspace_submits_for_its_own_project_only(stack: Stack) -> None:
-    """A user on two projects: the token of their server for one cannot move a file to the other's
-    committee; their own (browser) login may submit for either."""
+OTHER = "renal-2026"  # bob is an analyst there too
+
+
+@pytest.fixture(scope="module")
+def workspace(stack: Stack) -> str:
+    """bob's server token for PROJECT, bob being on a second project as well."""
     from tests.export_review.factories import make_project
+
+    make_project(stack.env, project_id=OTHER)
+    return _server_token(stack, "bob", PROJECT)
+
+
+def _submit(stack: Stack, project: str, token: str) -> Response:
     from tests.export_review.web.conftest import call, multipart
 
-    other = "renal-2026"
-    make_project(stack.env, project_id=other)  # bob is an analyst there too
-    token = _server_token(stack, "bob", PROJECT)
+    body, content_type = multipart(
+        {"project": project, "justification": "Table 1"}, [("t.csv", GOOD_CSV.encode())]
+    )
+    return call("POST", f"{stack.service_url}api/requests", token, body=body, content_type=content_type)
 
-    def submit(project: str, with_token: str) -> Response:
-        body, content_type = multipart(
-            {"project": project, "justification": "Table 1"}, [("table.csv", GOOD_CSV.encode())]
-        )
-        url = f"{stack.service_url}api/requests"
-        return call("POST", url, with_token, body=body, content_type=content_type)
 
-    refused = submit(other, token)
+def test_a_workspace_submits_for_its_own_project_only(stack: Stack, workspace: str) -> None:
+    """The token of bob's server for one project cannot move a file to the other's committee; his own
+    (browser) login may submit for either."""
+    refused = _submit(stack, OTHER, workspace)
     assert refused.status == 403 and _codes(refused) == ["export_project_mismatch"]
-    assert not [r for r in stack.api("GET", f"requests?project={other}", "bob").json()["requests"]]
-    assert submit(PROJECT, token).status == 201
-    assert submit(other, stack.tokens["bob"]).status == 201  # not a server's token: no binding
+    assert not stack.api("GET", f"requests?project={OTHER}", "bob").json()["requests"]
+    assert _submit(stack, PROJECT, workspace).status == 201
+    assert _submit(stack, OTHER, stack.tokens["bob"]).status == 201  # not a server's token: no binding
+
+
+def test_a_workspace_sees_only_its_own_projects_requests(stack: Stack, workspace: str) -> None:
+    from tests.export_review.web.conftest import call
+
+    mine = _submit(stack, PROJECT, workspace).json()["request"]
+    elsewhere = _submit(stack, OTHER, stack.tokens["bob"]).json()["request"]
+    url = f"{stack.service_url}api/"
+    listed = call("GET", f"{url}requests", workspace).json()["requests"]
+    assert {r["project"] for r in listed} == {PROJECT} and mine in {r["id"] for r in listed}
+    assert call("GET", f"{url}requests?project={OTHER}", workspace).status == 403
+    assert call("GET", f"{url}requests/{mine}", workspace).status == 200
+    other = call("GET", f"{url}requests/{elsewhere}", workspace)
+    assert other.status == 403 and _codes(other) == ["export_project_mismatch"]
+    assert call("GET", f"{url}projects/{PROJECT}", workspace).status == 200
+    facts = call("GET", f"{url}projects/{OTHER}", workspace)
+    assert facts.status == 404 and b"2027-12-31" not in facts.body
+    assert stack.api("GET", f"projects/{OTHER}", "bob").status == 200  # bob himself may
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "api/requests/{id}/votes"),
+        ("POST", "api/requests/{id}/release"),
+        ("POST", "api/requests/{id}/rerun"),
+        ("GET", "api/requests/{id}/download"),
+        ("GET", ""),
+        ("GET", "review"),
+        ("GET", "mine"),
+        ("GET", "requests/{id}"),
+        ("GET", "requests/{id}/compare"),
+        ("GET", "requests/{id}/images/t.csv"),
+        ("GET", "requests/{id}/svg/t.csv"),
+        ("GET", "requests/{id}/download"),
+    ],
+)
+def test_everything_else_is_refused_to_a_workspace(
+    stack: Stack, workspace: str, method: str, path: str
+) -> None:
+    """Default deny: no vote, release, rerun or download, and no page (previews) from a workspace."""
+    from tests.export_review.web.conftest import call
+
+    request_id = _submit(stack, PROJECT, workspace).json()["request"]
+    body = b"{}" if method == "POST" else None
+    answer = call(method, stack.service_url + path.format(id=request_id), workspace, body=body)
+    assert answer.status == 403, (path, answer.status, answer.body[:300])
+    assert b"export_workspace_refused" in answer.body
