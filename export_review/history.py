@@ -16,12 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from enclave.db.models import ExportFile, ExportRequest, Project, ProjectMember
 from enclave.errors import BadInput
 from enclave.roles import ProjectRole
-from export_review.workflow import STATE_OWNER, ExportState
+from export_review.views import list_row
+from export_review.workflow import ExportState
 
 # Decided by the committee or closed: the history.
 DECIDED = (
@@ -149,16 +150,8 @@ def age_days(created_at: str, now: datetime | None = None) -> int:
 
 def _row(request: ExportRequest, now: datetime) -> dict[str, Any]:
     return {
-        "id": request.id,
-        "project": request.project_id,
-        "requester": request.requester,
-        "state": request.state,
-        "waiting_on": STATE_OWNER[ExportState(request.state)].value,
-        "version": request.version,
-        "files": len(request.files),
+        **list_row(request),
         "file_names": [f.name for f in request.files],
-        "created_at": request.created_at,
-        "updated_at": request.updated_at,
         "age_days": age_days(request.created_at, now),
     }
 
@@ -189,4 +182,5 @@ def search(
         query = query.order_by(ExportRequest.updated_at.desc(), ExportRequest.id)
     if limit is not None:
         query = query.limit(limit)
+    query = query.options(selectinload(ExportRequest.files))  # one query for every row's files
     return [_row(r, now) for r in session.scalars(query)], total

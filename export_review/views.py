@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from enclave.committee import Tally
 from enclave.config import Paths
@@ -50,12 +50,7 @@ def describe(
     votes = [_vote_dict(paths, request, v) for v in request.votes]
     revised_by = session.scalar(select(ExportRequest.id).where(ExportRequest.previous_id == request.id))
     out: dict[str, Any] = {
-        "id": request.id,
-        "project": request.project_id,
-        "requester": request.requester,
-        "state": request.state,
-        "waiting_on": STATE_OWNER[ExportState(request.state)].value,
-        "version": request.version,
+        **list_row(request),
         "previous": request.previous_id,
         "revised_by": revised_by,
         "justification": request.justification,
@@ -63,8 +58,6 @@ def describe(
         "records": request.records,
         "k": request.k,
         "digest": request.digest,
-        "created_at": request.created_at,
-        "updated_at": request.updated_at,
         "files": [
             {
                 "name": f.name,
@@ -173,6 +166,22 @@ def versions_to_compare(
     return (first, second) if first["version"] < second["version"] else (second, first)
 
 
+def list_row(request: ExportRequest) -> dict[str, Any]:
+    """What every view of a request shows (``describe``, ``list_requests`` and the reviewers' history
+    add their own fields): who asked for what in which project, its state and whose turn it is."""
+    return {
+        "id": request.id,
+        "project": request.project_id,
+        "requester": request.requester,
+        "state": request.state,
+        "waiting_on": STATE_OWNER[ExportState(request.state)].value,
+        "version": request.version,
+        "files": len(request.files),
+        "created_at": request.created_at,
+        "updated_at": request.updated_at,
+    }
+
+
 def list_requests(
     session: Session,
     *,
@@ -182,7 +191,11 @@ def list_requests(
     viewer: str | None = None,
 ) -> list[dict[str, Any]]:
     """Requests, newest first; a viewer sees only the projects they belong to (stewards: all)."""
-    query = select(ExportRequest).order_by(ExportRequest.created_at.desc(), ExportRequest.id)
+    query = (
+        select(ExportRequest)
+        .order_by(ExportRequest.created_at.desc(), ExportRequest.id)
+        .options(selectinload(ExportRequest.files))  # one query for every row's files, not one each
+    )
     if state is not None:
         try:
             query = query.where(ExportRequest.state == ExportState(state).value)
@@ -198,19 +211,6 @@ def list_requests(
         mine = select(ProjectMember.project_id).where(ProjectMember.username == viewer)
         query = query.where(ExportRequest.project_id.in_(mine))
     return [
-        {
-            "id": r.id,
-            "project": r.project_id,
-            "requester": r.requester,
-            "state": r.state,
-            "waiting_on": STATE_OWNER[ExportState(r.state)].value,
-            "version": r.version,
-            "previous": r.previous_id,
-            "files": len(r.files),
-            "abroad": r.abroad,
-            "records": r.records,
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
-        }
+        {**list_row(r), "previous": r.previous_id, "abroad": r.abroad, "records": r.records}
         for r in session.scalars(query)
     ]

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
 from enclave.committee_keys import registered_key
+from enclave.db.models import ExportRequest
 from enclave.errors import BadInput, EnclaveError, NotFound
 from export_review import permissions, reproduction
 from export_review.repository import get_request
@@ -153,6 +157,45 @@ def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
             own_key=registered_key(ctx.paths, user) is not None,
             rerun=_can(lambda: reproduction.check_user_can_rerun(session, request, user, settings.stewards)),
         )
+
+
+def actionable(ctx: ExportService, request_ids: Collection[str], user: str) -> tuple[set[str], set[str]]:
+    """Of ``request_ids``, those ``user`` can vote on now and those they can release: the rules of
+    ``abilities`` for a whole queue, in one session with the files and votes loaded together.
+
+    Who may vote on or release a request depends on its project (the user's roles there, whether it
+    is open for exports) and on whether the user made it, so each rule is asked once per project and
+    side (tests/export_review/web/test_actions.py holds this to ``abilities``)."""
+    settings = ctx.settings()
+    if not request_ids:
+        return set(), set()
+    with ctx.session() as session:
+        query = (
+            select(ExportRequest)
+            .where(ExportRequest.id.in_(list(request_ids)))
+            .options(selectinload(ExportRequest.files), selectinload(ExportRequest.votes))
+        )
+        asked: dict[tuple[str, str, bool], bool] = {}
+
+        def allowed(rule: str, request: ExportRequest) -> bool:
+            key = (rule, request.project_id, request.requester == user)
+            if key not in asked:
+                asked[key] = (
+                    permissions.user_can_vote(session, request, user)
+                    if rule == "vote"
+                    else permissions.user_can_release(session, request, user, settings.stewards)
+                )
+            return asked[key]
+
+        vote, release = set(), set()
+        for request in session.scalars(query):
+            if request.state == "in_review" and allowed("vote", request):
+                voted = {v.file_id for v in request.votes if v.reviewer == user}
+                if voted != {f.id for f in request.files}:
+                    vote.add(request.id)
+            elif request.state == "approved" and allowed("release", request):
+                release.add(request.id)
+        return vote, release
 
 
 def _can(check: Callable[[], None]) -> bool:

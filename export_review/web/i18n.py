@@ -32,9 +32,14 @@ LABELS: Labels = {
     "submit_title": ("Submit an export request", "提交导出申请"),
     "submit_button": ("Submit for review", "提交审核"),
     "submit_help": (
-        "Upload the output files from your workspace. They are copied into the vault and checked on the "
-        "server before the committee sees them.",
-        "上传工作空间中的输出文件。文件将复制到数据保险库，并在委员会审核前于服务器上检查。",
+        "From your workspace, right-click the file in JupyterLab's file browser and choose "
+        "\u201cRequest export\u201d: the workspace sends the file itself, nothing to download or upload. "
+        "This form is for files you hold outside the enclave (for example a revised figure legend). "
+        "Either way the files are copied into the vault and checked on the server before the committee "
+        "sees them.",
+        "在工作空间中，请在 JupyterLab 文件浏览器中右键单击文件并选择\u201c申请导出\u201d："
+        "工作空间直接发送该文件，无需下载或上传。此表单用于您在领地之外持有的文件（例如修改后的图注）。"
+        "无论哪种方式，文件都会复制到数据保险库，并在委员会审核前于服务器上检查。",
     ),
     "findings": ("Check findings", "检查结果"),
     "no_findings": ("No findings.", "没有检查结果。"),

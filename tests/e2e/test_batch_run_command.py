@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import secrets
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,16 +19,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO, exec_python, free_port, sh
+from tests.e2e.conftest import exec_python
+from tests.harness.browser import browser
+from tests.harness.lab import LabServer, running_lab
 from tests.runs.recording_service import Recorded, RecordingService, describe, recording_service
+
+__all__ = ["browser"]  # the fixture: Chromium
 
 pytestmark = pytest.mark.slow
 
-IMAGE = os.environ.get("ANALYST_IMAGE", "enclave/analyst:latest")
 PREFIX = "enclave-test-lab-"
 RUNS_TOKEN = "the-servers-own-hub-token"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 SCREENSHOT = Path("/tmp/enclave-batch-run-dialog.png")
 NOTEBOOK = {
     "nbformat": 4,
@@ -83,96 +80,33 @@ def answer(request: Recorded) -> tuple[int, Any]:
 
 
 @dataclass
-class Lab:
-    url: str
-    token: str
-    container: str
+class Lab(LabServer):
     service: RecordingService
-
-    def api(self, method: str, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
-        """A token-authenticated call (no XSRF needed), as a script would make it."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"token {self.token}")
-        for name, value in headers.items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            try:
-                return error.code, json.loads(payload)
-            except ValueError:
-                return error.code, payload.decode(errors="replace")
 
     def posts(self) -> list[Recorded]:
         return self.service.of("POST")
 
 
-def _wait_ready(url: str, token: str, container: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            request = urllib.request.Request(url + "api/status")
-            request.add_header("Authorization", f"token {token}")
-            with urllib.request.urlopen(request, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    logs = sh("docker", "logs", container, check=False)
-    pytest.fail(f"JupyterLab did not start in the analyst image:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    built = sh("bash", str(REPO / "images/build.sh"), check=False)
-    assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
     with recording_service(answer) as service:
-        name = f"{PREFIX}{secrets.token_hex(4)}"
-        port, token = free_port(), secrets.token_hex(16)
-        # Host networking only so that the browser and the stand-in are both on this loopback.
-        sh(
-            "docker", "run", "-d", "--name", name, "--network", "host", "--user", "1000:1000",
-            "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--tmpfs", "/tmp:mode=1777", "--tmpfs", "/home/analyst:uid=1000,gid=1000,mode=0700",
-            "-e", f"ENCLAVE_RUNS_URL={service.url}", "-e", f"JUPYTERHUB_API_TOKEN={RUNS_TOKEN}",
-            "-e", "ENCLAVE_PROJECT=cardio",
-            IMAGE, "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-        )  # fmt: skip
-        try:
-            written = exec_python(
-                name,
-                "import json, os\n"
-                "os.makedirs('/home/analyst/analysis', exist_ok=True)\n"
-                f"nb = {json.dumps(NOTEBOOK)!r}\n"
-                "open('/home/analyst/analysis/table1.ipynb', 'w').write(nb)\n"
-                "open('/home/analyst/analysis/notes.txt', 'w').write('not a notebook')\n"
-                "open('/tmp/outside.ipynb', 'w').write(nb)\n"
-                "os.symlink('/tmp/outside.ipynb', '/home/analyst/analysis/escape.ipynb')\n"
-                "os.symlink('/tmp', '/home/analyst/analysis/tmpdir')\n",
-            )
-            assert written.returncode == 0, written.stderr
-            url = f"http://127.0.0.1:{port}/"
-            _wait_ready(url, token, name)
-            yield Lab(url, token, name, service)
-        finally:
-            logs = sh("docker", "logs", name, check=False)
-            print(logs.stdout[-4000:], logs.stderr[-4000:])
-            sh("docker", "rm", "-f", name, check=False)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield launched
-        launched.close()
+        env = {
+            "ENCLAVE_RUNS_URL": service.url,
+            "JUPYTERHUB_API_TOKEN": RUNS_TOKEN,
+            "ENCLAVE_PROJECT": "cardio",
+        }
+        setup = (
+            "import json, os\n"
+            "os.makedirs('/home/analyst/analysis', exist_ok=True)\n"
+            f"nb = {json.dumps(NOTEBOOK)!r}\n"
+            "open('/home/analyst/analysis/table1.ipynb', 'w').write(nb)\n"
+            "open('/home/analyst/analysis/notes.txt', 'w').write('not a notebook')\n"
+            "open('/tmp/outside.ipynb', 'w').write(nb)\n"
+            "os.symlink('/tmp/outside.ipynb', '/home/analyst/analysis/escape.ipynb')\n"
+            "os.symlink('/tmp', '/home/analyst/analysis/tmpdir')\n"
+        )
+        with running_lab(PREFIX, env, setup) as server:
+            yield Lab(server.url, server.token, server.container, service)
 
 
 def open_notebook(browser: Any, lab: Lab) -> Any:
@@ -194,8 +128,7 @@ def submit_dialog(page: Any, parameters: str) -> str:
 
 
 def test_the_extension_is_installed_and_enabled_in_the_image(lab: Lab) -> None:
-    listed = sh("docker", "exec", lab.container, "jupyter", "labextension", "list", check=False)
-    text = listed.stdout + listed.stderr
+    text = lab.labextensions()
     assert "enclave-runs" in text and "enabled" in text.split("enclave-runs", 1)[1].splitlines()[0], text
     page = urllib.request.urlopen(f"{lab.url}lab?token={lab.token}", timeout=30).read().decode()
     config = json.loads(
@@ -317,10 +250,7 @@ def test_the_server_extension_reads_only_notebooks_inside_the_root(
 
 
 def test_the_server_extension_needs_a_login_and_lists_runs(lab: Lab) -> None:
-    request = urllib.request.Request(f"{lab.url}enclave/runs")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code in (401, 403)
+    assert lab.status_without_login("enclave/runs") in (401, 403)
     status, body = lab.api("GET", "enclave/runs")
     assert status == 200 and [r["id"] for r in body["runs"]] == ["run-00000000000a"]
     assert lab.service.requests[-1].headers["Authorization"] == f"token {RUNS_TOKEN}"

@@ -11,12 +11,6 @@ Screenshots of each step go to $ENCLAVE_TEST_ARTEFACTS/lab/ (tests/harness/brows
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import secrets
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,16 +20,15 @@ import pytest
 
 from enclave.db.models import Project
 from enclave.lifecycle import enclave_today
-from tests.e2e.conftest import REPO, exec_python, free_port, sh
 from tests.export_review.factories import GOOD_CSV, PROJECT
 from tests.export_review.web.conftest import Stack, stack
 from tests.harness.browser import accessibility_violations, browser, describe, save_screenshot
+from tests.harness.lab import LabServer, running_lab
 
 __all__ = ["browser", "stack"]  # fixtures: Chromium, and the hub with the export review
 
 pytestmark = pytest.mark.slow
 
-IMAGE = os.environ.get("ANALYST_IMAGE", "enclave/analyst:latest")
 PREFIX = "enclave-test-lab-export-"
 ARTEFACTS = "lab"
 CSV_PATH = "results/table1.csv"
@@ -45,82 +38,33 @@ FILE_ITEM = ".jp-DirListing-item[data-isdir='false'] >> text=table1.csv"
 
 
 @dataclass
-class Lab:
-    url: str
-    token: str
-    container: str
+class Lab(LabServer):
     stack: Stack
-
-    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """A token-authenticated call to the server (no XSRF needed), as a script would make it."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"token {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            payload = error.read()
-            try:
-                return error.code, json.loads(payload)
-            except ValueError:
-                return error.code, payload.decode(errors="replace")
 
     def bobs_requests(self) -> list[str]:
         rows = self.stack.api("GET", f"requests?project={PROJECT}&mine=yes", "bob").json()["requests"]
         return [row["id"] for row in rows]
 
 
-def _wait_ready(url: str, token: str, container: str) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            request = urllib.request.Request(url + "api/status")
-            request.add_header("Authorization", f"token {token}")
-            with urllib.request.urlopen(request, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    logs = sh("docker", "logs", container, check=False)
-    pytest.fail(f"JupyterLab did not start in the analyst image:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def lab(stack: Stack) -> Iterator[Lab]:
-    built = sh("bash", str(REPO / "images/build.sh"), check=False)
-    assert built.returncode == 0, f"building the images failed:\n{built.stderr[-4000:]}"
-    name = f"{PREFIX}{secrets.token_hex(4)}"
-    port, token = free_port(), secrets.token_hex(16)
-    # Host networking only so that the browser and the hub in this process share the loopback.
-    sh(
-        "docker", "run", "-d", "--name", name, "--network", "host", "--user", "1000:1000",
-        "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--tmpfs", "/tmp:mode=1777", "--tmpfs", "/home/analyst:uid=1000,gid=1000,mode=0700",
-        "-e", f"ENCLAVE_EXPORT_REVIEW_URL={stack.service_url}",
-        "-e", f"JUPYTERHUB_API_TOKEN={stack.tokens['bob']}", "-e", f"ENCLAVE_PROJECT={PROJECT}",
-        IMAGE, "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-    )  # fmt: skip
-    try:
-        written = exec_python(
-            name,
-            "import os\n"
-            "os.makedirs('/home/analyst/results/folder', exist_ok=True)\n"
-            f"open('/home/analyst/{CSV_PATH}', 'w').write({GOOD_CSV!r})\n"
-            f"open('/home/analyst/.secret.csv', 'w').write({GOOD_CSV!r})\n"
-            f"open('/tmp/outside.csv', 'w').write({GOOD_CSV!r})\n"
-            "os.symlink('/tmp/outside.csv', '/home/analyst/results/escape.csv')\n"
-            "os.symlink('/home/analyst/.secret.csv', '/home/analyst/results/hidden-link.csv')\n"
-            "os.symlink('/tmp', '/home/analyst/results/tmpdir')\n",
-        )
-        assert written.returncode == 0, written.stderr
-        url = f"http://127.0.0.1:{port}/"
-        _wait_ready(url, token, name)
-        yield Lab(url, token, name, stack)
-    finally:
-        logs = sh("docker", "logs", name, check=False)
-        print(logs.stdout[-4000:], logs.stderr[-4000:])
-        sh("docker", "rm", "-f", name, check=False)
+    env = {
+        "ENCLAVE_EXPORT_REVIEW_URL": stack.service_url,
+        "JUPYTERHUB_API_TOKEN": stack.tokens["bob"],
+        "ENCLAVE_PROJECT": PROJECT,
+    }
+    setup = (
+        "import os\n"
+        "os.makedirs('/home/analyst/results/folder', exist_ok=True)\n"
+        f"open('/home/analyst/{CSV_PATH}', 'w').write({GOOD_CSV!r})\n"
+        f"open('/home/analyst/.secret.csv', 'w').write({GOOD_CSV!r})\n"
+        f"open('/tmp/outside.csv', 'w').write({GOOD_CSV!r})\n"
+        "os.symlink('/tmp/outside.csv', '/home/analyst/results/escape.csv')\n"
+        "os.symlink('/home/analyst/.secret.csv', '/home/analyst/results/hidden-link.csv')\n"
+        "os.symlink('/tmp', '/home/analyst/results/tmpdir')\n"
+    )
+    with running_lab(PREFIX, env, setup) as server:
+        yield Lab(server.url, server.token, server.container, stack)
 
 
 def open_lab(browser: Any, lab: Lab) -> Any:
@@ -141,8 +85,7 @@ def _ours(violations: list[dict]) -> list[dict]:
 
 
 def test_the_extension_is_installed_and_enabled_in_the_image(lab: Lab) -> None:
-    listed = sh("docker", "exec", lab.container, "jupyter", "labextension", "list", check=False)
-    text = listed.stdout + listed.stderr
+    text = lab.labextensions()
     assert "enclave-exports" in text, text
     assert "enabled" in text.split("enclave-exports", 1)[1].splitlines()[0], text
 
@@ -278,10 +221,7 @@ def test_the_services_refusals_pass_through_and_lists_need_a_login(lab: Lab) -> 
         "POST", "enclave/exports", {"path": CSV_PATH, "justification": "x", "revises": "nope"}
     )
     assert got >= 400 and body["ok"] is False and body["errors"][0]["message"]["zh"], body  # the service's
-    request = urllib.request.Request(f"{lab.url}enclave/exports")
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code in (401, 403)
+    assert lab.status_without_login("enclave/exports") in (401, 403)
     status, listed = lab.api("GET", "enclave/exports")
     assert status == 200 and {"id", "state", "version", "files", "updated_at"} <= set(listed["requests"][0])
     assert [r["id"] for r in listed["requests"]] == lab.bobs_requests()

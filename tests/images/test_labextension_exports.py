@@ -7,58 +7,36 @@ JupyterLab and Chromium."""
 
 from __future__ import annotations
 
-import fnmatch
-import importlib.util
 import json
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
-LOCKDOWN = Path(__file__).resolve().parents[2] / "images" / "analyst" / "lockdown"
-LABEXTENSIONS = LOCKDOWN / "labextension"
-EXTENSION = LABEXTENSIONS / "enclave-exports"
-PAGE_CONFIG = LOCKDOWN.parent / "page_config.json"
+from tests.harness import labextensions
 
-
-def package() -> dict:
-    return json.loads((EXTENSION / "package.json").read_text(encoding="utf-8"))
-
-
-def entry() -> Path:
-    return EXTENSION / package()["jupyterlab"]["_build"]["load"]
-
-
-def rehash_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("rehash", LABEXTENSIONS / "rehash.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+NAME = "enclave-exports"
+EXTENSION = labextensions.LABEXTENSIONS / NAME
+REHASH = labextensions.LABEXTENSIONS / "rehash.py"
 
 
 def test_package_json_is_what_jupyterlab_reads() -> None:
-    data = package()
-    assert data["name"] == "enclave-exports" and data["version"]
-    assert data["jupyterlab"]["_build"]["extension"] == "./extension"
-    assert set(data["jupyterlab"]["_build"]) == {"load", "extension"}
-    assert sorted(p.name for p in (EXTENSION / "static").iterdir()) == [entry().name]
+    labextensions.check_package_json(NAME)
 
 
 def test_rehash_names_every_extension_after_its_content() -> None:
-    rehash = rehash_module()
+    rehash = labextensions.rehash_module()
     assert [p.name for p in rehash.extensions()] == ["enclave-exports", "enclave-runs"]
     for extension in rehash.extensions():
         data = json.loads((extension / "package.json").read_text(encoding="utf-8"))
         current = extension / data["jupyterlab"]["_build"]["load"]
         wanted = rehash.entry_name(current.read_bytes())
-        assert current.name == wanted, f"{extension.name} changed: run `python {LABEXTENSIONS / 'rehash.py'}`"
+        assert current.name == wanted, f"{extension.name} changed: run `python {REHASH}`"
 
 
 def test_rehash_renames_an_edited_entry_and_points_package_json_at_it(tmp_path: Path) -> None:
-    rehash = rehash_module()
+    rehash = labextensions.rehash_module()
     copy = tmp_path / "enclave-exports"
     shutil.copytree(EXTENSION, copy)
     (old,) = (copy / "static").iterdir()
@@ -72,32 +50,15 @@ def test_rehash_renames_an_edited_entry_and_points_package_json_at_it(tmp_path: 
 
 
 def test_the_distribution_installs_it_where_jupyterlab_looks() -> None:
-    project = tomllib.loads((LOCKDOWN / "pyproject.toml").read_text())
-    data_files = project["tool"]["setuptools"]["data-files"]
-    installed = {
-        f"{target}/{Path(path).name}"
-        for target, patterns in data_files.items()
-        for pattern in patterns
-        for path in (str(p.relative_to(LOCKDOWN)) for p in EXTENSION.rglob("*") if p.is_file())
-        if fnmatch.fnmatch(path, pattern)
-    }
-    assert installed == {
-        "share/jupyter/labextensions/enclave-exports/package.json",
-        f"share/jupyter/labextensions/enclave-exports/static/{entry().name}",
-    }
+    labextensions.check_installed(NAME)
 
 
 def test_the_page_config_neither_disables_nor_locks_it() -> None:
-    config = json.loads(PAGE_CONFIG.read_text())
-    for key in ("disabledExtensions", "lockedExtensions"):
-        names = set(config.get(key, {}))
-        assert not {n for n in names if n.startswith("enclave-exports")}, (key, names)
+    labextensions.check_page_config(NAME)
 
 
 def test_the_script_fetches_nothing_else_and_writes_no_markup() -> None:
-    source = entry().read_text(encoding="utf-8")
-    for forbidden in ("http://", "https://", "import(", "require(", "eval(", "new Function", "innerHTML"):
-        assert forbidden not in source, forbidden
+    source = labextensions.script(NAME)
     assert source.count("fetch(") == 1 and "fetch(baseUrl() + route" in source  # its own server only
     for route in ("'enclave/exports'", "'enclave/workspace'"):
         assert route in source
@@ -207,7 +168,7 @@ def run_harness(workspace: dict, lists: list[list[dict]]) -> dict:
         pytest.fail("node is missing (scripts/setup.sh installs it with the hub's proxy)")
     scripted = json.dumps({"workspace": workspace, "lists": lists})
     done = subprocess.run(
-        [node, "-e", NODE_HARNESS, str(entry()), scripted],
+        [node, "-e", NODE_HARNESS, str(labextensions.entry(NAME)), scripted],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,32 +1,37 @@
 """What "Request export" may send (``enclave_lockdown.export_files``), on a real folder: the POST's
 fields, and only regular files inside the workspace, read from the disk, never one that climbs out,
 hides, links out, is a folder, a fifo or too large. The module has no Jupyter import (the vault's
-environment has no jupyter_server); it is loaded from its file. The handlers around it run in the
+environment has no jupyter_server); it is loaded from its file, with the path checks it shares
+(``enclave_lockdown.workspace_paths``). The handlers around it run in the
 real analyst image in tests/e2e/test_export_from_lab.py."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-MODULE = Path(__file__).resolve().parents[2] / "images/analyst/lockdown/enclave_lockdown/export_files.py"
+PACKAGE = Path(__file__).resolve().parents[2] / "images/analyst/lockdown/enclave_lockdown"
 CSV = b"dx,n\nI10,25\n"
 CAP = 1024
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("export_files_under_test", MODULE)
+def load(name: str) -> ModuleType:
+    """``enclave_lockdown.<name>`` from its file, without the package (whose __init__ needs Jupyter)."""
+    spec = importlib.util.spec_from_file_location(f"enclave_lockdown.{name}", PACKAGE / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so that export_files' own import finds it
     spec.loader.exec_module(module)
     return module
 
 
-files = load()
+load("workspace_paths")
+files = load("export_files")
 
 
 @pytest.fixture

@@ -4,79 +4,39 @@ enabled. tests/e2e/test_batch_run_command.py uses it in real JupyterLab and Chro
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import shutil
 import subprocess
-import tomllib
-from pathlib import Path
 
 import pytest
 
-LOCKDOWN = Path(__file__).resolve().parents[2] / "images" / "analyst" / "lockdown"
-EXTENSION = LOCKDOWN / "labextension" / "enclave-runs"
-PAGE_CONFIG = LOCKDOWN.parent / "page_config.json"
+from tests.harness import labextensions
 
-
-def package() -> dict:
-    return json.loads((EXTENSION / "package.json").read_text(encoding="utf-8"))
-
-
-def entry() -> Path:
-    return EXTENSION / package()["jupyterlab"]["_build"]["load"]
+NAME = "enclave-runs"
 
 
 def test_package_json_is_what_jupyterlab_reads() -> None:
-    data = package()
-    assert data["name"] == "enclave-runs" and data["version"]
-    build = data["jupyterlab"]["_build"]
-    assert build["extension"] == "./extension"
-    assert set(build) == {"load", "extension"}  # no style or mime module: the container has neither
-    assert entry().is_file()
-    assert sorted(p.name for p in (EXTENSION / "static").iterdir()) == [entry().name]
+    labextensions.check_package_json(NAME)
 
 
 def test_the_entry_is_named_after_its_content() -> None:
     """JupyterLab caches static/ as immutable for a year: a changed file needs a new name."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("rehash", LOCKDOWN / "labextension" / "rehash.py")
-    assert spec and spec.loader
-    rehash = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rehash)
-    wanted = rehash.entry_name(entry().read_bytes())
-    assert entry().name == wanted, (
-        f"the labextension changed: run `python {LOCKDOWN / 'labextension' / 'rehash.py'}` ({wanted})"
+    wanted = labextensions.rehash_module().entry_name(labextensions.entry(NAME).read_bytes())
+    assert labextensions.entry(NAME).name == wanted, (
+        f"the labextension changed: run `python {labextensions.LABEXTENSIONS / 'rehash.py'}` ({wanted})"
     )
 
 
 def test_the_distribution_installs_it_where_jupyterlab_looks() -> None:
-    project = tomllib.loads((LOCKDOWN / "pyproject.toml").read_text())
-    data_files = project["tool"]["setuptools"]["data-files"]
-    installed = {
-        f"{target}/{Path(path).name}"
-        for target, patterns in data_files.items()
-        for pattern in patterns
-        for path in (str(p.relative_to(LOCKDOWN)) for p in EXTENSION.rglob("*") if p.is_file())
-        if fnmatch.fnmatch(path, pattern)
-    }
-    assert installed == {
-        "share/jupyter/labextensions/enclave-runs/package.json",
-        f"share/jupyter/labextensions/enclave-runs/static/{entry().name}",
-    }
+    labextensions.check_installed(NAME)
 
 
 def test_the_page_config_neither_disables_nor_locks_it() -> None:
-    config = json.loads(PAGE_CONFIG.read_text())
-    for key in ("disabledExtensions", "lockedExtensions"):
-        names = set(config.get(key, {}))
-        assert not {n for n in names if n.startswith("enclave-runs")}, (key, names)
+    labextensions.check_page_config(NAME)
 
 
 def test_the_script_fetches_nothing_and_writes_no_markup() -> None:
-    source = entry().read_text(encoding="utf-8")
-    for forbidden in ("http://", "https://", "import(", "require(", "eval(", "new Function", "innerHTML"):
-        assert forbidden not in source, forbidden
+    source = labextensions.script(NAME)
     assert "fetch(baseUrl() + 'enclave/runs'" in source  # its only request: its own server
 
 
@@ -119,7 +79,11 @@ def test_the_container_speaks_module_federation_and_registers_the_command() -> N
     if node is None:
         pytest.fail("node is missing (scripts/setup.sh installs it with the hub's proxy)")
     done = subprocess.run(
-        [node, "-e", NODE_HARNESS, str(entry())], capture_output=True, text=True, timeout=60, check=False
+        [node, "-e", NODE_HARNESS, str(labextensions.entry(NAME))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

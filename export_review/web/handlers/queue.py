@@ -2,7 +2,7 @@
 the review queue with its release queue and the searchable history of decided requests.
 
 Who sees what is the domain's (``export_review.history``, ``permissions``); the queue keeps the
-requests the viewer can vote on or release now (``actions.abilities``), oldest first.
+requests the viewer can vote on or release now (``actions.actionable``), oldest first.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ class ReviewQueuePage(PageHandler):
             in_review, _ = listed(["in_review"], oldest_first=True)
             approved, _ = listed(["approved"], oldest_first=True)
             decided, decided_total = listed(history.DECIDED, limit=history.HISTORY_LIMIT)
-        waiting = [r for r in in_review if actions.abilities(self.ctx, r["id"], user).vote]
-        to_release = [r for r in approved if actions.abilities(self.ctx, r["id"], user).release]
+        can_vote, can_release = actions.actionable(self.ctx, [r["id"] for r in in_review + approved], user)
+        waiting = [r for r in in_review if r["id"] in can_vote]
+        to_release = [r for r in approved if r["id"] in can_release]
         notices = [entry for problem in problems for entry in page_errors(problem)[1]]
         if notices:
             self.set_status(400)

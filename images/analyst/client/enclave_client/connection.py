@@ -21,6 +21,7 @@ import pyarrow as pa
 from enclave_client.errors import QueryError
 from enclave_client.frame import QueryFrame
 from enclave_client.progress import ProgressDisplay, progress_line
+from enclave_client.service_http import error_list, service_request
 
 __all__ = ["Connection", "Progress", "QueryError", "connect", "progress_line"]
 
@@ -88,18 +89,20 @@ class Connection:
         self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout_s: float | None = None
     ) -> tuple[str, bytes]:
         data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"token {self._token}")
-        request.add_header("Accept", f"{ARROW_STREAM}, application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self.project:
-            request.add_header("X-Enclave-Project", self.project)
+        request = service_request(
+            self.url + path,
+            method,
+            self._token,
+            data=data,
+            content_type="" if data is None else "application/json",
+            accept=f"{ARROW_STREAM}, application/json",
+            project=self.project,
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s or self.timeout_s) as response:
                 return response.headers.get("Content-Type", ""), response.read()
         except urllib.error.HTTPError as error:
-            raise _query_error(error.code, error.read()) from None
+            raise QueryError(error.code, error_list(error.code, error.read())) from None
         except urllib.error.URLError as error:
             raise QueryError(
                 0,
@@ -211,17 +214,6 @@ class Connection:
     def _cancel_quietly(self, query_id: str) -> None:
         with contextlib.suppress(QueryError):
             self.cancel(query_id)
-
-
-def _query_error(status: int, payload: bytes) -> QueryError:
-    try:
-        body = json.loads(payload)
-        errors = body["errors"]
-    except (ValueError, KeyError, TypeError):
-        errors = [
-            {"code": f"http_{status}", "message": {"en": f"HTTP error {status}", "zh": f"HTTP 错误 {status}"}}
-        ]
-    return QueryError(status, errors)
 
 
 def _dataframe(content_type: str, payload: bytes, synthetic: bool) -> Any:

@@ -15,15 +15,13 @@ and Chinese messages, in the services' error shape.
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from enclave_client.errors import QueryError, error_entry
+from enclave_client.service_http import ServiceClient, json_object, read_service, service_request
 
 __all__ = ["MAX_EXPORT_BYTES", "ExportError", "ExportsClient", "connect"]
 
@@ -51,16 +49,6 @@ def _error(code: str, en: str, zh: str, status: int = 0) -> ExportError:
     return ExportError(status, [error_entry(code, en, zh)])
 
 
-def _service_error(status: int, payload: bytes) -> ExportError:
-    try:
-        errors = json.loads(payload)["errors"]
-        if not isinstance(errors, list) or not errors or not all(isinstance(e, dict) for e in errors):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        errors = [error_entry(f"http_{status}", f"HTTP error {status}", f"HTTP 错误 {status}")]
-    return ExportError(status, errors)
-
-
 def multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
     """A ``multipart/form-data`` body (text fields, then ``(field, filename, bytes)`` parts)."""
     boundary = f"enclave-{uuid.uuid4().hex}"
@@ -79,44 +67,29 @@ def multipart(fields: list[tuple[str, str]], files: list[tuple[str, str, bytes]]
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
-class ExportsClient:
+class ExportsClient(ServiceClient):
     """The export review's API for one analyst's server (its token names the user)."""
 
-    def __init__(self, url: str, token: str, project: str, *, timeout_s: float = 120.0) -> None:
-        self.url = url.rstrip("/") + "/"
-        self.project = project
-        self.timeout_s = timeout_s
-        self._token = token
+    project: str
 
-    def __repr__(self) -> str:
-        return f"<enclave_client.exports.ExportsClient {self.url} project={self.project}>"
+    def __init__(self, url: str, token: str, project: str, *, timeout_s: float = 120.0) -> None:
+        super().__init__(url, token, project, timeout_s=timeout_s)
+
+    def _unreachable(self, reason: object) -> ExportError:
+        return _error(
+            "export_unreachable",
+            f"Cannot reach the export review at {self.url}: {reason}",
+            f"无法连接导出审核服务 {self.url}：{reason}",
+            status=502,
+        )
 
     def _json(
         self, method: str, path: str, body: bytes | None = None, content_type: str = ""
     ) -> dict[str, Any]:
-        request = urllib.request.Request(self.url + path, data=body, method=method)
-        request.add_header("Authorization", f"token {self._token}")
-        request.add_header("Accept", "application/json")
-        if content_type:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as error:
-            raise _service_error(error.code, error.read()) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise _error(
-                "export_unreachable",
-                f"Cannot reach the export review at {self.url}: {reason}",
-                f"无法连接导出审核服务 {self.url}：{reason}",
-                status=502,
-            ) from None
-        try:
-            answer = json.loads(payload)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
+        request = service_request(self.url + path, method, self._token, data=body, content_type=content_type)
+        payload = read_service(request, self.timeout_s, ExportError, self._unreachable)
+        answer = json_object(payload)
+        if answer is None:
             raise _error(
                 "export_bad_answer",
                 "The export review answered something that is not JSON",

@@ -28,8 +28,6 @@ import re
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from enclave_client.run_input import (
     notebook_file,
     read_notebook,
 )
+from enclave_client.service_http import ServiceClient, json_object, open_service, service_request
 
 __all__ = [
     "MAX_NOTEBOOK_BYTES",
@@ -65,7 +64,6 @@ __all__ = [
 RUNS_URL_ENV = "ENCLAVE_RUNS_URL"
 TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
 PROJECT_ENVS = ("ENCLAVE_PROJECT", "JUPYTERHUB_SERVER_NAME")
-PROJECT_HEADER = "X-Enclave-Project"
 TERMINAL = frozenset({"succeeded", "failed", "timed_out", "cancelled"})
 STATE_ZH = {
     "queued": "排队中",
@@ -259,27 +257,11 @@ def _output_path(name: str) -> str:
     return "/".join(quote(part, safe="") for part in parts)
 
 
-def _run_error(status: int, payload: bytes) -> RunError:
-    try:
-        errors = json.loads(payload)["errors"]
-        if not isinstance(errors, builtins.list) or not errors:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        errors = [error_entry(f"http_{status}", f"HTTP error {status}", f"HTTP 错误 {status}")]
-    return RunError(status, errors)
-
-
-class RunsClient:
+class RunsClient(ServiceClient):
     """The runs service's API for one analyst's server (its token names the user and project)."""
 
     def __init__(self, url: str, token: str, project: str | None = None, *, timeout_s: float = 60.0) -> None:
-        self.url = url.rstrip("/") + "/"
-        self.project = project
-        self.timeout_s = timeout_s
-        self._token = token
-
-    def __repr__(self) -> str:
-        return f"<enclave_client.runs.RunsClient {self.url} project={self.project}>"
+        super().__init__(url, token, project, timeout_s=timeout_s)
 
     def _open(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None
@@ -292,24 +274,18 @@ class RunsClient:
                     "The request holds a value JSON cannot carry (NaN or Infinity)",
                     "请求中含有 JSON 无法表示的值（NaN 或 Infinity）",
                 ) from None
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"token {self._token}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json; charset=utf-8")
-        if self.project:
-            request.add_header(PROJECT_HEADER, self.project)
-        try:
-            return urllib.request.urlopen(request, timeout=self.timeout_s)
-        except urllib.error.HTTPError as error:
-            raise _run_error(error.code, error.read()) from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise _error(
-                "runs_unreachable",
-                f"Cannot reach the runs service at {self.url}: {reason}",
-                f"无法连接批处理作业服务 {self.url}：{reason}",
-            ) from None
+        content_type = "" if data is None else "application/json; charset=utf-8"
+        request = service_request(
+            self.url + path, method, self._token, data=data, content_type=content_type, project=self.project
+        )
+        return open_service(request, self.timeout_s, RunError, self._unreachable)
+
+    def _unreachable(self, reason: object) -> RunError:
+        return _error(
+            "runs_unreachable",
+            f"Cannot reach the runs service at {self.url}: {reason}",
+            f"无法连接批处理作业服务 {self.url}：{reason}",
+        )
 
     def _read(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
         with self._open(method, path, body) as response:
@@ -317,11 +293,8 @@ class RunsClient:
 
     def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         payload = self._read(method, path, body)
-        try:
-            answer = json.loads(payload)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
+        answer = json_object(payload)
+        if answer is None:
             raise _error(
                 "runs_bad_answer",
                 "The runs service answered something that is not JSON",

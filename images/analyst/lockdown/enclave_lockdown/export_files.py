@@ -15,15 +15,13 @@ import os
 import stat
 from typing import Any
 
+from enclave_lockdown.workspace_paths import Refusal, check_below, relative_parts
+
 MAX_JUSTIFICATION = 4000
 
 
-class ExportFileError(Exception):
-    """A refusal in the services' error shape: HTTP status, stable code, English and Chinese."""
-
-    def __init__(self, status: int, code: str, en: str, zh: str) -> None:
-        super().__init__(code)
-        self.status, self.code, self.en, self.zh = status, code, en, zh
+class ExportFileError(Refusal):
+    """An export request refused before it reaches the export review."""
 
 
 def check_body(body: Any) -> tuple[Any, str, str | None, bool]:
@@ -64,14 +62,7 @@ def check_path(path: Any) -> str:
     """A contents path as the UI sends it: relative, ``/``-separated, no ``..``, nothing hidden."""
     if not isinstance(path, str) or not path.strip("/"):
         raise ExportFileError(400, "export_path_invalid", "Which file? Give its path", "请指定文件的路径")
-    parts = path.strip("/").split("/")
-    if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
-        raise ExportFileError(
-            400,
-            "export_path_outside_home",
-            f"{path} is not a path inside the workspace",
-            f"{path} 不是工作区中的路径",
-        )
+    parts = relative_parts(path, ExportFileError, "export_path_outside_home")
     if any(part.startswith(".") for part in parts):
         raise ExportFileError(
             403,
@@ -86,10 +77,7 @@ def real_file(root: str, path: str) -> str:
     """The real path of ``path`` under ``root``; refused when it leaves the root or is not a file."""
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, *path.split("/")))
-    if not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise ExportFileError(
-            403, "export_path_outside_home", f"{path} points outside the workspace", f"{path} 指向工作区之外"
-        )
+    check_below(real, real_root, path, ExportFileError, "export_path_outside_home")
     relative = os.path.relpath(real, real_root).split(os.sep)
     if any(part.startswith(".") for part in relative):  # a link to a hidden file is a hidden file
         raise ExportFileError(

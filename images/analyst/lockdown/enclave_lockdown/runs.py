@@ -24,6 +24,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import ensure_async
 from tornado import web
 
+from enclave_lockdown.workspace_paths import Refusal, check_below, relative_parts
+
 ROUTE = "enclave/runs"
 MAX_NOTEBOOK_BYTES = 5 * 1024 * 1024
 LOCAL_STATUS = {"runs_unreachable": 502, "runs_not_configured": 503, "runs_bad_answer": 502}
@@ -35,24 +37,15 @@ def error_body(status: int, code: str, en: str, zh: str) -> str:
     return json.dumps({"ok": False, "errors": errors, "status": status}, ensure_ascii=False)
 
 
-class RunsRequestError(Exception):
-    def __init__(self, status: int, code: str, en: str, zh: str) -> None:
-        super().__init__(code)
-        self.status, self.code, self.en, self.zh = status, code, en, zh
+class RunsRequestError(Refusal):
+    """A batch run request refused before it reaches the runs service."""
 
 
 def check_path(path: Any) -> str:
     """A contents path as the UI sends it: relative, ``/``-separated, no ``..``, a ``.ipynb``."""
     if not isinstance(path, str) or not path.strip("/"):
         raise RunsRequestError(400, "run_path_invalid", "Which notebook? Give its path", "请指定笔记本的路径")
-    parts = path.strip("/").split("/")
-    if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
-        raise RunsRequestError(
-            400,
-            "run_path_outside_home",
-            f"{path} is not a path inside the workspace",
-            f"{path} 不是工作区中的路径",
-        )
+    parts = relative_parts(path, RunsRequestError, "run_path_outside_home")
     if not parts[-1].endswith(".ipynb"):
         raise RunsRequestError(
             400,
@@ -71,13 +64,8 @@ def check_real_path(contents_manager: Any, path: str) -> None:
         return  # not a file-backed manager: its own checks are all there is
     real = os.path.realpath(get_os_path(path))
     real_root = os.path.realpath(root)
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise RunsRequestError(
-            403,
-            "run_path_outside_home",
-            f"{path} points outside the workspace",
-            f"{path} 指向工作区之外",
-        )
+    if real != real_root:
+        check_below(real, real_root, path, RunsRequestError, "run_path_outside_home")
 
 
 class RunsHandler(APIHandler):
