@@ -159,16 +159,27 @@ def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
         )
 
 
-def actionable(ctx: ExportService, request_ids: Collection[str], user: str) -> tuple[set[str], set[str]]:
-    """Of ``request_ids``, those ``user`` can vote on now and those they can release: the rules of
-    ``abilities`` for a whole queue, in one session with the files and votes loaded together.
+@dataclass(frozen=True)
+class Actionable:
+    """What a reviewer's queue holds for them: requests to vote on, requests they voted on every file of
+    that wait for the other members, and approved requests to release."""
+
+    vote: set[str]
+    voted: set[str]
+    release: set[str]
+
+
+def actionable(ctx: ExportService, request_ids: Collection[str], user: str) -> Actionable:
+    """Of ``request_ids``, those ``user`` can vote on now, those they have voted on in full (still in
+    review), and those they can release: the rules of ``abilities`` for a whole queue, in one session
+    with the files and votes loaded together.
 
     Who may vote on or release a request depends on its project (the user's roles there, whether it
     is open for exports) and on whether the user made it, so each rule is asked once per project and
     side (tests/export_review/web/test_actions.py holds this to ``abilities``)."""
     settings = ctx.settings()
     if not request_ids:
-        return set(), set()
+        return Actionable(set(), set(), set())
     with ctx.session() as session:
         query = (
             select(ExportRequest)
@@ -187,15 +198,14 @@ def actionable(ctx: ExportService, request_ids: Collection[str], user: str) -> t
                 )
             return asked[key]
 
-        vote, release = set(), set()
+        found = Actionable(set(), set(), set())
         for request in session.scalars(query):
             if request.state == "in_review" and allowed("vote", request):
-                voted = {v.file_id for v in request.votes if v.reviewer == user}
-                if voted != {f.id for f in request.files}:
-                    vote.add(request.id)
+                cast = {v.file_id for v in request.votes if v.reviewer == user}
+                (found.voted if cast == {f.id for f in request.files} else found.vote).add(request.id)
             elif request.state == "approved" and allowed("release", request):
-                release.add(request.id)
-        return vote, release
+                found.release.add(request.id)
+        return found
 
 
 def _can(check: Callable[[], None]) -> bool:

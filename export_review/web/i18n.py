@@ -99,9 +99,10 @@ LABELS: Labels = {
         "您尚未提交任何导出申请。",
     ),
     "review_lead": (
-        "Requests waiting for your vote or your release, oldest first, then the history of decided "
-        "requests of your projects.",
-        "等待您投票或发布的申请（最早的在前），以及您所在项目中已决定申请的历史记录。",
+        "Requests waiting for your vote, those you voted on that wait for the other members, those "
+        "waiting for your release, oldest first, then the history of decided requests of your projects.",
+        "等待您投票的申请、您已投票且等待其他委员的申请、等待您发布的申请（最早的在前），"
+        "以及您所在项目中已决定申请的历史记录。",
     ),
     "filters_title": ("Filter and search", "筛选与搜索"),
     "filter_any": ("Any", "全部"),
@@ -124,6 +125,12 @@ LABELS: Labels = {
         "Nothing is waiting for your vote. A request appears here once its checks are done, if you sit "
         "on its project's committee and have not yet voted on every file.",
         "没有等待您投票的申请。申请完成检查后，如果您是其项目的委员且尚未对每个文件投票，就会出现在这里。",
+    ),
+    "voted_title": ("You voted: waiting for the other members", "您已投票：等待其他委员"),
+    "voted_caption": ("Voted by you, still in review", "您已投票，仍在审核中"),
+    "voted_empty": (
+        "No request you voted on is still waiting for the other members.",
+        "没有您已投票且仍在等待其他委员的申请。",
     ),
     "release_caption": ("Approved, for you to release", "已批准，待您发布"),
     "release_empty": (

@@ -69,15 +69,17 @@ class ReviewQueuePage(PageHandler):
             in_review, _ = listed(["in_review"], oldest_first=True)
             approved, _ = listed(["approved"], oldest_first=True)
             decided, decided_total = listed(history.DECIDED, limit=history.HISTORY_LIMIT)
-        can_vote, can_release = actions.actionable(self.ctx, [r["id"] for r in in_review + approved], user)
-        waiting = [r for r in in_review if r["id"] in can_vote]
-        to_release = [r for r in approved if r["id"] in can_release]
+        mine = actions.actionable(self.ctx, [r["id"] for r in in_review + approved], user)
+        waiting = [r for r in in_review if r["id"] in mine.vote]
+        voted = [r for r in in_review if r["id"] in mine.voted]
+        to_release = [r for r in approved if r["id"] in mine.release]
         notices = [entry for problem in problems for entry in page_errors(problem)[1]]
         if notices:
             self.set_status(400)
         self.render(
             "review.html",
             waiting=waiting,
+            voted=voted,
             to_release=to_release,
             decided=decided,
             decided_total=decided_total,

@@ -30,18 +30,20 @@ def test_actionable_agrees_with_abilities(any_env: ExportEnv) -> None:
     ids += [half, whole, by_alice]
     ctx = ExportService(any_env.sessions, any_env.paths)
 
+    files = {i: {f["name"] for f in ctx.describe(i, viewer=None)["files"]} for i in ids}
+    in_review = {i for i in ids if any_env.state(i) == ExportState.IN_REVIEW}
     seen_vote, seen_release = set(), set()
     for user in ("rev1", "rev2", "rev3", "bob", "alice", "carol"):
-        can_vote, can_release = actions.actionable(ctx, ids, user)
+        found = actions.actionable(ctx, ids, user)
         each = {request_id: actions.abilities(ctx, request_id, user) for request_id in ids}
-        assert can_vote == {i for i, a in each.items() if a.vote}, user
-        assert can_release == {i for i, a in each.items() if a.release}, user
-        seen_vote |= can_vote
-        seen_release |= can_release
+        assert found.vote == {i for i, a in each.items() if a.vote}, user
+        assert found.voted == {i for i in in_review if each[i].voted_files == files[i]}, user
+        assert found.release == {i for i, a in each.items() if a.release}, user
+        seen_vote |= found.vote
+        seen_release |= found.release
     # The comparison meant something: some requests can be voted on, some released, not all.
     assert half in seen_vote and seen_release and seen_vote != set(ids)
-    assert (
-        actions.actionable(ctx, ids, "rev2")[0] >= {half}
-        and whole not in actions.actionable(ctx, ids, "rev2")[0]
-    )
-    assert actions.actionable(ctx, [], "rev1") == (set(), set())
+    rev2 = actions.actionable(ctx, ids, "rev2")
+    assert half in rev2.vote and whole in rev2.voted and whole not in rev2.vote
+    assert half not in actions.actionable(ctx, ids, "rev1").voted  # one file of two is not "voted"
+    assert actions.actionable(ctx, [], "rev1") == actions.Actionable(set(), set(), set())

@@ -199,7 +199,22 @@ def test_the_queue_lists_what_waits_and_the_history_what_was_decided(stack: Stac
         assert text in body, text
     assert page.current == ["nav-review"]
     counts = dict(re.findall(r'data-count="([a-z]+)">(\d+)<', body))
-    assert counts == {"queue": "2", "release": "1", "history": str(len(page.ids_in("history")))}
+    assert counts == {"queue": "2", "voted": "0", "release": "1", "history": str(len(page.ids_in("history")))}
+
+
+def test_a_request_voted_on_waits_for_the_others_in_its_own_list(stack: Stack, seeded: Seeded) -> None:
+    """Voting does not make a request vanish: it moves to "you voted, waiting for the others" until the
+    committee decides, and no one else's list changes."""
+    request_id = make_request(stack.env)
+    assert stack.vote("rev1", request_id, choice="approve", override="checked by hand").status == 200
+    assert stack.env.state(request_id) == "in_review"
+    mine = review(stack, "rev1")[1]
+    assert request_id in mine.ids_in("voted-queue") and request_id not in mine.ids_in("queue")
+    assert request_id not in mine.ids_in("history")
+    others = review(stack, "rev2")[1]
+    assert request_id in others.ids_in("queue") and request_id not in others.ids_in("voted-queue")
+    assert request_id in review(stack, "rev1", q=request_id)[1].ids_in("voted-queue")  # filters apply
+    assert request_id not in review(stack, "rev1", q="no-such-thing")[1].ids_in("voted-queue")
 
 
 def test_a_request_leaves_the_queue_for_the_history_when_decided(stack: Stack, seeded: Seeded) -> None:
