@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from enclave.db.models import ExportFile, ExportRequest, Project, ProjectMember
 from enclave.errors import BadInput
 from enclave.roles import ProjectRole
-from export_review.views import list_row
+from export_review.views import list_row, visible_to
 from export_review.workflow import ExportState
 
 # Decided by the committee or closed: the history.
@@ -171,11 +171,8 @@ def search(
     before ``limit``. Newest change first, or oldest submission first (a queue: who waited longest)."""
     now = now or datetime.now(UTC)
     query = select(ExportRequest).where(ExportRequest.state.in_([str(s) for s in states]))
-    if viewer not in stewards:
-        mine = select(ProjectMember.project_id).where(ProjectMember.username == viewer)
-        query = query.where(ExportRequest.project_id.in_(mine))
-    query = _filtered(query, filters, now)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query = _filtered(visible_to(query, viewer, stewards), filters, now)
+    total = None if limit is None else session.scalar(select(func.count()).select_from(query.subquery()))
     if oldest_first:
         query = query.order_by(ExportRequest.created_at, ExportRequest.id)
     else:
@@ -183,4 +180,5 @@ def search(
     if limit is not None:
         query = query.limit(limit)
     query = query.options(selectinload(ExportRequest.files))  # one query for every row's files
-    return [_row(r, now) for r in session.scalars(query)], total
+    rows = [_row(r, now) for r in session.scalars(query)]
+    return rows, len(rows) if total is None else total

@@ -98,12 +98,17 @@ class ExportService:
             return views.describe(session, self.paths, request_id, settings=settings, viewer=viewer)
 
     def list(
-        self, *, viewer: str | None, state: str | None = None, project: str | None = None
+        self,
+        *,
+        viewer: str | None,
+        state: str | None = None,
+        project: str | None = None,
+        requester: str | None = None,
     ) -> list[dict[str, Any]]:
         settings = self.settings()
         with self.session() as session:
             return views.list_requests(
-                session, settings=settings, viewer=viewer, state=state, project=project
+                session, settings=settings, viewer=viewer, state=state, project=project, requester=requester
             )
 
     def vote(

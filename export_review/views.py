@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from enclave.committee import Tally
@@ -182,6 +183,14 @@ def list_row(request: ExportRequest) -> dict[str, Any]:
     }
 
 
+def visible_to(query: Select[Any], viewer: str, stewards: Collection[str]) -> Select[Any]:
+    """``query`` narrowed to the requests ``viewer`` may see: those of their projects (stewards: all)."""
+    if viewer in stewards:
+        return query
+    mine = select(ProjectMember.project_id).where(ProjectMember.username == viewer)
+    return query.where(ExportRequest.project_id.in_(mine))
+
+
 def list_requests(
     session: Session,
     *,
@@ -189,8 +198,10 @@ def list_requests(
     project: str | None = None,
     state: str | None = None,
     viewer: str | None = None,
+    requester: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Requests, newest first; a viewer sees only the projects they belong to (stewards: all)."""
+    """Requests (of ``requester`` only, if given), newest first; a viewer sees only the projects they
+    belong to (stewards: all)."""
     query = (
         select(ExportRequest)
         .order_by(ExportRequest.created_at.desc(), ExportRequest.id)
@@ -207,9 +218,10 @@ def list_requests(
             ) from None
     if project is not None:
         query = query.where(ExportRequest.project_id == project)
-    if viewer is not None and viewer not in settings.stewards:
-        mine = select(ProjectMember.project_id).where(ProjectMember.username == viewer)
-        query = query.where(ExportRequest.project_id.in_(mine))
+    if requester is not None:
+        query = query.where(ExportRequest.requester == requester)
+    if viewer is not None:
+        query = visible_to(query, viewer, settings.stewards)
     return [
         {**list_row(r), "previous": r.previous_id, "abroad": r.abroad, "records": r.records}
         for r in session.scalars(query)

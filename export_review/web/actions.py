@@ -140,6 +140,11 @@ class Abilities:
     rerun: bool = False  # may ask for another reproducibility rerun (a request made from a run)
 
 
+def voted_on_every_file(request: ExportRequest, user: str) -> bool:
+    """``user`` has cast a vote on each file of ``request``: nothing is left for them to vote on."""
+    return {v.file_id for v in request.votes if v.reviewer == user} == {f.id for f in request.files}
+
+
 def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
     settings = ctx.settings()
     with ctx.session() as session:
@@ -148,7 +153,7 @@ def abilities(ctx: ExportService, request_id: str, user: str) -> Abilities:
         return Abilities(
             vote=request.state == "in_review"
             and permissions.user_can_vote(session, request, user)
-            and voted != {f.name for f in request.files},
+            and not voted_on_every_file(request, user),
             release=request.state == "approved"
             and permissions.user_can_release(session, request, user, settings.stewards),
             download=permissions.user_can_download(session, request, user),
@@ -201,8 +206,7 @@ def actionable(ctx: ExportService, request_ids: Collection[str], user: str) -> A
         found = Actionable(set(), set(), set())
         for request in session.scalars(query):
             if request.state == "in_review" and allowed("vote", request):
-                cast = {v.file_id for v in request.votes if v.reviewer == user}
-                (found.voted if cast == {f.id for f in request.files} else found.vote).add(request.id)
+                (found.voted if voted_on_every_file(request, user) else found.vote).add(request.id)
             elif request.state == "approved" and allowed("release", request):
                 found.release.add(request.id)
         return found

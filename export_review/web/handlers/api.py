@@ -29,15 +29,15 @@ import re
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
-
 from enclave import metrics
-from enclave.db.models import Project, ProjectMember
+from enclave.db.models import Project
 from enclave.errors import BadInput, Forbidden, NotFound
 from enclave.lifecycle import enclave_today
+from enclave.projects import roles_of
 from enclave.services.auth import token_from_header
 from enclave.services.handlers import NotFoundApi
 from enclave.services.hub import check_metrics_reader, check_revoker, clear_token_cache
+from enclave.specs import PROJECT_ID_PATTERN
 from export_review.metrics import export_families
 from export_review.web import actions
 from export_review.web.handlers.base import ApiHandler, UploadHandler
@@ -61,13 +61,13 @@ class RequestsApi(UploadHandler, ApiHandler):
         bound = self.workspace_project()
         if bound is not None and project not in (None, bound):
             raise project_mismatch(bound, project)
+        mine = self.get_query_argument("mine", "") in ("yes", "true", "1")
         rows = self.ctx.list(
             viewer=user,
             state=self.get_query_argument("state", None),
             project=bound or project,
+            requester=user if mine else None,
         )
-        if self.get_query_argument("mine", "") in ("yes", "true", "1"):
-            rows = [row for row in rows if row["requester"] == user]
         self.write_json({"ok": True, "requests": rows})
 
     def post(self) -> None:
@@ -92,9 +92,6 @@ class RequestsApi(UploadHandler, ApiHandler):
         self.write_json({"ok": True, **result}, 201)
 
 
-PROJECT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
-
-
 class ProjectApi(ApiHandler):
     """What a workspace shows of its project: title, access mode, state and the days it has left."""
 
@@ -104,18 +101,13 @@ class ProjectApi(ApiHandler):
         user = self.user
         stewards = self.ctx.settings().stewards
         # Another project of the analyst's, asked from a workspace: not found, as for a stranger.
-        readable = PROJECT_ID.fullmatch(project_id) and self.workspace_project() in (None, project_id)
+        readable = re.fullmatch(PROJECT_ID_PATTERN, project_id) and self.workspace_project() in (
+            None,
+            project_id,
+        )
         with self.ctx.session() as session:
             project = session.get(Project, project_id) if readable else None
-            member = project is not None and (
-                user in stewards
-                or session.scalar(
-                    select(ProjectMember.username).where(
-                        ProjectMember.project_id == project_id, ProjectMember.username == user
-                    )
-                )
-                is not None
-            )
+            member = project is not None and (user in stewards or bool(roles_of(session, project_id, user)))
             if not member:  # the same answer whether it exists or not: no list of projects by probing
                 raise NotFound(
                     "project_not_found", f"No project {project_id!r} of yours", f"您没有项目 {project_id!r}"

@@ -28,7 +28,7 @@ class MyRequestsPage(PageHandler):
         self.render_mine()
 
     def render_mine(self) -> None:
-        mine = [r for r in self.ctx.list(viewer=self.user) if r["requester"] == self.user]
+        mine = self.ctx.list(viewer=self.user, requester=self.user)
         rows = [{**r, "age_days": history.age_days(r["created_at"])} for r in mine]
         self.render("index.html", rows=rows)
 
